@@ -1,0 +1,130 @@
+/* client.c - libcurl easy handles kept per thread, so connections to the same service are reused. */
+#include "libshop/client.h"
+#include "libshop/log.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_key_t handle_key;
+
+static void handle_free(void *p)
+{
+    curl_easy_cleanup(p);
+}
+
+static void global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_key_create(&handle_key, handle_free);
+}
+
+static CURL *thread_handle(void)
+{
+    pthread_once(&once, global_init);
+    CURL *h = pthread_getspecific(handle_key);
+    if (!h) {
+        h = curl_easy_init();
+        if (!h)
+            return NULL;
+        pthread_setspecific(handle_key, h);
+    }
+    return h;
+}
+
+void shop_http_result_init(struct shop_http_result *res, size_t body_max)
+{
+    res->status = 0;
+    res->error[0] = '\0';
+    shop_buf_init(&res->body, body_max);
+}
+
+void shop_http_result_cleanup(struct shop_http_result *res)
+{
+    shop_buf_cleanup(&res->body);
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    struct shop_http_result *res = ud;
+    if (shop_buf_append(&res->body, p, size * n) == -1) {
+        snprintf(res->error, sizeof(res->error), "response body larger than %zu bytes",
+                 res->body.max);
+        return 0;
+    }
+    return size * n;
+}
+
+int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res)
+{
+    CURL *h = thread_handle();
+    res->status = 0;
+    res->error[0] = '\0';
+    shop_buf_reset(&res->body);
+    if (!h) {
+        snprintf(res->error, sizeof(res->error), "cannot create a curl handle");
+        return -1;
+    }
+    curl_easy_reset(h);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
+    char line[160];
+    if (call->content_type) {
+        snprintf(line, sizeof(line), "Content-Type: %s", call->content_type);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    if (call->request_id) {
+        snprintf(line, sizeof(line), "X-Request-Id: %s", call->request_id);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    long connect_ms = call->timeout_ms < 2000 ? call->timeout_ms : 2000;
+    curl_easy_setopt(h, CURLOPT_URL, call->url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, call->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, res);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, call->follow_redirects ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (strcmp(call->method, "GET") != 0) {
+        if (call->body) {
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+        }
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method);
+    }
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        if (!res->error[0])
+            snprintf(res->error, sizeof(res->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        res->status = 0;
+        return -1;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
+    if (!res->body.data)
+        shop_buf_append(&res->body, "", 0);
+    return 0;
+}
+
+int shop_url_escape_segment(struct shop_buf *out, const char *segment)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = 0;
+    for (const unsigned char *p = (const unsigned char *)segment; *p && rc == 0; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            rc = shop_buf_putc(out, (char)*p);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            rc = shop_buf_append(out, e, 3);
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* client.h - outbound HTTP on libcurl: one reused easy handle per thread (keep-alive),
+ * timeouts on every call, bounded response bodies. */
+#ifndef SHOP_CLIENT_H
+#define SHOP_CLIENT_H
+
+#include <stddef.h>
+
+#include "libshop/util.h"
+
+struct shop_http_result {
+    long status;         /* HTTP status, 0 when no answer came */
+    struct shop_buf body; /* response body, NUL-terminated */
+    char error[256];     /* why the transfer failed */
+};
+
+void shop_http_result_init(struct shop_http_result *res, size_t body_max);
+void shop_http_result_cleanup(struct shop_http_result *res);
+
+struct shop_http_call {
+    const char *method;       /* GET, POST, PUT, DELETE */
+    const char *url;
+    const char *content_type; /* for a body; NULL = none */
+    const char *body;
+    size_t body_len;
+    long timeout_ms;          /* whole-transfer limit; connect limit is min(timeout, 2 s) */
+    const char *request_id;   /* sent as X-Request-Id when set */
+    int follow_redirects;
+};
+
+/* Performs the call on the calling thread's handle. Returns 0 when an HTTP answer arrived
+ * (any status; res->status and res->body set), -1 on a transport failure or timeout
+ * (res->error says which). res must be initialised; its body is reset first. */
+int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res);
+
+/* Percent-encodes a path segment (RFC 3986 unreserved kept) into out. Returns 0 or -1 if full. */
+int shop_url_escape_segment(struct shop_buf *out, const char *segment);
+
+#endif

@@ -1,0 +1,36 @@
+/* conf.h - environment configuration read once at start: aliases, defaults, validation.
+ * A bad value stops the process with one line naming the variable (exit 1). */
+#ifndef SHOP_CONF_H
+#define SHOP_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* names is "NAME" or "NAME|ALIAS|...": the first one set to a non-empty value wins.
+ * Each returned value is logged once at info level (masked when the name looks secret).
+ * Returns a pointer into the environment, or def. */
+const char *shop_conf_str(const char *names, const char *def);
+/* Integer in [min, max]; anything else is fatal. */
+long shop_conf_long(const char *names, long def, long min, long max);
+/* TCP port 1..65535; anything else is fatal. */
+int shop_conf_port(const char *names, int def);
+/* true/false/1/0/yes/no/on/off; anything else is fatal. */
+bool shop_conf_bool(const char *names, bool def);
+
+/* A parsed URL: scheme://[user[:pass]@]host[:port][/path]. Missing parts are "" / 0. */
+struct shop_url {
+    char scheme[16];
+    char user[128];
+    char pass[128];
+    char host[256];
+    int port;
+    char path[256]; /* without the leading '/' and without any '?query' */
+};
+
+/* Parses s into u. Returns 0 or -1 when s is not a URL of that shape. */
+int shop_url_parse(const char *s, struct shop_url *u);
+/* Splits "host" or "host:port" (also "[v6]:port"). port is left unchanged when absent.
+ * Returns 0, or -1 for an empty host or a bad port. */
+int shop_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
+
+#endif

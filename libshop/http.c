@@ -1,0 +1,738 @@
+/* http.c - libmicrohttpd wrapper: two-phase handler (keeps keep-alive on 0.9.75), per-connection
+ * request objects reused across keep-alive requests, router, access log, metrics, graceful stop. */
+#include "libshop/http.h"
+#include "libshop/json.h"
+#include "libshop/log.h"
+#include "libshop/metrics.h"
+#include "libshop/util.h"
+#include "shop_version.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define MAX_PARAMS    8
+#define MAX_HEADERS   4
+#define PARAM_MAX     256
+#define PATH_MAX_LEN  8192
+#define DEFAULT_BODY  (64 * 1024)
+
+/* Status codes counted per route; anything else lands in the last slot as "other". */
+static const int counted_codes[] = {200, 201, 204, 301, 304, 400, 404, 405, 406, 413,
+                                    415, 500, 502, 503, 504, 507};
+#define NCODES (sizeof(counted_codes) / sizeof(counted_codes[0]) + 1)
+
+static const double duration_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                         0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+struct route_stats {
+    const char *label; /* route pattern, or "unmatched" */
+    _Atomic unsigned long long codes[NCODES];
+    struct shop_histogram duration;
+};
+
+struct shop_req {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    long long start_ns;
+    bool replied;
+    bool too_big;
+    int status;
+    struct route_stats *stats;
+    struct shop_buf body;
+    struct shop_buf out; /* reply scratch, reused */
+    char pathbuf[PATH_MAX_LEN];
+    const char *pnames[MAX_PARAMS];
+    const char *pvalues[MAX_PARAMS];
+    size_t nparams;
+    char rid[72];
+    const char *hdr_names[MAX_HEADERS];
+    char *hdr_values[MAX_HEADERS];
+    size_t nhdr;
+};
+
+static const struct shop_server_conf *g_conf;
+static struct shop_route *g_routes;
+static size_t g_nroutes;
+static struct route_stats *g_stats; /* g_nroutes + 1 (unmatched) */
+static atomic_bool g_stopping;
+
+bool shop_server_stopping(void)
+{
+    return atomic_load(&g_stopping);
+}
+
+const char *shop_version(void)
+{
+    return SHOP_VERSION;
+}
+
+/* ---- path decoding and routing ---------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+long shop_pct_decode(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+static bool param_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > PARAM_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f || c == '/')
+            return false;
+    }
+    return true;
+}
+
+int shop_route_match(const char *pattern, const char *path, char *buf, size_t buflen,
+                     const char **names, const char **values, size_t *nparams, size_t maxparams)
+{
+    size_t total = strlen(path);
+    if (total > 1 && path[total - 1] == '/')
+        total--; /* one trailing slash is tolerated, as Express did */
+    const char *uend = path + total;
+    const char *p = pattern, *u = path;
+    size_t used = 0, np = 0;
+    int bad = 0;
+    for (;;) {
+        if (*p == '\0')
+            break;
+        if (u >= uend || *p != '/' || *u != '/')
+            return 0;
+        p++;
+        u++;
+        size_t plen = strcspn(p, "/");
+        const char *ue = memchr(u, '/', (size_t)(uend - u));
+        size_t ulen = ue ? (size_t)(ue - u) : (size_t)(uend - u);
+        if (ulen == 0)
+            return 0; /* an empty segment never matches */
+        if (p[0] == ':') {
+            if (np == maxparams || used + ulen + 1 > buflen)
+                return 0;
+            long n = shop_pct_decode(u, ulen, buf + used);
+            if (n < 0 || !param_ok(buf + used, (size_t)n))
+                bad = 1;
+            names[np] = p + 1;
+            values[np] = buf + used;
+            np++;
+            used += ulen + 1;
+        } else {
+            char lit[PATH_MAX_LEN];
+            if (ulen >= sizeof(lit))
+                return 0;
+            long n = shop_pct_decode(u, ulen, lit);
+            if (n < 0 || (size_t)n != plen || strncasecmp(lit, p, plen) != 0)
+                return 0;
+        }
+        p += plen;
+        u += ulen;
+    }
+    if (u != uend)
+        return 0;
+    *nparams = np;
+    return bad ? -1 : 1;
+}
+
+/* ---- request accessors ------------------------------------------------------------------ */
+
+const char *shop_req_method(const struct shop_req *req)
+{
+    return req->method;
+}
+
+const char *shop_req_path(const struct shop_req *req)
+{
+    return req->url;
+}
+
+const char *shop_req_id(const struct shop_req *req)
+{
+    return req->rid;
+}
+
+const char *shop_req_param(const struct shop_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nparams; i++) {
+        const char *pn = req->pnames[i];
+        if (strncmp(pn, name, n) == 0 && (pn[n] == '/' || pn[n] == '\0'))
+            return req->pvalues[i];
+    }
+    return NULL;
+}
+
+const char *shop_req_header(struct shop_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *shop_req_body(const struct shop_req *req, size_t *len)
+{
+    *len = req->body.len;
+    return req->body.data ? req->body.data : "";
+}
+
+static bool ctype_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static json_t *parse_form(const char *s, size_t len)
+{
+    json_t *obj = json_object();
+    const char *end = s + len;
+    while (s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(s, '=', (size_t)(stop - s));
+        const char *kend = eq ? eq : stop;
+        char *k = shop_xstrndup(s, (size_t)(kend - s));
+        char *v = eq ? shop_xstrndup(eq + 1, (size_t)(stop - eq - 1)) : shop_xstrdup("");
+        for (char *c = k; *c; c++)
+            if (*c == '+')
+                *c = ' ';
+        for (char *c = v; *c; c++)
+            if (*c == '+')
+                *c = ' ';
+        long kn = shop_pct_decode(k, strlen(k), k);
+        long vn = shop_pct_decode(v, strlen(v), v);
+        if (kn > 0 && vn >= 0 && !json_object_get(obj, k))
+            json_object_set_new(obj, k, json_stringn(v, (size_t)vn));
+        free(k);
+        free(v);
+        s = stop + 1;
+    }
+    return obj;
+}
+
+json_t *shop_req_body_object(struct shop_req *req)
+{
+    const char *ct = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype_is(ct, "application/json")) {
+        json_error_t err;
+        if (req->body.len == 0)
+            return json_object();
+        return shop_json_parse(req->body.data, req->body.len, &err);
+    }
+    if (ctype_is(ct, "application/x-www-form-urlencoded"))
+        return parse_form(req->body.data ? req->body.data : "", req->body.len);
+    return json_object();
+}
+
+/* ---- replies ----------------------------------------------------------------------------- */
+
+void shop_reply_add_header(struct shop_req *req, const char *name, const char *value)
+{
+    if (req->nhdr == MAX_HEADERS)
+        return;
+    req->hdr_names[req->nhdr] = name;
+    req->hdr_values[req->nhdr] = shop_xstrdup(value);
+    req->nhdr++;
+}
+
+static size_t code_slot(int status)
+{
+    for (size_t i = 0; i < NCODES - 1; i++)
+        if (counted_codes[i] == status)
+            return i;
+    return NCODES - 1;
+}
+
+static void access_log(struct shop_req *req, double secs)
+{
+    if (shop_log_level < SHOP_LOG_INFO)
+        return;
+    char path[160];
+    size_t i = 0;
+    for (const char *u = req->url; *u && i < sizeof(path) - 1; u++)
+        path[i++] = (*u > 0x20 && *u < 0x7f && *u != '"') ? *u : '?';
+    path[i] = '\0';
+    shop_log(SHOP_LOG_INFO, "rid=%s method=%s path=\"%s\" status=%d ms=%.3f", req->rid,
+             req->method, path, req->status, secs * 1000.0);
+}
+
+void shop_reply(struct shop_req *req, int status, const char *content_type, const char *body,
+                size_t len)
+{
+    if (req->replied) {
+        shop_log_warnx("rid=%s second reply ignored", req->rid);
+        return;
+    }
+    req->replied = true;
+    req->status = status;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return;
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, "X-Request-Id", req->rid);
+    if (g_conf->cors) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+        MHD_add_response_header(r, "Timing-Allow-Origin", "*");
+    }
+    for (size_t i = 0; i < req->nhdr; i++)
+        MHD_add_response_header(r, req->hdr_names[i], req->hdr_values[i]);
+    if (shop_server_stopping())
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    MHD_queue_response(req->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+
+    double secs = (double)(shop_now_ns() - req->start_ns) / 1e9;
+    if (req->stats) {
+        atomic_fetch_add(&req->stats->codes[code_slot(status)], 1);
+        shop_histogram_observe(&req->stats->duration, secs);
+    }
+    access_log(req, secs);
+}
+
+void shop_reply_text(struct shop_req *req, int status, const char *text)
+{
+    shop_reply(req, status, g_conf->text_type, text, strlen(text));
+}
+
+void shop_reply_json(struct shop_req *req, int status, json_t *v)
+{
+    shop_buf_reset(&req->out);
+    if (!v || shop_json_dump(v, g_conf->json_flags, &req->out) == -1) {
+        json_decref(v);
+        shop_reply_text(req, 500, "response too large");
+        return;
+    }
+    json_decref(v);
+    shop_reply(req, status, g_conf->json_type, req->out.data, req->out.len);
+}
+
+/* ---- built-in /metrics -------------------------------------------------------------------- */
+
+static void render_http_metrics(struct shop_buf *out)
+{
+    shop_buf_puts(out, "# HELP http_requests_total Requests answered, by route and status code\n"
+                       "# TYPE http_requests_total counter\n");
+    for (size_t r = 0; r <= g_nroutes; r++) {
+        for (size_t c = 0; c < NCODES; c++) {
+            unsigned long long n = atomic_load(&g_stats[r].codes[c]);
+            if (!n)
+                continue;
+            shop_buf_puts(out, "http_requests_total{route=\"");
+            shop_metrics_label(out, g_stats[r].label);
+            if (c < NCODES - 1)
+                shop_buf_printf(out, "\",code=\"%d\"} %llu\n", counted_codes[c], n);
+            else
+                shop_buf_printf(out, "\",code=\"other\"} %llu\n", n);
+        }
+    }
+    shop_buf_puts(out, "# HELP http_request_duration_seconds Time to answer, by route\n"
+                       "# TYPE http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r <= g_nroutes; r++) {
+        if (!atomic_load(&g_stats[r].duration.count))
+            continue;
+        struct shop_buf lbl;
+        shop_buf_init(&lbl, 1024);
+        shop_buf_puts(&lbl, "route=\"");
+        shop_metrics_label(&lbl, g_stats[r].label);
+        shop_buf_putc(&lbl, '"');
+        shop_histogram_render(&g_stats[r].duration, lbl.data, 0, out);
+        shop_buf_cleanup(&lbl);
+    }
+    shop_buf_printf(out,
+                    "# HELP shop_build_info Service name and version\n"
+                    "# TYPE shop_build_info gauge\n"
+                    "shop_build_info{service=\"%s\",version=\"%s\"} 1\n",
+                    g_conf->service, SHOP_VERSION);
+}
+
+static void metrics_handler(struct shop_req *req)
+{
+    struct shop_buf out;
+    shop_buf_init(&out, 4 * 1024 * 1024);
+    shop_metrics_render(&out);
+    render_http_metrics(&out);
+    shop_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data ? out.data : "",
+               out.len);
+    shop_buf_cleanup(&out);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+static bool method_is(const char *route_method, const char *method)
+{
+    if (strcmp(route_method, method) == 0)
+        return true;
+    return strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0;
+}
+
+/* Appends a method to a comma-separated Allow list, once. */
+static void allow_add(char *allow, size_t size, const char *method)
+{
+    size_t len = strlen(allow), n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return;
+    if (len + n + 2 > size)
+        return;
+    snprintf(allow + len, size - len, "%s%s", len ? "," : "", method);
+}
+
+static void dispatch(struct shop_req *req)
+{
+    char allow[128] = "";
+    int bad = 0;
+    for (size_t i = 0; i < g_nroutes; i++) {
+        const char *names[MAX_PARAMS], *values[MAX_PARAMS];
+        size_t np = 0;
+        int m = shop_route_match(g_routes[i].pattern, req->url, req->pathbuf,
+                                 sizeof(req->pathbuf), names, values, &np, MAX_PARAMS);
+        if (m == 0)
+            continue;
+        if (!method_is(g_routes[i].method, req->method)) {
+            allow_add(allow, sizeof(allow), g_routes[i].method);
+            if (strcmp(g_routes[i].method, "GET") == 0)
+                allow_add(allow, sizeof(allow), "HEAD");
+            continue;
+        }
+        req->stats = &g_stats[i];
+        if (m < 0) {
+            bad = 1;
+            break;
+        }
+        memcpy(req->pnames, names, np * sizeof(names[0]));
+        memcpy(req->pvalues, values, np * sizeof(values[0]));
+        req->nparams = np;
+        g_routes[i].fn(req);
+        if (!req->replied) {
+            shop_log_warnx("rid=%s handler for %s gave no reply", req->rid, g_routes[i].pattern);
+            shop_reply_text(req, 500, "internal error");
+        }
+        return;
+    }
+    if (!req->stats)
+        req->stats = &g_stats[g_nroutes];
+    if (bad) {
+        shop_reply_text(req, 400, "bad path parameter");
+    } else if (*allow && strcmp(req->method, "OPTIONS") == 0) {
+        shop_reply_add_header(req, "Allow", allow);
+        shop_reply_text(req, 200, allow);
+    } else if (*allow) {
+        shop_reply_add_header(req, "Allow", allow);
+        shop_reply_text(req, 405, "method not allowed");
+    } else {
+        shop_reply_text(req, 404, "not found");
+    }
+}
+
+/* ---- libmicrohttpd callbacks ---------------------------------------------------------------- */
+
+static void make_request_id(struct shop_req *req)
+{
+    const char *given = shop_req_header(req, "X-Request-Id");
+    if (given) {
+        size_t n = strlen(given);
+        bool ok = n > 0 && n < sizeof(req->rid);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)given[i]) || strchr("-_.:", given[i]);
+        if (ok) {
+            memcpy(req->rid, given, n + 1);
+            return;
+        }
+    }
+    static _Thread_local unsigned long long state;
+    if (!state)
+        state = (unsigned long long)shop_now_ns() ^ ((unsigned long long)pthread_self() << 16) ^
+                (unsigned long long)getpid();
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    snprintf(req->rid, sizeof(req->rid), "%016llx", state);
+}
+
+static void req_begin(struct shop_req *req, struct MHD_Connection *c, const char *url,
+                      const char *method)
+{
+    req->conn = c;
+    req->url = url;
+    req->method = method;
+    req->start_ns = shop_now_ns();
+    req->replied = false;
+    req->too_big = false;
+    req->status = 0;
+    req->stats = NULL;
+    req->nparams = 0;
+    for (size_t i = 0; i < req->nhdr; i++)
+        free(req->hdr_values[i]);
+    req->nhdr = 0;
+    shop_buf_reset(&req->body);
+    make_request_id(req);
+}
+
+static struct shop_req *conn_req(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)c;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct shop_req *req = shop_xcalloc(1, sizeof(*req));
+        shop_buf_init(&req->body, g_conf->body_max);
+        shop_buf_init(&req->out, 32 * 1024 * 1024);
+        *socket_context = req;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct shop_req *req = *socket_context;
+        if (req) {
+            shop_buf_cleanup(&req->body);
+            shop_buf_cleanup(&req->out);
+            for (size_t i = 0; i < req->nhdr; i++)
+                free(req->hdr_values[i]);
+            free(req);
+        }
+        *socket_context = NULL;
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    struct shop_req *req = *con_cls;
+    if (!req) {
+        /* phase one: remember the request; queueing now would close the connection */
+        req = conn_req(c);
+        if (!req)
+            return MHD_NO;
+        req_begin(req, c, url, method);
+        *con_cls = req;
+        const char *cl = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > g_conf->body_max) {
+            req->stats = &g_stats[g_nroutes];
+            shop_reply_text(req, 413, "request body too large");
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->too_big && shop_buf_append(&req->body, upload_data, *upload_size) == -1)
+            req->too_big = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->replied)
+        return MHD_YES;
+    if (req->too_big) {
+        req->stats = &g_stats[g_nroutes];
+        shop_reply_text(req, 413, "request body too large");
+        return MHD_YES;
+    }
+    dispatch(req);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    *con_cls = NULL;
+}
+
+/* Keep the raw path: we decode per segment so that %2F stays distinguishable from '/'. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    shop_log_debug("mhd: %s", line);
+}
+
+/* ---- start, run, stop --------------------------------------------------------------------- */
+
+static void setup_routes(const struct shop_server_conf *conf)
+{
+    bool has_metrics = false;
+    for (size_t i = 0; i < conf->nroutes; i++)
+        if (strcmp(conf->routes[i].pattern, "/metrics") == 0)
+            has_metrics = true;
+    g_nroutes = conf->nroutes + (has_metrics ? 0 : 1);
+    g_routes = shop_xcalloc(g_nroutes, sizeof(*g_routes));
+    memcpy(g_routes, conf->routes, conf->nroutes * sizeof(*g_routes));
+    if (!has_metrics)
+        g_routes[conf->nroutes] = (struct shop_route){"GET", "/metrics", metrics_handler};
+    g_stats = shop_xcalloc(g_nroutes + 1, sizeof(*g_stats));
+    for (size_t i = 0; i <= g_nroutes; i++) {
+        g_stats[i].label = i < g_nroutes ? g_routes[i].pattern : "unmatched";
+        g_stats[i].duration = (struct shop_histogram)SHOP_HISTOGRAM_INIT(
+            "http_request_duration_seconds", "", SHOP_NUM_JS, duration_bounds,
+            sizeof(duration_bounds) / sizeof(duration_bounds[0]));
+    }
+}
+
+void shop_service_init(int argc, char **argv, const char *service)
+{
+    shop_log_init(service);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+            printf("%s %s\n", service, SHOP_VERSION);
+            exit(0);
+        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s [--version]\nConfigured by environment variables; see the README.\n",
+                   service);
+            exit(0);
+        }
+        fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", service, argv[i]);
+        exit(2);
+    }
+    const char *lvl = getenv("LOG_LEVEL");
+    if (lvl && *lvl && shop_log_set_level(lvl) == -1)
+        shop_fatalx("config: LOG_LEVEL=\"%s\" is not one of error, warn, info, debug", lvl);
+    shop_log_info("starting version=%s pid=%d", SHOP_VERSION, (int)getpid());
+}
+
+static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsigned threads)
+{
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    int fd = -1;
+    if (sd_listen_fds(0) >= 1) {
+        fd = SD_LISTEN_FDS_START;
+        shop_log_info("using the socket passed by systemd (fd %d)", fd);
+    }
+    return MHD_start_daemon(
+        flags, (uint16_t)conf->port, NULL, NULL, on_request, NULL,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
+        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+}
+
+/* Waits for the in-flight connections to finish after quiesce, at most drain_ms. */
+static void drain(struct MHD_Daemon *d, long drain_ms)
+{
+    long long deadline = shop_now_ns() + drain_ms * 1000000LL;
+    while (shop_now_ns() < deadline) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0)
+            return;
+        shop_sleep_ms(20);
+    }
+    shop_log_info("drain timeout reached; closing the remaining connections");
+}
+
+static long env_long(const char *name, long def, long min, long max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < min || n > max)
+        shop_fatalx("config: %s=\"%s\" is not an integer in [%ld, %ld]", name, v, min, max);
+    return n;
+}
+
+int shop_server_run(const struct shop_server_conf *user_conf)
+{
+    static struct shop_server_conf conf;
+    conf = *user_conf;
+    if (!conf.text_type)
+        conf.text_type = "text/html; charset=utf-8";
+    if (!conf.json_type)
+        conf.json_type = "application/json; charset=utf-8";
+    if (!conf.body_max)
+        conf.body_max = DEFAULT_BODY;
+    g_conf = &conf;
+    setup_routes(&conf);
+
+    unsigned threads = (unsigned)env_long("SHOP_THREADS", 4, 1, 256);
+    long drain_ms = env_long("SHOP_DRAIN_MS", 5000, 0, 600000);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct MHD_Daemon *d = start_daemon(&conf, threads);
+    if (!d) {
+        shop_log_warn("cannot listen on port %d", conf.port);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    shop_log_info("listening port=%u threads=%u version=%s", info ? info->port : 0, threads,
+                  SHOP_VERSION);
+    sd_notifyf(0, "READY=1\nSTATUS=serving on port %u", info ? info->port : 0);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    shop_log_info("signal %d: quiescing and draining", sig);
+    sd_notify(0, "STOPPING=1");
+    atomic_store(&g_stopping, true);
+    MHD_socket lfd = MHD_quiesce_daemon(d);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    drain(d, drain_ms);
+    MHD_stop_daemon(d);
+    free(g_routes);
+    free(g_stats);
+    shop_log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,80 @@
+/* http.h - the HTTP server every service runs: libmicrohttpd epoll thread pool, router with
+ * :param segments, bounded bodies, request ids, access log, per-route metrics, graceful stop,
+ * sd_notify readiness and socket activation. */
+#ifndef SHOP_HTTP_H
+#define SHOP_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct shop_req; /* one request; valid only inside its handler */
+
+/* A handler answers with exactly one shop_reply* call. Handlers run on worker threads
+ * and may block on backends (the pool is sized for it). */
+typedef void (*shop_handler_fn)(struct shop_req *req);
+
+struct shop_route {
+    const char *method;  /* "GET", "POST", "PUT", "DELETE"; GET also answers HEAD */
+    const char *pattern; /* "/product/:sku"; literals match case-insensitively */
+    shop_handler_fn fn;
+};
+
+struct shop_server_conf {
+    const char *service; /* name in logs and metrics */
+    int port;            /* 0 = any free port (tests); ignored under socket activation */
+    const struct shop_route *routes;
+    size_t nroutes;
+    const char *text_type; /* content type of shop_reply_text; default text/html; charset=utf-8 */
+    const char *json_type; /* default application/json; charset=utf-8 */
+    bool cors;             /* add Access-Control-Allow-Origin and Timing-Allow-Origin: * */
+    size_t body_max;       /* request body cap (413 above it); default 64 KiB */
+    int json_flags;        /* shop_json_flags for shop_reply_json */
+};
+
+/* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version. Call first in main. */
+void shop_service_init(int argc, char **argv, const char *service);
+/* The version compiled in (D17). */
+const char *shop_version(void);
+
+/* Serves until SIGTERM/SIGINT, then quiesces, drains and stops. Returns 0 on a clean stop,
+ * 1 when the server could not start. */
+int shop_server_run(const struct shop_server_conf *conf);
+
+/* Request accessors. Strings live until the handler returns. */
+const char *shop_req_method(const struct shop_req *req);
+const char *shop_req_path(const struct shop_req *req);
+const char *shop_req_id(const struct shop_req *req);
+/* The percent-decoded value of :name, or NULL. Values are checked before the handler runs
+ * (D2: no '/', NUL or control characters, at most 256 bytes, else 400). */
+const char *shop_req_param(const struct shop_req *req, const char *name);
+const char *shop_req_header(struct shop_req *req, const char *name);
+/* The raw request body (NUL-terminated) and its length. */
+const char *shop_req_body(const struct shop_req *req, size_t *len);
+/* The body as an object: parsed JSON for application/json, a flat object of strings for
+ * application/x-www-form-urlencoded, {} for anything else or no body. Returns a new reference,
+ * or NULL when the body claims JSON but is malformed or not an object/array (reply 400). */
+json_t *shop_req_body_object(struct shop_req *req);
+
+/* Replies. Each copies what it needs. */
+void shop_reply(struct shop_req *req, int status, const char *content_type, const char *body,
+                size_t len);
+void shop_reply_text(struct shop_req *req, int status, const char *text);
+/* Steals v (decref'd even on failure). */
+void shop_reply_json(struct shop_req *req, int status, json_t *v);
+/* Adds a response header to the reply made next (at most 4 per request). */
+void shop_reply_add_header(struct shop_req *req, const char *name, const char *value);
+
+/* The libmicrohttpd daemon stops taking new work: true after SIGTERM. */
+bool shop_server_stopping(void);
+
+/* Splits a path into segments and matches it against a pattern; exposed for unit tests.
+ * Returns 1 on a match (params filled with decoded values in buf), 0 on no match, -1 when a
+ * parameter is malformed (bad escape, '/', control characters, too long). */
+int shop_route_match(const char *pattern, const char *path, char *buf, size_t buflen,
+                     const char **names, const char **values, size_t *nparams, size_t maxparams);
+/* Percent-decodes n bytes of s into out (NUL-terminated). Returns the length, or -1 on a
+ * malformed escape. out must hold n + 1 bytes. */
+long shop_pct_decode(const char *s, size_t n, char *out);
+
+#endif

@@ -1,0 +1,228 @@
+/* mongo.c - libmongoc client pool with fail-fast timeouts, and BSON/JSON conversion. */
+#include "libshop/mongo.h"
+#include "libshop/json.h"
+#include "libshop/log.h"
+#include "libshop/util.h"
+
+#include <string.h>
+
+static mongoc_client_pool_t *pool;
+static char db_name[128];
+
+static void mongo_log(mongoc_log_level_t level, const char *domain, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level <= MONGOC_LOG_LEVEL_WARNING && !strstr(msg, "endSessions"))
+        shop_log_warnx("mongoc %s: %s", domain, msg);
+    else
+        shop_log_debug("mongoc %s: %s", domain, msg);
+}
+
+static void default_int(mongoc_uri_t *uri, const char *opt, int32_t v)
+{
+    const bson_t *opts = mongoc_uri_get_options(uri);
+    if (!opts || !bson_has_field(opts, opt))
+        mongoc_uri_set_option_as_int32(uri, opt, v);
+}
+
+void shop_mongo_init(const char *url, const char *default_db)
+{
+    bson_error_t err;
+    mongoc_init();
+    mongoc_log_set_handler(mongo_log, NULL);
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(url, &err);
+    if (!uri)
+        shop_fatalx("config: MONGO_URL is not a MongoDB URL: %s", err.message);
+    default_int(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 1000);
+    default_int(uri, MONGOC_URI_CONNECTTIMEOUTMS, 1000);
+    default_int(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+    default_int(uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 2000);
+    const char *db = mongoc_uri_get_database(uri);
+    snprintf(db_name, sizeof(db_name), "%s", db && *db ? db : default_db);
+    pool = mongoc_client_pool_new(uri);
+    mongoc_uri_destroy(uri);
+    if (!pool)
+        shop_fatalx("config: MONGO_URL cannot be used");
+    mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_pool_set_appname(pool, "roboshop-c");
+    shop_log_info("mongo database=%s", db_name);
+}
+
+void shop_mongo_cleanup(void)
+{
+    if (pool)
+        mongoc_client_pool_destroy(pool);
+    pool = NULL;
+    mongoc_cleanup();
+}
+
+mongoc_client_t *shop_mongo_pop(void)
+{
+    return mongoc_client_pool_pop(pool);
+}
+
+void shop_mongo_push(mongoc_client_t *client)
+{
+    if (client)
+        mongoc_client_pool_push(pool, client);
+}
+
+const char *shop_mongo_db(void)
+{
+    return db_name;
+}
+
+mongoc_collection_t *shop_mongo_collection(mongoc_client_t *client, const char *name)
+{
+    return mongoc_client_get_collection(client, db_name, name);
+}
+
+bool shop_mongo_ping(void)
+{
+    mongoc_client_t *c = shop_mongo_pop();
+    bson_t cmd = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    bson_error_t err;
+    bool ok = mongoc_client_command_simple(c, "admin", &cmd, NULL, NULL, &err);
+    bson_destroy(&cmd);
+    shop_mongo_push(c);
+    return ok;
+}
+
+bool shop_mongo_unavailable(const bson_error_t *err)
+{
+    return err->domain == MONGOC_ERROR_SERVER_SELECTION || err->domain == MONGOC_ERROR_STREAM ||
+           err->domain == MONGOC_ERROR_CLIENT;
+}
+
+static json_t *value_to_json(bson_iter_t *it, int depth);
+
+static json_t *doc_to_json(bson_iter_t *child, bool array, int depth)
+{
+    json_t *out = array ? json_array() : json_object();
+    while (bson_iter_next(child)) {
+        json_t *v = value_to_json(child, depth + 1);
+        if (array)
+            json_array_append_new(out, v);
+        else
+            json_object_set_new(out, bson_iter_key(child), v);
+    }
+    return out;
+}
+
+static json_t *value_to_json(bson_iter_t *it, int depth)
+{
+    bson_iter_t child;
+    char hex[25];
+    uint32_t len;
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_DOUBLE:
+        return json_real(bson_iter_double(it));
+    case BSON_TYPE_INT32:
+        return json_integer(bson_iter_int32(it));
+    case BSON_TYPE_INT64:
+        return json_integer(bson_iter_int64(it));
+    case BSON_TYPE_UTF8: {
+        const char *s = bson_iter_utf8(it, &len);
+        return json_stringn(s, len);
+    }
+    case BSON_TYPE_BOOL:
+        return json_boolean(bson_iter_bool(it));
+    case BSON_TYPE_OID:
+        bson_oid_to_string(bson_iter_oid(it), hex);
+        return json_string(hex);
+    case BSON_TYPE_DATE_TIME:
+        return json_integer(bson_iter_date_time(it));
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        if (depth > 32 || !bson_iter_recurse(it, &child))
+            return json_null();
+        return doc_to_json(&child, bson_iter_type(it) == BSON_TYPE_ARRAY, depth);
+    default:
+        return json_null();
+    }
+}
+
+json_t *shop_bson_to_json(const bson_t *doc)
+{
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return json_object();
+    return doc_to_json(&it, false, 0);
+}
+
+static int append_value(bson_t *out, const char *key, const json_t *v, int depth);
+
+static int append_container(bson_t *out, const char *key, const json_t *v, int depth)
+{
+    bson_t child;
+    int rc = 0;
+    if (depth > 32)
+        return -1;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        bson_append_document_begin(out, key, -1, &child);
+        json_t *src = shop_json_mut(v);
+        json_object_foreach(src, k, m)
+        {
+            if (rc == 0)
+                rc = append_value(&child, k, m, depth + 1);
+        }
+        bson_append_document_end(out, &child);
+    } else {
+        char idx[24];
+        bson_append_array_begin(out, key, -1, &child);
+        for (size_t i = 0; rc == 0 && i < json_array_size(v); i++) {
+            snprintf(idx, sizeof(idx), "%zu", i);
+            rc = append_value(&child, idx, json_array_get(v, i), depth + 1);
+        }
+        bson_append_array_end(out, &child);
+    }
+    return rc;
+}
+
+static int append_value(bson_t *out, const char *key, const json_t *v, int depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        return append_container(out, key, v, depth);
+    case JSON_STRING:
+        bson_append_utf8(out, key, -1, json_string_value(v), (int)json_string_length(v));
+        return 0;
+    case JSON_INTEGER: {
+        json_int_t n = json_integer_value(v);
+        if (n >= INT32_MIN && n <= INT32_MAX)
+            bson_append_int32(out, key, -1, (int32_t)n);
+        else
+            bson_append_int64(out, key, -1, n);
+        return 0;
+    }
+    case JSON_REAL:
+        bson_append_double(out, key, -1, json_real_value(v));
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        bson_append_bool(out, key, -1, json_is_true(v));
+        return 0;
+    case JSON_NULL:
+        bson_append_null(out, key, -1);
+        return 0;
+    }
+    return -1;
+}
+
+int shop_json_to_bson(const json_t *obj, bson_t *out)
+{
+    const char *k;
+    json_t *m;
+    int rc = 0;
+    json_t *src = shop_json_mut(obj);
+    json_object_foreach(src, k, m)
+    {
+        if (rc == 0)
+            rc = append_value(out, k, m, 0);
+    }
+    return rc;
+}

@@ -1,4 +1,5 @@
-/* client.c - libcurl easy handles kept per thread, so connections to the same service are reused. */
+/* client.c - libcurl easy handles kept per thread, so connections to the same service are reused.
+ */
 #include "libshop/client.h"
 #include "libshop/log.h"
 
@@ -103,7 +104,8 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
         if (!res->error[0])
-            snprintf(res->error, sizeof(res->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            snprintf(res->error, sizeof(res->error), "%s",
+                     errbuf[0] ? errbuf : curl_easy_strerror(rc));
         res->status = 0;
         return -1;
     }

@@ -8,22 +8,22 @@
 #include "libshop/util.h"
 
 struct shop_http_result {
-    long status;         /* HTTP status, 0 when no answer came */
+    long status;          /* HTTP status, 0 when no answer came */
     struct shop_buf body; /* response body, NUL-terminated */
-    char error[256];     /* why the transfer failed */
+    char error[256];      /* why the transfer failed */
 };
 
 void shop_http_result_init(struct shop_http_result *res, size_t body_max);
 void shop_http_result_cleanup(struct shop_http_result *res);
 
 struct shop_http_call {
-    const char *method;       /* GET, POST, PUT, DELETE */
+    const char *method; /* GET, POST, PUT, DELETE */
     const char *url;
     const char *content_type; /* for a body; NULL = none */
     const char *body;
     size_t body_len;
-    long timeout_ms;          /* whole-transfer limit; connect limit is min(timeout, 2 s) */
-    const char *request_id;   /* sent as X-Request-Id when set */
+    long timeout_ms;        /* whole-transfer limit; connect limit is min(timeout, 2 s) */
+    const char *request_id; /* sent as X-Request-Id when set */
     int follow_redirects;
 };
 

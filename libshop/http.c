@@ -20,15 +20,15 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#define MAX_PARAMS    8
-#define MAX_HEADERS   4
-#define PARAM_MAX     256
-#define PATH_MAX_LEN  8192
-#define DEFAULT_BODY  (64 * 1024)
+#define MAX_PARAMS   8
+#define MAX_HEADERS  4
+#define PARAM_MAX    256
+#define PATH_MAX_LEN 8192
+#define DEFAULT_BODY (64 * 1024)
 
 /* Status codes counted per route; anything else lands in the last slot as "other". */
-static const int counted_codes[] = {200, 201, 204, 301, 304, 400, 404, 405, 406, 413,
-                                    415, 500, 502, 503, 504, 507};
+static const int counted_codes[] = {200, 201, 204, 301, 304, 400, 404, 405,
+                                    406, 413, 415, 500, 502, 503, 504, 507};
 #define NCODES (sizeof(counted_codes) / sizeof(counted_codes[0]) + 1)
 
 static const double duration_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -289,8 +289,8 @@ static void access_log(struct shop_req *req, double secs)
     for (const char *u = req->url; *u && i < sizeof(path) - 1; u++)
         path[i++] = (*u > 0x20 && *u < 0x7f && *u != '"') ? *u : '?';
     path[i] = '\0';
-    shop_log(SHOP_LOG_INFO, "rid=%s method=%s path=\"%s\" status=%d ms=%.3f", req->rid,
-             req->method, path, req->status, secs * 1000.0);
+    shop_log(SHOP_LOG_INFO, "rid=%s method=%s path=\"%s\" status=%d ms=%.3f", req->rid, req->method,
+             path, req->status, secs * 1000.0);
 }
 
 void shop_reply(struct shop_req *req, int status, const char *content_type, const char *body,
@@ -423,8 +423,8 @@ static void dispatch(struct shop_req *req)
     for (size_t i = 0; i < g_nroutes; i++) {
         const char *names[MAX_PARAMS], *values[MAX_PARAMS];
         size_t np = 0;
-        int m = shop_route_match(g_routes[i].pattern, req->url, req->pathbuf,
-                                 sizeof(req->pathbuf), names, values, &np, MAX_PARAMS);
+        int m = shop_route_match(g_routes[i].pattern, req->url, req->pathbuf, sizeof(req->pathbuf),
+                                 names, values, &np, MAX_PARAMS);
         if (m == 0)
             continue;
         if (!method_is(g_routes[i].method, req->method)) {
@@ -538,8 +538,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -654,12 +654,12 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
         shop_log_info("using the socket passed by systemd (fd %d)", fd);
     }
     return MHD_start_daemon(
-        flags, (uint16_t)conf->port, NULL, NULL, on_request, NULL,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
-        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+        flags, (uint16_t)conf->port, NULL, NULL, on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+        threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192, MHD_OPTION_CONNECTION_TIMEOUT,
+        120u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+        no_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_END);
 }
 
 /* Waits for the in-flight connections to finish after quiesce, at most drain_ms. */

@@ -164,8 +164,12 @@ static int dump_string(const char *s, size_t n, int flags, struct shop_buf *out)
             rc = shop_buf_append(out, esc, 2);
             i++;
         } else if (c < 0x20) {
-            const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-                              : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+            const char *named = c == '\n'   ? "\\n"
+                                : c == '\r' ? "\\r"
+                                : c == '\t' ? "\\t"
+                                : c == '\b' ? "\\b"
+                                : c == '\f' ? "\\f"
+                                            : NULL;
             if (named)
                 rc = shop_buf_puts(out, named);
             else
@@ -176,7 +180,8 @@ static int dump_string(const char *s, size_t n, int flags, struct shop_buf *out)
             i += utf8_decode(p + i, n - i, &cp);
             if (cp >= 0x10000) {
                 cp -= 0x10000;
-                rc = shop_buf_printf(out, "\\u%04x\\u%04x", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+                rc = shop_buf_printf(out, "\\u%04x\\u%04x", 0xD800 + (cp >> 10),
+                                     0xDC00 + (cp & 0x3FF));
             } else {
                 rc = shop_buf_printf(out, "\\u%04x", cp);
             }
@@ -234,8 +239,8 @@ int shop_json_dump(const json_t *v, int flags, struct shop_buf *out)
         return shop_buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     case JSON_REAL: {
         enum shop_num_style st = (flags & SHOP_JSON_PYTHON) ? SHOP_NUM_PYTHON
-                               : (flags & SHOP_JSON_JAVA)  ? SHOP_NUM_JAVA
-                                                           : SHOP_NUM_JS;
+                                 : (flags & SHOP_JSON_JAVA) ? SHOP_NUM_JAVA
+                                                            : SHOP_NUM_JS;
         size_t n = shop_fmt_double(json_real_value(v), st, num, sizeof(num));
         return shop_buf_append(out, num, n);
     }

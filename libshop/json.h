@@ -20,7 +20,7 @@ enum shop_num_style {
 size_t shop_fmt_double(double v, enum shop_num_style style, char *buf, size_t buflen);
 
 enum shop_json_flags {
-    SHOP_JSON_COMPACT = 0,    /* JSON.stringify: no spaces, UTF-8 kept */
+    SHOP_JSON_COMPACT = 0,     /* JSON.stringify: no spaces, UTF-8 kept */
     SHOP_JSON_PYTHON = 1 << 0, /* json.dumps: ", " and ": ", non-ASCII as \uXXXX, Python floats */
     SHOP_JSON_JAVA = 1 << 1,   /* Jackson: compact, Java doubles */
 };

@@ -23,7 +23,7 @@ int shop_log_set_level(const char *name)
         const char *name;
         int level;
     } names[] = {
-        {"fatal", SHOP_LOG_ERR}, {"error", SHOP_LOG_ERR},   {"warn", SHOP_LOG_WARN},
+        {"fatal", SHOP_LOG_ERR},    {"error", SHOP_LOG_ERR}, {"warn", SHOP_LOG_WARN},
         {"warning", SHOP_LOG_WARN}, {"info", SHOP_LOG_INFO}, {"debug", SHOP_LOG_DEBUG},
         {"trace", SHOP_LOG_DEBUG},
     };

@@ -97,8 +97,8 @@ int shop_histogram_render(struct shop_histogram *h, const char *labels, int head
                             le, sizeof(le));
         else
             snprintf(le, sizeof(le), "+Inf");
-        rc = series_open(out, h->name, "_bucket", labels, le) ||
-             shop_buf_printf(out, "%llu\n", cum);
+        rc =
+            series_open(out, h->name, "_bucket", labels, le) || shop_buf_printf(out, "%llu\n", cum);
     }
     rc = rc || series_open(out, h->name, "_count", labels, NULL) ||
          put_num(out, (double)atomic_load(&h->count), h->style) || shop_buf_putc(out, '\n');
@@ -111,8 +111,8 @@ int shop_metrics_render(struct shop_buf *out)
 {
     int rc = 0;
     for (struct shop_counter *c = counters; c && rc == 0; c = c->next) {
-        rc = shop_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s ", c->name, c->help,
-                             c->name, c->name) ||
+        rc = shop_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s ", c->name, c->help, c->name,
+                             c->name) ||
              put_num(out, atomic_load(&c->value), c->style) || shop_buf_putc(out, '\n');
     }
     for (struct shop_histogram *h = histograms; h && rc == 0; h = h->next)

@@ -30,9 +30,14 @@ struct shop_histogram {
     struct shop_histogram *next;
 };
 
-#define SHOP_COUNTER_INIT(n, h, st) {.name = (n), .help = (h), .style = (st)}
-#define SHOP_HISTOGRAM_INIT(n, h, st, b, nb)                                                      \
-    {.name = (n), .help = (h), .style = (st), .bounds = (b), .nbounds = (nb)}
+#define SHOP_COUNTER_INIT(n, h, st)                                                                \
+    {                                                                                              \
+        .name = (n), .help = (h), .style = (st)                                                    \
+    }
+#define SHOP_HISTOGRAM_INIT(n, h, st, b, nb)                                                       \
+    {                                                                                              \
+        .name = (n), .help = (h), .style = (st), .bounds = (b), .nbounds = (nb)                    \
+    }
 
 /* Adds to the process-wide registry rendered by shop_metrics_render (call before serving). */
 void shop_counter_register(struct shop_counter *c);

@@ -9,14 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int ensure_index(mongoc_client_t *client, const char *db, const char *coll,
-                        const char *key)
+static int ensure_index(mongoc_client_t *client, const char *db, const char *coll, const char *key)
 {
     char name[160];
     snprintf(name, sizeof(name), "%s_1", key);
-    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(coll), "indexes", "[", "{", "key", "{",
-                           key, BCON_INT32(1), "}", "name", BCON_UTF8(name), "unique",
-                           BCON_BOOL(true), "}", "]");
+    bson_t *cmd =
+        BCON_NEW("createIndexes", BCON_UTF8(coll), "indexes", "[", "{", "key", "{", key,
+                 BCON_INT32(1), "}", "name", BCON_UTF8(name), "unique", BCON_BOOL(true), "}", "]");
     bson_error_t err;
     bool ok = mongoc_client_write_command_with_opts(client, db, cmd, NULL, NULL, &err);
     if (!ok)

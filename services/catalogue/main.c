@@ -164,12 +164,9 @@ static void search(struct shop_req *req)
 }
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", health},
-    {"GET", "/products", products},
-    {"GET", "/product/:sku", product},
-    {"GET", "/products/:cat", by_category},
-    {"GET", "/categories", categories},
-    {"GET", "/search/:text", search},
+    {"GET", "/health", health},         {"GET", "/products", products},
+    {"GET", "/product/:sku", product},  {"GET", "/products/:cat", by_category},
+    {"GET", "/categories", categories}, {"GET", "/search/:text", search},
 };
 
 int main(int argc, char **argv)

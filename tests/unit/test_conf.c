@@ -1,0 +1,73 @@
+/* test_conf.c - environment aliases, defaults, URL and host:port parsing. */
+#include "libshop/conf.h"
+#include "libshop/log.h"
+#include "tests/unit/check.h"
+
+#include <stdlib.h>
+
+static void test_aliases(void)
+{
+    unsetenv("T_A");
+    unsetenv("T_B");
+    CHECK_STR(shop_conf_str("T_A|T_B", "def"), "def");
+    setenv("T_B", "b", 1);
+    CHECK_STR(shop_conf_str("T_A|T_B", "def"), "b");
+    setenv("T_A", "a", 1);
+    CHECK_STR(shop_conf_str("T_A|T_B", "def"), "a");
+    setenv("T_A", "", 1); /* empty counts as unset */
+    CHECK_STR(shop_conf_str("T_A|T_B", "def"), "b");
+    setenv("T_PORT", "8081", 1);
+    CHECK(shop_conf_port("T_PORT", 8080) == 8081);
+    unsetenv("T_PORT");
+    CHECK(shop_conf_port("T_PORT", 8080) == 8080);
+    setenv("T_N", " 42 ", 1);
+    CHECK(shop_conf_long("T_N", 0, 0, 100) == 42);
+    setenv("T_BOOL", "TRUE", 1);
+    CHECK(shop_conf_bool("T_BOOL", false) == true);
+}
+
+static void test_urls(void)
+{
+    struct shop_url u;
+    CHECK(shop_url_parse("redis://:secret@cache.local:6380/2", &u) == 0);
+    CHECK_STR(u.scheme, "redis");
+    CHECK_STR(u.pass, "secret");
+    CHECK_STR(u.host, "cache.local");
+    CHECK(u.port == 6380);
+    CHECK_STR(u.path, "2");
+    CHECK(shop_url_parse("mongodb://mongodb:27017/catalogue?x=1", &u) == 0);
+    CHECK_STR(u.path, "catalogue");
+    CHECK(shop_url_parse("amqp://user:p%40ss@h/", &u) == 0);
+    CHECK_STR(u.user, "user");
+    CHECK(u.port == 0);
+    CHECK(shop_url_parse("redis://[::1]:7000", &u) == 0);
+    CHECK_STR(u.host, "::1");
+    CHECK(u.port == 7000);
+    CHECK(shop_url_parse("no-scheme", &u) == -1);
+    CHECK(shop_url_parse("redis://:99999", &u) == -1);
+    CHECK(shop_url_parse("redis://host:abc", &u) == -1);
+}
+
+static void test_hostport(void)
+{
+    char host[64];
+    int port = 3306;
+    CHECK(shop_hostport_parse("mysql", host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "mysql");
+    CHECK(port == 3306);
+    CHECK(shop_hostport_parse("10.0.0.5:3307", host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "10.0.0.5");
+    CHECK(port == 3307);
+    CHECK(shop_hostport_parse(":3307", host, sizeof(host), &port) == -1);
+    CHECK(shop_hostport_parse("h:0", host, sizeof(host), &port) == -1);
+    CHECK(shop_hostport_parse("h:", host, sizeof(host), &port) == -1);
+}
+
+int main(void)
+{
+    shop_log_set_level("error");
+    test_aliases();
+    test_urls();
+    test_hostport();
+    return check_report("conf");
+}

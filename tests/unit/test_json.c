@@ -1,0 +1,99 @@
+/* test_json.c - shortest round-trip number printing in the JS, Java and Python styles, and the
+ * serialiser's string escaping. */
+#include "libshop/json.h"
+#include "tests/unit/check.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static const char *fmt(double v, enum shop_num_style st)
+{
+    static char buf[64];
+    shop_fmt_double(v, st, buf, sizeof(buf));
+    return buf;
+}
+
+static void test_js(void)
+{
+    CHECK_STR(fmt(2001, SHOP_NUM_JS), "2001");
+    CHECK_STR(fmt(35.35, SHOP_NUM_JS), "35.35");
+    CHECK_STR(fmt(333.5, SHOP_NUM_JS), "333.5");
+    CHECK_STR(fmt(67 - 67 / 1.2, SHOP_NUM_JS), "11.166666666666664");
+    CHECK_STR(fmt(2170.35 - 2170.35 / 1.2, SHOP_NUM_JS), "361.7249999999999");
+    CHECK_STR(fmt(0.1, SHOP_NUM_JS), "0.1");
+    CHECK_STR(fmt(0.1 + 0.2, SHOP_NUM_JS), "0.30000000000000004");
+    CHECK_STR(fmt(1e21, SHOP_NUM_JS), "1e+21");
+    CHECK_STR(fmt(1e20, SHOP_NUM_JS), "100000000000000000000");
+    CHECK_STR(fmt(1e-7, SHOP_NUM_JS), "1e-7");
+    CHECK_STR(fmt(1e-6, SHOP_NUM_JS), "0.000001");
+    CHECK_STR(fmt(-2.5, SHOP_NUM_JS), "-2.5");
+    CHECK_STR(fmt(0, SHOP_NUM_JS), "0");
+    CHECK_STR(fmt(-0.0, SHOP_NUM_JS), "0");
+    CHECK_STR(fmt(1.5e300, SHOP_NUM_JS), "1.5e+300");
+    CHECK_STR(fmt(NAN, SHOP_NUM_JS), "null");
+}
+
+static void test_java(void)
+{
+    CHECK_STR(fmt(35.35, SHOP_NUM_JAVA), "35.35");
+    CHECK_STR(fmt(40, SHOP_NUM_JAVA), "40.0");
+    CHECK_STR(fmt(0, SHOP_NUM_JAVA), "0.0");
+    CHECK_STR(fmt(48.833333, SHOP_NUM_JAVA), "48.833333");
+    CHECK_STR(fmt(-0.12574, SHOP_NUM_JAVA), "-0.12574");
+    CHECK_STR(fmt(1e7, SHOP_NUM_JAVA), "1.0E7");
+    CHECK_STR(fmt(0.001, SHOP_NUM_JAVA), "0.001");
+    CHECK_STR(fmt(0.0001, SHOP_NUM_JAVA), "1.0E-4");
+}
+
+static void test_python(void)
+{
+    CHECK_STR(fmt(3, SHOP_NUM_PYTHON), "3.0");
+    CHECK_STR(fmt(2041.55, SHOP_NUM_PYTHON), "2041.55");
+    CHECK_STR(fmt(1e16, SHOP_NUM_PYTHON), "1e+16");
+    CHECK_STR(fmt(1e15, SHOP_NUM_PYTHON), "1000000000000000.0");
+    CHECK_STR(fmt(1e-5, SHOP_NUM_PYTHON), "1e-05");
+    CHECK_STR(fmt(0.0001, SHOP_NUM_PYTHON), "0.0001");
+}
+
+static void test_roundtrip(void)
+{
+    /* every printed value reads back to the same double */
+    srand(42);
+    int ok = 1;
+    for (int i = 0; i < 20000 && ok; i++) {
+        double v = (double)rand() / RAND_MAX * pow(10, rand() % 40 - 20);
+        ok = strtod(fmt(v, SHOP_NUM_JS), NULL) == v && strtod(fmt(v, SHOP_NUM_JAVA), NULL) == v &&
+             strtod(fmt(v, SHOP_NUM_PYTHON), NULL) == v;
+    }
+    CHECK(ok);
+}
+
+static void test_dump(void)
+{
+    json_t *v = json_pack("{s:f,s:i,s:s,s:[b,n]}", "total", 2170.35, "qty", 2, "name",
+                          "caf\xc3\xa9 \"x\"\n", "l", 1);
+    char *s = shop_json_dumps(v, SHOP_JSON_COMPACT);
+    CHECK_STR(
+        s, "{\"total\":2170.35,\"qty\":2,\"name\":\"caf\xc3\xa9 \\\"x\\\"\\n\",\"l\":[true,null]}");
+    free(s);
+    s = shop_json_dumps(v, SHOP_JSON_PYTHON);
+    CHECK_STR(s, "{\"total\": 2170.35, \"qty\": 2, \"name\": \"caf\\u00e9 \\\"x\\\"\\n\", \"l\": "
+                 "[true, null]}");
+    free(s);
+    json_decref(v);
+    v = json_pack("{s:s}", "e", "\xf0\x9f\xa4\x96");
+    s = shop_json_dumps(v, SHOP_JSON_PYTHON);
+    CHECK_STR(s, "{\"e\": \"\\ud83e\\udd16\"}");
+    free(s);
+    json_decref(v);
+}
+
+int main(void)
+{
+    test_js();
+    test_java();
+    test_python();
+    test_roundtrip();
+    test_dump();
+    return check_report("json");
+}

@@ -47,7 +47,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/shop-%)
 VERSION_H := $(BUILD)/gen/shop_version.h
 
-.PHONY: all services unit tools run stop status test install clean format format-check
+.PHONY: all services unit tools run stop status test install clean format format-check dist bench load
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -102,6 +102,16 @@ status:
 
 test:
 	tests/run
+
+# Release archives per service and the web bundle (deploy/dist), benchmarks, load generator.
+dist: all
+	deploy/dist $(VERSION)
+
+bench: all
+	bench/run
+
+load:
+	bench/load/run
 
 install: services tools
 	install -d $(DESTDIR)$(PREFIX)/bin

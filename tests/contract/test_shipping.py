@@ -1,0 +1,412 @@
+"""Contract tests for shipping (contract §6, D1-D3, D8, D9, D12, D14, D16) against the real
+service, the real MariaDB with the shop's cities data, and the real cart."""
+import gzip
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import ROOT, service_url, stack, wait_for
+
+CITY_KEYS = ["uuid", "code", "city", "name", "region", "latitude", "longitude"]
+SPRING_KEYS = {"timestamp", "status", "error", "message", "path"}
+
+
+@pytest.fixture
+def ship():
+    return service_url("shipping")
+
+
+def expected_rows():
+    """Row counts recorded in the header of the committed data file."""
+    with gzip.open(os.path.join(ROOT, "schema", "mysql", "cities.sql.gz"), "rt") as f:
+        head = "".join(next(f) for _ in range(10))
+    return (int(re.search(r"^-- cities-rows: (\d+)$", head, re.M).group(1)),
+            int(re.search(r"^-- codes-rows: (\d+)$", head, re.M).group(1)))
+
+
+def assert_spring_error(r, status, path):
+    assert r.status_code == status
+    body = r.json()
+    assert SPRING_KEYS <= set(body)
+    assert body["status"] == status
+    assert body["path"] == path
+    assert body["message"] == ""
+    assert isinstance(body["timestamp"], int)
+
+
+def cities_of(http, ship, code):
+    r = http.get("%s/cities/%s" % (ship, code))
+    assert r.status_code == 200
+    return r.json()
+
+
+# ---- health, count, codes ----------------------------------------------------------------------
+
+def test_health(http, ship):
+    r = http.get(ship + "/health")
+    assert r.status_code == 200
+    assert r.text == "OK"
+    assert r.headers["Content-Type"].startswith("text/plain")
+
+
+def test_actuator(http, ship):
+    r = http.get(ship + "/actuator/health")
+    assert r.status_code == 200 and r.json() == {"status": "UP"}
+    r = http.get(ship + "/actuator/info")
+    assert r.status_code == 200 and r.json() == {}
+    r = http.get(ship + "/actuator")
+    assert r.status_code == 200
+    assert r.json()["_links"]["health"]["href"].endswith("/actuator/health")
+
+
+def test_count_matches_data_file(http, ship):
+    r = http.get(ship + "/count")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert r.text == str(expected_rows()[0])
+
+
+def test_codes(http, ship):
+    r = http.get(ship + "/codes")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    codes = r.json()
+    assert len(codes) == expected_rows()[1]
+    for c in codes:
+        assert list(c) == ["uuid", "code", "name"]
+        assert isinstance(c["uuid"], int) and re.fullmatch(r"[a-z]{2}", c["code"])
+    # uuids were assigned in name order, so ORDER BY name gives ascending uuids
+    assert [c["uuid"] for c in codes] == sorted(c["uuid"] for c in codes)
+    names = {c["code"]: c["name"] for c in codes}
+    assert names["gb"] == "United Kingdom" and names["ci"] == "Côte d'Ivoire"
+    assert http.get(ship + "/codes/").json() == codes  # one trailing slash tolerated
+
+
+def test_every_code_has_cities(http, ship):
+    for c in http.get(ship + "/codes").json():
+        rows = cities_of(http, ship, c["code"])
+        assert rows, "code %s has no city" % c["code"]
+
+
+# ---- cities and match ------------------------------------------------------------------------------
+
+def test_cities_shape_and_order(http, ship):
+    r = http.get(ship + "/cities/gb")
+    assert r.headers["Content-Type"].startswith("application/json")
+    rows = r.json()
+    assert len(rows) > 100
+    for row in rows:
+        assert list(row) == CITY_KEYS
+        assert row["code"] == "gb"
+        assert isinstance(row["latitude"], float) and isinstance(row["longitude"], float)
+    uuids = [row["uuid"] for row in rows]
+    assert uuids == sorted(uuids)
+    london = next(row for row in rows if row["name"] == "London")
+    assert london["city"] == "london" and london["region"] == "ENG"
+    assert london["latitude"] == 51.50853 and london["longitude"] == -0.12574
+    # Java double printing: always a fraction
+    assert re.search(r'"latitude":-?\d+\.\d+', r.text)
+
+
+def test_cities_case_insensitive_unknown_and_utf8(http, ship):
+    assert cities_of(http, ship, "GB") == cities_of(http, ship, "gb")
+    assert cities_of(http, ship, "zz") == []
+    ch = cities_of(http, ship, "ch")
+    assert any(row["name"] == "Zürich" and row["city"] == "zurich" for row in ch)
+
+
+def test_cities_rejects_bad_parameter(http, ship):
+    assert http.get(ship + "/cities/a%2Fb").status_code == 400
+
+
+def expected_match(rows, prefix):
+    hits = [row for row in rows if row["city"].startswith(prefix)]
+    return hits[:9] if len(hits) > 10 else hits
+
+
+def prefixes_by_count(rows, length=3):
+    counts = {}
+    for row in rows:
+        p = row["city"][:length]
+        if len(p) == length and p.isalpha() and p.isascii():
+            counts[p] = counts.get(p, 0) + 1
+    return counts
+
+
+def test_match_prefix(http, ship):
+    r = http.get(ship + "/match/gb/lon")
+    assert r.status_code == 200
+    rows = r.json()
+    assert rows[0]["name"] == "London"
+    assert rows == expected_match(cities_of(http, ship, "gb"), "lon")
+    assert http.get(ship + "/match/gb/LON").json() == rows
+
+
+def test_match_truncation(http, ship):
+    gb = cities_of(http, ship, "gb")
+    counts = prefixes_by_count(gb)
+    many = max(counts, key=counts.get)
+    assert counts[many] > 10
+    r = http.get("%s/match/gb/%s" % (ship, many))
+    assert r.status_code == 200
+    assert len(r.json()) == 9
+    assert r.json() == expected_match(gb, many)
+    # a prefix with exactly 10 (or the largest count <= 10) comes back whole
+    small = [p for p, n in counts.items() if n <= 10]
+    best = max(small, key=lambda p: counts[p])
+    got = http.get("%s/match/gb/%s" % (ship, best)).json()
+    assert len(got) == counts[best]
+    assert got == expected_match(gb, best)
+    # 11 matches -> 9 when there is such a prefix (checked over all countries' longest lists)
+    us = cities_of(http, ship, "us")
+    eleven = [p for p, n in prefixes_by_count(us).items() if n == 11]
+    if eleven:
+        assert len(http.get("%s/match/us/%s" % (ship, eleven[0])).json()) == 9
+
+
+def test_match_wildcards_are_literal(http, ship):
+    # with LIKE wildcards these would match london / long eaton ...
+    for text in ["l%25n", "lo_", "l__", "%25%25%25", "lo%5C", "lo!", "lon%25"]:
+        r = http.get("%s/match/gb/%s" % (ship, text))
+        assert r.status_code == 200, text
+        assert r.json() == [], text
+    assert len(http.get(ship + "/match/gb/lon").json()) > 0
+
+
+def test_match_too_short(http, ship):
+    assert_spring_error(http.get(ship + "/match/gb/lo"), 400, "/match/gb/lo")
+    assert http.get(ship + "/match/gb/z%C3%BC").status_code == 400  # "zü": 2 characters
+    assert http.get(ship + "/match/ch/z%C3%BCr").status_code == 200
+
+
+def test_match_dot_kept_whole(http, ship):
+    # D2: no Spring suffix truncation: "st.al" is searched as typed (no match), not as "st"
+    r = http.get(ship + "/match/gb/st.al")
+    assert r.status_code == 200 and r.json() == []
+
+
+# ---- calc ----------------------------------------------------------------------------------------
+
+def uuid_of(http, ship, code, prefix, name):
+    rows = http.get("%s/match/%s/%s" % (ship, code, prefix)).json()
+    return next(row["uuid"] for row in rows if row["name"] == name)
+
+
+@pytest.mark.parametrize("code,prefix,name,distance,cost", [
+    ("gb", "london", "London", 707, 35.35),
+    ("fr", "paris", "Paris", 541, 27.05),
+    ("jp", "tokyo", "Tokyo", 8217, 410.85),
+    ("nz", "wellington", "Wellington", 11567, 578.35),
+])
+def test_calc_reference_values(http, ship, code, prefix, name, distance, cost):
+    r = http.get("%s/calc/%d" % (ship, uuid_of(http, ship, code, prefix, name)))
+    assert r.status_code == 200
+    assert r.json() == {"distance": distance, "cost": cost}
+    assert '"distance":%d' % distance in r.text
+
+
+def test_calc_java_double_printing(http, ship):
+    # find a city whose distance is a multiple of 20 km: its cost prints as "N.0"
+    for row in cities_of(http, ship, "de")[:400]:
+        r = http.get("%s/calc/%d" % (ship, row["uuid"]))
+        body = r.json()
+        assert body["cost"] == body["distance"] / 20
+        if body["distance"] % 20 == 0:
+            assert re.fullmatch(r'\{"distance":\d+,"cost":\d+\.0\}', r.text), r.text
+            return
+    pytest.fail("no German city at a multiple of 20 km")
+
+
+def test_calc_errors(http, ship):
+    assert_spring_error(http.get(ship + "/calc/0"), 404, "/calc/0")
+    assert_spring_error(http.get(ship + "/calc/999999999"), 404, "/calc/999999999")
+    assert_spring_error(http.get(ship + "/calc/abc"), 400, "/calc/abc")
+    assert http.get(ship + "/calc/1.5").status_code == 400
+    assert http.get(ship + "/calc/99999999999999999999").status_code == 400
+
+
+def test_routing_errors(http, ship):
+    assert http.get(ship + "/nope").status_code == 404
+    assert http.post(ship + "/count").status_code == 405
+    assert http.get(ship + "/confirm/x").status_code == 405
+
+
+# ---- confirm ----------------------------------------------------------------------------------------
+
+def cart_up(http):
+    try:
+        return http.get(service_url("cart") + "/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_confirm_content_type_and_body(http, ship):
+    cid = "ship-test-" + uuid.uuid4().hex[:8]
+    body = '{"distance":707,"cost":35.35,"location":"United Kingdom London"}'
+    r = http.post("%s/confirm/%s" % (ship, cid), data=body, headers={"Content-Type": "text/plain"})
+    assert_spring_error(r, 415, "/confirm/" + cid)
+    r = http.post("%s/confirm/%s" % (ship, cid), data=body.encode())  # no Content-Type
+    assert r.status_code == 415
+    r = http.post("%s/confirm/%s" % (ship, cid), data=b"",
+                  headers={"Content-Type": "application/json"})
+    assert_spring_error(r, 400, "/confirm/" + cid)
+    r = http.post("%s/confirm/%s" % (ship, cid), data=b"x" * (65 * 1024),
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_confirm_unknown_cart_is_404(http, ship):
+    cid = "ship-test-" + uuid.uuid4().hex[:8]
+    r = http.post("%s/confirm/%s" % (ship, cid),
+                  json={"distance": 707, "cost": 35.35, "location": "United Kingdom London"})
+    assert_spring_error(r, 404, "/confirm/" + cid)
+
+
+def test_confirm_forwards_to_cart(http, ship):
+    if not cart_up(http):
+        pytest.skip("cart is not running on this stack (build/bin/cart missing?)")
+    cart = service_url("cart")
+    cid = "ship-test-" + uuid.uuid4().hex[:8]
+    assert http.get("%s/add/%s/Watson/1" % (cart, cid)).status_code == 200
+    body = '{"distance":707,"cost":35.35,"location":"Schweiz Zürich – 東京"}'.encode()
+    r = http.post("%s/confirm/%s" % (ship, cid), data=body,
+                  headers={"Content-Type": "application/json; charset=UTF-8"})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    items = r.json()["items"]
+    ship_line = [i for i in items if i["sku"] == "SHIP"]
+    assert ship_line == [{"qty": 1, "sku": "SHIP", "name": "shipping to Schweiz Zürich – 東京",
+                          "price": 35.35, "subtotal": 35.35}]
+    assert r.json() == http.get("%s/cart/%s" % (cart, cid)).json()
+    # cart's 400 (shipping data missing) surfaces as shipping's 404 (Q-SH7)
+    r = http.post("%s/confirm/%s" % (ship, cid), json={"cost": 1})
+    assert r.status_code == 404
+    http.delete("%s/cart/%s" % (cart, cid))
+
+
+def test_confirm_cart_down_is_404(http, ship):
+    cid = "ship-test-" + uuid.uuid4().hex[:8]
+    was_up = cart_up(http)
+    try:
+        stack("stop", "cart")
+        r = http.post("%s/confirm/%s" % (ship, cid),
+                      json={"distance": 1, "cost": 0.05, "location": "x"}, timeout=10)
+        assert_spring_error(r, 404, "/confirm/" + cid)
+    finally:
+        stack("start", "cart")
+    bindir = os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+    if was_up and os.access(os.path.join(bindir, "cart"), os.X_OK):
+        assert wait_for(lambda: cart_up(http), 20)
+
+
+# ---- /memory and /free (D14) -------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def test_memory_bounded(http):
+    """A second, real shipping process with a 50 MiB cap: two 25 MiB blocks, then 507."""
+    bindir = os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+    port = free_port()
+    env = dict(os.environ, SHIPPING_SERVER_PORT=str(port), SHIPPING_MEMORY_MAX_MB="50",
+               LOG_LEVEL="warn")
+    env.pop("SERVER_PORT", None)
+    proc = subprocess.Popen([os.path.join(bindir, "shipping")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        def up():
+            try:
+                return http.get(url + "/actuator/info", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+        assert wait_for(up, 15)
+        base = rss_kb(proc.pid)
+        assert http.get(url + "/memory").json() == 1
+        assert rss_kb(proc.pid) - base > 20 * 1024  # really allocated and touched
+        assert http.get(url + "/memory").json() == 2
+        assert_spring_error(http.get(url + "/memory"), 507, "/memory")
+        r = http.get(url + "/free")
+        assert r.status_code == 200 and r.json() == 0
+        assert http.get(url + "/memory").json() == 1
+        assert http.get(url + "/free").json() == 0
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+
+
+def test_memory_and_free(http, ship):
+    assert http.get(ship + "/free").json() == 0
+    assert http.get(ship + "/memory").json() == 1
+    assert http.get(ship + "/free").json() == 0
+
+
+# ---- MariaDB outage and reload ---------------------------------------------------------------------
+
+def service_pid(name):
+    path = os.path.join(os.environ.get("SHOP_STATE_DIR", ""), "run", name + ".pid")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def test_mariadb_outage_gives_503_then_recovers(http, ship):
+    pid = service_pid("shipping")
+    assert http.get(ship + "/count").status_code == 200
+    try:
+        stack("stop", "mariadb")
+        t0 = time.time()
+        r = http.get(ship + "/health", timeout=10)
+        assert r.status_code == 503
+        assert "MySQL" in r.text
+        assert time.time() - t0 < 2.5  # fails fast, never hangs
+        assert_spring_error(http.get(ship + "/count", timeout=10), 503, "/count")
+        assert http.get(ship + "/cities/gb", timeout=10).status_code == 503
+        assert http.get(ship + "/calc/1", timeout=10).status_code == 503
+        r = http.get(ship + "/actuator/health", timeout=10)
+        assert r.status_code == 503 and r.json() == {"status": "DOWN"}
+    finally:
+        stack("start", "mariadb")
+    assert wait_for(lambda: http.get(ship + "/health").status_code == 200, 30)
+    # every worker thread's connection recovers, not just one
+    for _ in range(12):
+        assert http.get(ship + "/count").status_code == 200
+        assert http.get(ship + "/codes").status_code == 200
+    assert service_pid("shipping") == pid
+
+
+def test_loading_data_twice_changes_nothing(http, ship):
+    def snapshot():
+        count = http.get(ship + "/count").text
+        codes = hashlib.sha256(http.get(ship + "/codes").content).hexdigest()
+        gb = hashlib.sha256(http.get(ship + "/cities/gb").content).hexdigest()
+        return count, codes, gb
+
+    before = snapshot()
+    loader = os.path.join(ROOT, "schema", "loaders", "30-mysql")
+    subprocess.run([loader], check=True, stdout=subprocess.DEVNULL)
+    assert snapshot() == before
+    sock = os.environ.get("SHOP_MARIADB_SOCKET")
+    if sock and os.path.exists(sock):
+        # force the full SQL through again (the loader skips it when the counts match)
+        with gzip.open(os.path.join(ROOT, "schema", "mysql", "cities.sql.gz"), "rb") as f:
+            subprocess.run(["mariadb", "--no-defaults", "--socket=" + sock, "-uroot",
+                            "--default-character-set=utf8mb4"], input=f.read(), check=True)
+        assert snapshot() == before

@@ -1,0 +1,336 @@
+// Browser test of the storefront: drives headless Chromium through the shop's
+// flows (contract §15) using only the data-test hooks documented in web/README.md.
+// No npm packages: it speaks the Chrome DevTools Protocol over Node's WebSocket
+// (global in Node >= 22; Node 20/21 need --experimental-websocket, see web/tests/run).
+//
+//   SHOP_URL=http://localhost:8080 node web/tests/ui-flow.mjs
+//
+// Env: SHOP_URL (required), CHROMIUM (browser binary; default: first of chromium,
+// chromium-browser, google-chrome on PATH), UI_SHOTS=<dir> (save a PNG per step).
+// Needs the real stack with its seed data (§3.3, §4.3). Every run uses fresh names,
+// so it can be repeated against the same stack. Ends with "N passed, N failed".
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BASE = (process.env.SHOP_URL || '').replace(/\/+$/, '');
+if (!BASE) { console.error('ui-flow: SHOP_URL is not set'); process.exit(2); }
+if (typeof WebSocket === 'undefined') {
+  console.error('ui-flow: no WebSocket in this Node; run with --experimental-websocket (web/tests/run does)');
+  process.exit(2);
+}
+const SHOTS = process.env.UI_SHOTS || '';
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+
+function findChromium() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
+    try { return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim(); } catch { /* next */ }
+  }
+  console.error('ui-flow: no Chromium found (apt-get install -y chromium, or set CHROMIUM)');
+  process.exit(2);
+}
+
+// ------------------------------------------------------------ CDP client ----
+const profile = mkdtempSync(join(tmpdir(), 'roboshop-ui-'));
+const browser = spawn(findChromium(), [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--no-default-browser-check', '--disable-extensions', '--mute-audio',
+  '--window-size=1280,900', `--user-data-dir=${profile}`, '--remote-debugging-port=0', 'about:blank',
+], { stdio: ['ignore', 'ignore', 'pipe'] });
+
+const exited = new Promise((r) => browser.on('exit', r));
+// Last resort (crash, Ctrl-C): never leave a browser or its profile behind.
+process.on('exit', () => {
+  try { browser.kill('SIGKILL'); } catch { /* gone */ }
+  try { rmSync(profile, { recursive: true, force: true }); } catch { /* best effort */ }
+});
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+const wsUrl = await new Promise((resolve, reject) => {
+  let buf = '';
+  const timer = setTimeout(() => reject(new Error('Chromium did not start in 30 s')), 30000);
+  browser.stderr.on('data', (d) => {
+    buf += d;
+    const m = /DevTools listening on (ws:\/\/\S+)/.exec(buf);
+    if (m) { clearTimeout(timer); resolve(m[1]); }
+  });
+  browser.on('exit', (code) => reject(new Error(`Chromium exited (${code}): ${buf.slice(-500)}`)));
+});
+
+const ws = new WebSocket(wsUrl);
+await new Promise((ok, bad) => { ws.onopen = ok; ws.onerror = () => bad(new Error('CDP connect failed')); });
+let nextId = 0;
+const pending = new Map();
+ws.onmessage = (ev) => {
+  const msg = JSON.parse(ev.data);
+  if (msg.id && pending.has(msg.id)) {
+    const { ok, bad } = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.error) bad(new Error(msg.error.message)); else ok(msg.result);
+  }
+};
+function send(method, params = {}, sessionId) {
+  const id = ++nextId;
+  ws.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
+  return new Promise((ok, bad) => pending.set(id, { ok, bad }));
+}
+
+const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
+const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
+const cdp = (m, p) => send(m, p, sessionId);
+await cdp('Page.enable');
+await cdp('Runtime.enable');
+await cdp('Emulation.setDeviceMetricsOverride', { width: 1280, height: 900, deviceScaleFactor: 1, mobile: false });
+
+// Helpers available in the page as window.T (installed before any page script runs).
+await cdp('Page.addScriptToEvaluateOnNewDocument', { source: `
+  window.T = {
+    q: (s) => document.querySelector(s),
+    all: (s) => [...document.querySelectorAll(s)],
+    text: (s) => { const e = document.querySelector(s); return e ? e.textContent.trim() : null; },
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    async until(fn, what, ms = 15000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        let v; try { v = fn(); } catch (e) { v = undefined; }
+        if (v) return v;
+        if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+        await T.sleep(50);
+      }
+    },
+    async el(s, ms) { return T.until(() => document.querySelector(s), s, ms); },
+    async click(s) { const e = await T.el(s); await T.until(() => !e.disabled, s + ' enabled'); e.click(); return true; },
+    async type(s, value) {
+      const e = await T.el(s); e.focus(); e.value = '';
+      for (const ch of value) { e.value += ch; e.dispatchEvent(new Event('input', { bubbles: true })); }
+      return true;
+    },
+    async set(s, value) {     // replace value and commit (change event), like editing then Tab
+      const e = await T.el(s); e.focus(); e.value = value;
+      e.dispatchEvent(new Event('input', { bubbles: true }));
+      e.dispatchEvent(new Event('change', { bubbles: true }));
+      return true;
+    },
+    async pick(s) {           // choose a suggestion (the widget listens to mousedown)
+      const e = await T.el(s);
+      e.dispatchEvent(new MouseEvent('mousedown', { bubbles: true, cancelable: true }));
+      return true;
+    },
+  };` });
+
+async function js(expr) {
+  const r = await cdp('Runtime.evaluate', { expression: `(async () => { ${expr} })()`, awaitPromise: true, returnByValue: true });
+  if (r.exceptionDetails) {
+    const d = r.exceptionDetails;
+    throw new Error((d.exception && (d.exception.description || d.exception.value)) || d.text);
+  }
+  return r.result.value;
+}
+async function go(path) {
+  await cdp('Page.navigate', { url: BASE + path });
+  for (let i = 0; i < 300; i++) {
+    try { if (await js('return document.readyState === "complete" && !!window.T;')) return; } catch { /* navigating */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`page ${path} did not load`);
+}
+async function shot(name) {
+  if (!SHOTS) return;
+  const { data } = await cdp('Page.captureScreenshot', { format: 'png' });
+  writeFileSync(join(SHOTS, `${name}.png`), Buffer.from(data, 'base64'));
+}
+
+// ----------------------------------------------------------------- steps ----
+const T = (s) => `[data-test="${s}"]`;
+const q = JSON.stringify;
+let passed = 0, failed = 0;
+async function step(name, fn) {
+  try {
+    await fn();
+    passed++; console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++; console.log(`FAIL ${name}: ${e.message}`);
+    await shot(`FAIL-${name.replace(/\W+/g, '-')}`).catch(() => {});
+  }
+}
+function expect(cond, msg) { if (!cond) throw new Error(msg); }
+
+const run = Date.now().toString(36);
+let anon = '';
+
+await step('home: categories, products, anonymous id, empty cart', async () => {
+  await go('/');
+  await js(`await T.el(${q(T('product-card'))}); await T.el(${q(T('category-link') + '[data-category="Robot"]')});`);
+  anon = await js(`return T.until(() => /^anonymous-\\d+$/.test(T.text('#user-id')) && T.text('#user-id'), 'anonymous id');`);
+  expect(await js(`return T.text('#cart-total');`) === 'Empty', 'cart total is not "Empty"');
+  expect(await js(`return T.all(${q(T('product-card'))}).length;`) === 11, 'expected 11 product cards');
+  await shot('home');
+});
+
+await step('anonymous id survives a reload', async () => {
+  await go('/');
+  const again = await js(`return T.until(() => /^anonymous-/.test(T.text('#user-id')) && T.text('#user-id'), 'id');`);
+  expect(again === anon, `${again} != ${anon}`);
+});
+
+await step('search suggestions and results', async () => {
+  await js(`await T.type('#search', 'droid'); await T.el(${q(T('search-suggestion'))});`);
+  const names = await js(`return T.all(${q(T('search-suggestion'))}).map((e) => e.textContent);`);
+  expect(names.some((n) => n.includes('Responsive Enforcer Droid')), `suggestions: ${names}`);
+  await js(`T.q('#search').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));`);
+  await js(`await T.until(() => location.pathname === '/search/droid', 'search route'); await T.el(${q(T('product-card'))});`);
+  const skus = await js(`return T.all(${q(T('product-card'))}).map((e) => e.dataset.sku).sort();`);
+  expect(skus.join() === 'EMM,HPTD,RED', `results ${skus}`);
+  await js(`T.q('#search').value = '';`);
+});
+
+await step('category page lists its products', async () => {
+  await go('/');
+  await js(`await T.click(${q(T('category-link') + '[data-category="Artificial Intelligence"]')});
+            await T.until(() => location.pathname === '/category/Artificial%20Intelligence', 'route');
+            await T.until(() => T.all(${q(T('product-card'))}).length === 3, '3 cards');`);
+  const skus = await js(`return T.all(${q(T('product-card'))}).map((e) => e.dataset.sku);`);
+  expect(skus.join() === 'Ewooid,STAN-1,Watson', `got ${skus}`);
+});
+
+await step('out-of-stock product cannot be added', async () => {
+  await go('/product/CNA');
+  await js(`await T.el(${q(T('add-to-cart'))});`);
+  expect(await js(`return T.q(${q(T('add-to-cart'))}).disabled;`), 'Add is enabled');
+  expect(await js(`return T.text(${q(T('product-stock'))});`) === 'Out of stock', 'no "Out of stock"');
+});
+
+await step('rating a product (skipped when ratings is not deployed)', async () => {
+  await go('/product/EPE');
+  await js(`await T.el(${q(T('product-name'))}); await T.sleep(1500);`);
+  if (await js(`return T.q('#rating').hidden;`)) { console.log('     (ratings hidden: service absent)'); return; }
+  await js(`await T.click(${q(T('rate-star') + '[data-score="5"]')});
+            await T.until(() => (T.text(${q(T('rating-message'))}) || '').includes('Thank you for your feedback'), 'thanks');`);
+  const avg = await js(`return T.text(${q(T('rating-average'))});`);
+  expect(/^\d\.\d · \d+ votes?$/.test(avg), `average reads "${avg}"`);
+});
+
+await step('add to cart updates the header total', async () => {
+  await go('/product/Watson');
+  await js(`await T.set(${q(T('add-qty'))}, '2'); await T.click(${q(T('add-to-cart'))});
+            await T.until(() => T.text('#cart-total') === '€4002.00', 'total €4002.00');`);
+  await go('/product/STAN-1');
+  await js(`await T.click(${q(T('add-to-cart'))}); await T.until(() => T.text('#cart-total') === '€4069.00', 'total €4069.00');`);
+  await shot('product');
+});
+
+await step('cart: change a quantity, remove a line', async () => {
+  await js(`await T.click('#nav-cart'); await T.el(${q(T('cart-qty') + '[data-sku="Watson"]')});`);
+  await js(`await T.set(${q(T('cart-qty') + '[data-sku="Watson"]')}, '1');
+            await T.until(() => T.text('#cart-total') === '€2068.00', 'total €2068.00');`);
+  expect((await js(`return T.text(${q(T('cart-tax'))});`)) === '€344.67', 'VAT of 2068 should be €344.67');
+  await js(`await T.click(${q(T('cart-remove') + '[data-sku="STAN-1"]')});
+            await T.until(() => T.text('#cart-total') === '€2001.00', 'total €2001.00');`);
+  await shot('cart');
+});
+
+let orderId = '';
+await step('anonymous checkout: shipping to London, pay, order placed', async () => {
+  await js(`await T.click(${q(T('checkout'))}); await T.el(${q(T('country-select'))});
+            await T.until(() => T.q('#country').options.length > 1, 'countries');
+            const c = T.q('#country'); c.value = 'gb'; c.dispatchEvent(new Event('change', { bubbles: true }));
+            await T.type(${q(T('city-input'))}, 'london');
+            // the first suggestion is not necessarily London itself: choose it by name
+            const li = await T.until(() => T.all(${q(T('city-suggestion'))})
+              .find((e) => e.querySelector('.ac-name').textContent === 'London'), 'London suggested');
+            li.dispatchEvent(new MouseEvent('mousedown', { bubbles: true, cancelable: true }));
+            await T.click(${q(T('calculate'))});
+            await T.until(() => !T.q(${q(T('shipping-quote'))}).hidden, 'quote');`);
+  const km = await js(`return T.text(${q(T('shipping-distance'))});`);
+  expect(/^\d+ km$/.test(km), `distance "${km}"`);
+  await shot('shipping');
+  await js(`await T.click(${q(T('confirm-shipping'))}); await T.until(() => location.pathname === '/payment', '/payment');
+            await T.click(${q(T('pay-now'))}); await T.el(${q(T('order-id'))}, 30000);`);
+  orderId = await js(`return T.text('#order-id');`);
+  expect(/^[0-9a-f-]{36}$/.test(orderId), `order id "${orderId}"`);
+  expect(await js(`return T.all(${q(T('order-items'))} + ' tr').length;`) === 2, 'receipt lists Watson and shipping');
+  expect(await js(`return T.text('#cart-total');`) === 'Empty', 'cart not cleared');
+  await shot('order');
+});
+
+await step('cart view drops a trailing shipping line', async () => {
+  const id = await js(`return T.text('#user-id');`);
+  await js(`const id = ${q(id)};
+            let r = await fetch('/api/cart/add/' + encodeURIComponent(id) + '/RMC/1'); if (!r.ok) throw new Error('add ' + r.status);
+            r = await fetch('/api/shipping/confirm/' + encodeURIComponent(id), { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                  body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
+            if (!r.ok) throw new Error('confirm ' + r.status);`);
+  await go('/cart');
+  await js(`await T.el(${q(T('cart-item'))}); await T.until(() => T.text('#cart-total') === '€42.00', 'SHIP removed, total €42.00');`);
+  const skus = await js(`return T.all(${q(T('cart-item'))}).map((e) => e.dataset.sku);`);
+  expect(skus.join() === 'RMC', `lines ${skus}`);
+});
+
+const name = `ui${run}`;
+await step('register with a mismatched, then matching password; cart follows the user', async () => {
+  await go('/login');
+  await js(`await T.set('#register-name', ${q(name)}); await T.set('#register-email', ${q(name + '@example.com')});
+            await T.set('#register-password', 'secret-1'); await T.set('#register-confirm', 'secret-2');
+            await T.click('#register-submit');
+            await T.until(() => (T.text(${q(T('register-message'))}) || '').includes('do not match'), 'mismatch message');
+            await T.set('#register-confirm', 'secret-1'); await T.click('#register-submit');
+            await T.el(${q(T('history-empty'))});`);
+  expect(await js(`return T.text('#user-id');`) === name, 'identity is not the new user');
+  expect(await js(`return T.text('#cart-total');`) === '€42.00', 'anonymous cart did not follow the user');
+  await shot('account');
+});
+
+await step('registered checkout appears in the order history', async () => {
+  await go('/shipping');
+  await js(`await T.until(() => T.q('#country') && T.q('#country').options.length > 1, 'countries');
+            const c = T.q('#country'); c.value = 'fr'; c.dispatchEvent(new Event('change', { bubbles: true }));
+            await T.type('#city', 'paris'); await T.pick(${q(T('city-suggestion'))});
+            await T.click('#calculate'); await T.until(() => !T.q('#shipping-quote').hidden, 'quote');
+            await T.click('#confirm-shipping'); await T.until(() => location.pathname === '/payment', '/payment');
+            await T.click('#pay-now'); await T.el('#order-id', 30000);`);
+  const oid = await js(`return T.text('#order-id');`);
+  await go('/login');
+  await js(`await T.el('#history-table');`);
+  const rows = await js(`return T.all(${q(T('history-row'))}).map((r) => r.dataset.orderid + ' ' + r.textContent);`);
+  expect(rows.length === 1 && rows[0].startsWith(oid) && rows[0].includes('Robotic Mining Cyborg'), `history ${rows}`);
+});
+
+await step('sign out gives a fresh anonymous id; wrong password and duplicate name are reported', async () => {
+  await js(`await T.click('#logout'); await T.el('#login-name');
+            await T.until(() => /^anonymous-/.test(T.text('#user-id')), 'anonymous again');`);
+  expect(await js(`return T.text('#user-id');`) !== anon, 'same anonymous id as before');
+  await js(`await T.set('#login-name', ${q(name)}); await T.set('#login-password', 'nope'); await T.click('#login-submit');
+            await T.until(() => T.text(${q(T('login-message') + ' ' + T('message-text'))}), 'login error');`);
+  const err = await js(`return T.text(${q(T('login-message') + ' ' + T('message-text'))});`);
+  expect(err === 'ERROR incorrect password', `login error "${err}"`);
+  await js(`await T.set('#register-name', ${q(name)}); await T.set('#register-email', 'x@example.com');
+            await T.set('#register-password', 'a'); await T.set('#register-confirm', 'a'); await T.click('#register-submit');
+            await T.until(() => T.text(${q(T('register-message') + ' ' + T('message-text'))}), 'register error');`);
+  const dup = await js(`return T.text(${q(T('register-message') + ' ' + T('message-text'))});`);
+  expect(dup === 'ERROR name already exists', `register error "${dup}"`);
+});
+
+await step('seed user logs in and sees the history view', async () => {
+  await js(`await T.set('#login-name', 'user'); await T.set('#login-password', 'password'); await T.click('#login-submit');
+            await T.el('#logout'); await T.until(() => T.q(${q(T('history-table'))}) || T.q(${q(T('history-empty'))}), 'history');`);
+  expect(await js(`return T.text('#user-id');`) === 'user', 'identity is not "user"');
+  await js(`await T.click('#logout'); await T.el('#login-name');`);
+});
+
+await step('deep links and unknown pages', async () => {
+  await go('/product/HPTD');
+  await js(`await T.until(() => T.text(${q(T('product-name'))}) === 'High-Powered Travel Droid', 'HPTD');`);
+  await go('/no/such/page');
+  await js(`await T.until(() => T.text('h1') === 'Page not found', 'not found page');`);
+});
+
+console.log(`ui: ${passed} passed, ${failed} failed`);
+// Close the browser politely, give it 5 s, then the exit handler kills what is left.
+await Promise.race([send('Browser.close').catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+ws.close();
+process.exit(failed ? 1 : 0);

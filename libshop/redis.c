@@ -1,0 +1,475 @@
+/* redis.c - hiredis 0.14 connections kept per worker thread: short connect/command timeouts,
+ * AUTH/SELECT on connect, one silent reconnect for a stale connection, a shared fail-fast
+ * window after a failed connect (a dead Redis answers in milliseconds), and optimistic
+ * WATCH/MULTI/EXEC updates. */
+#include "libshop/redis.h"
+#include "libshop/conf.h"
+#include "libshop/http.h"
+#include "libshop/log.h"
+#include "libshop/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define UPDATE_TRIES 64
+
+struct conn {
+    redisContext *ctx;
+    bool used; /* answered at least one command: a failure may just mean it went stale */
+};
+
+static struct shop_redis_conf g_conf = {
+    .host = "redis",
+    .port = 6379,
+    .connect_timeout_ms = 500,
+    .command_timeout_ms = 2000,
+    .retry_after_ms = 250,
+};
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_key_t conn_key;
+static _Atomic long long down_until_ns;
+static atomic_bool g_down;
+static _Thread_local char last_err[200];
+static _Thread_local unsigned seed = 12345;
+
+static void set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_err, sizeof(last_err), fmt, ap);
+    va_end(ap);
+}
+
+const char *shop_redis_last_error(void)
+{
+    return last_err;
+}
+
+static void conn_free(void *p)
+{
+    struct conn *c = p;
+    if (c && c->ctx)
+        redisFree(c->ctx);
+    free(c);
+}
+
+static void key_init(void)
+{
+    pthread_key_create(&conn_key, conn_free);
+}
+
+static struct conn *thread_conn(void)
+{
+    pthread_once(&once, key_init);
+    struct conn *c = pthread_getspecific(conn_key);
+    if (!c) {
+        c = shop_xcalloc(1, sizeof(*c));
+        pthread_setspecific(conn_key, c);
+    }
+    return c;
+}
+
+static void drop(struct conn *c)
+{
+    if (c->ctx)
+        redisFree(c->ctx);
+    c->ctx = NULL;
+    c->used = false;
+}
+
+/* Opens the fail-fast window and logs the transition to "down" once. */
+static void mark_down(void)
+{
+    atomic_store(&down_until_ns, shop_now_ns() + g_conf.retry_after_ms * 1000000LL);
+    if (!atomic_exchange(&g_down, true))
+        shop_log_warnx("redis %s:%d unavailable: %s", g_conf.host, g_conf.port, last_err);
+}
+
+static void mark_up(void)
+{
+    if (atomic_exchange(&g_down, false))
+        shop_log_info("redis %s:%d reachable again", g_conf.host, g_conf.port);
+}
+
+static struct timeval ms_tv(long ms)
+{
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}
+
+static bool busy_error(const char *msg)
+{
+    return strncmp(msg, "LOADING", 7) == 0 || strncmp(msg, "BUSY", 4) == 0 ||
+           strncmp(msg, "MASTERDOWN", 10) == 0 || strncmp(msg, "TRYAGAIN", 8) == 0;
+}
+
+/* Sends AUTH and SELECT on a fresh connection. Returns 0 or -1 with last_err set. */
+static int handshake(redisContext *ctx)
+{
+    redisReply *r = NULL;
+    if (g_conf.pass[0] && g_conf.user[0])
+        r = redisCommand(ctx, "AUTH %s %s", g_conf.user, g_conf.pass);
+    else if (g_conf.pass[0])
+        r = redisCommand(ctx, "AUTH %s", g_conf.pass);
+    if (g_conf.pass[0] && (!r || r->type == REDIS_REPLY_ERROR)) {
+        set_err("AUTH failed: %s", r ? r->str : ctx->errstr);
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    if (r)
+        freeReplyObject(r);
+    if (g_conf.db == 0)
+        return 0;
+    r = redisCommand(ctx, "SELECT %d", g_conf.db);
+    int rc = (r && r->type != REDIS_REPLY_ERROR) ? 0 : -1;
+    if (rc == -1)
+        set_err("SELECT %d failed: %s", g_conf.db, r ? r->str : ctx->errstr);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* Connects the thread's connection unless the fail-fast window is open. */
+static int conn_open(struct conn *c)
+{
+    if (shop_now_ns() < atomic_load(&down_until_ns)) {
+        set_err("redis %s:%d down (fail-fast window)", g_conf.host, g_conf.port);
+        return SHOP_REDIS_UNAVAILABLE;
+    }
+    redisContext *ctx =
+        redisConnectWithTimeout(g_conf.host, g_conf.port, ms_tv(g_conf.connect_timeout_ms));
+    if (!ctx || ctx->err) {
+        set_err("connect %s:%d: %s", g_conf.host, g_conf.port, ctx ? ctx->errstr : "no memory");
+        if (ctx)
+            redisFree(ctx);
+        mark_down();
+        return SHOP_REDIS_UNAVAILABLE;
+    }
+    redisSetTimeout(ctx, ms_tv(g_conf.command_timeout_ms));
+    redisEnableKeepAlive(ctx);
+    if (handshake(ctx) == -1) {
+        redisFree(ctx);
+        mark_down();
+        return SHOP_REDIS_UNAVAILABLE;
+    }
+    c->ctx = ctx;
+    c->used = false;
+    mark_up();
+    return SHOP_REDIS_OK;
+}
+
+/* Turns an answer into a result code; error replies are consumed. */
+static int classify(redisReply *r, redisReply **out)
+{
+    if (r->type != REDIS_REPLY_ERROR) {
+        *out = r;
+        return SHOP_REDIS_OK;
+    }
+    set_err("%s", r->str);
+    int rc = busy_error(r->str) ? SHOP_REDIS_UNAVAILABLE : SHOP_REDIS_ERROR;
+    freeReplyObject(r);
+    *out = NULL;
+    return rc;
+}
+
+/* Sends n pre-formatted commands in one round trip and collects n replies. On a transport
+ * failure the connection is dropped; a reused connection is retried once when may_retry
+ * (a stale socket after a Redis restart) unless the failure was a timeout. */
+static int run(struct conn *c, int n, char **cmds, const int *lens, redisReply **replies,
+               bool may_retry)
+{
+    for (int attempt = 0;; attempt++) {
+        if (!c->ctx) {
+            int rc = conn_open(c);
+            if (rc != SHOP_REDIS_OK)
+                return rc;
+        }
+        bool reused = c->used;
+        int i, got = 0, err_no;
+        errno = 0;
+        for (i = 0; i < n; i++)
+            if (redisAppendFormattedCommand(c->ctx, cmds[i], (size_t)lens[i]) != REDIS_OK)
+                break;
+        if (i == n) {
+            for (got = 0; got < n; got++) {
+                void *r = NULL;
+                if (redisGetReply(c->ctx, &r) != REDIS_OK || !r)
+                    break;
+                replies[got] = r;
+            }
+        }
+        err_no = errno;
+        if (got == n) {
+            c->used = true;
+            return SHOP_REDIS_OK;
+        }
+        for (int k = 0; k < got; k++)
+            freeReplyObject(replies[k]);
+        set_err("redis %s:%d: %s", g_conf.host, g_conf.port,
+                c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+        /* a timed-out command is not retried (Redis is hung, not restarted) */
+        bool timeout = c->ctx->err == REDIS_ERR_IO && (err_no == EAGAIN || err_no == EWOULDBLOCK);
+        drop(c);
+        if (!(may_retry && reused && attempt == 0 && !timeout)) {
+            mark_down();
+            return SHOP_REDIS_UNAVAILABLE;
+        }
+    }
+}
+
+static int run_one(struct conn *c, char *cmd, int len, redisReply **reply, bool may_retry)
+{
+    redisReply *r = NULL;
+    int rc = run(c, 1, &cmd, &len, &r, may_retry);
+    if (rc != SHOP_REDIS_OK) {
+        *reply = NULL;
+        return rc;
+    }
+    return classify(r, reply);
+}
+
+int shop_redis_cmd(redisReply **reply, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    *reply = NULL;
+    if (len < 0) {
+        set_err("bad redis command format");
+        return SHOP_REDIS_ERROR;
+    }
+    int rc = run_one(thread_conn(), cmd, len, reply, true);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+int shop_redis_cmd_argv(redisReply **reply, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    *reply = NULL;
+    if (len < 0) {
+        set_err("bad redis command");
+        return SHOP_REDIS_ERROR;
+    }
+    int rc = run_one(thread_conn(), cmd, len, reply, true);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+bool shop_redis_ping(void)
+{
+    redisReply *r;
+    if (shop_redis_cmd(&r, "PING") != SHOP_REDIS_OK)
+        return false;
+    bool ok = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+    freeReplyObject(r);
+    return ok;
+}
+
+/* ---- optimistic updates ------------------------------------------------------------------ */
+
+/* Runs a formatted command inside a transaction: only its first command (WATCH) may
+ * reconnect, the rest must run on the socket that holds the WATCH. */
+static int tx_cmd(struct conn *c, bool may_retry, redisReply **reply, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int tx_cmd(struct conn *c, bool may_retry, redisReply **reply, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return SHOP_REDIS_ERROR;
+    int rc = run_one(c, cmd, len, reply, may_retry);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+static void unwatch(struct conn *c)
+{
+    redisReply *r;
+    if (c->ctx && tx_cmd(c, false, &r, "UNWATCH") == SHOP_REDIS_OK)
+        freeReplyObject(r);
+}
+
+/* WATCH key and GET it. On OK *val is the GET reply (nil or string). */
+static int watch_get(struct conn *c, const char *key, redisReply **val)
+{
+    redisReply *r;
+    int rc = tx_cmd(c, true, &r, "WATCH %s", key);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    freeReplyObject(r);
+    rc = tx_cmd(c, false, val, "GET %s", key);
+    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
+        (*val)->type != REDIS_REPLY_STRING) {
+        set_err("key %s holds a non-string value", key);
+        freeReplyObject(*val);
+        *val = NULL;
+        rc = SHOP_REDIS_ERROR;
+    }
+    if (rc != SHOP_REDIS_OK)
+        unwatch(c);
+    return rc;
+}
+
+/* Explains an EXEC that neither committed nor saw a conflict. */
+static int tx_failure(redisReply **rep)
+{
+    const redisReply *e = rep[2];
+    if (rep[1]->type == REDIS_REPLY_ERROR)
+        e = rep[1];
+    else if (e->type == REDIS_REPLY_ARRAY && e->elements > 0)
+        e = e->element[0];
+    if (e->type != REDIS_REPLY_ERROR) {
+        set_err("transaction failed: unexpected EXEC answer");
+        return SHOP_REDIS_ERROR;
+    }
+    set_err("transaction failed: %s", e->str);
+    return busy_error(e->str) ? SHOP_REDIS_UNAVAILABLE : SHOP_REDIS_ERROR;
+}
+
+/* MULTI, SETEX, EXEC in one round trip. Returns OK, 1 when the key changed meanwhile
+ * (EXEC answered nil), or a negative code. */
+static int exec_setex(struct conn *c, const char *key, long ttl, const char *val)
+{
+    char *cmds[3] = {NULL, NULL, NULL};
+    int lens[3];
+    redisReply *rep[3] = {NULL, NULL, NULL};
+    lens[0] = redisFormatCommand(&cmds[0], "MULTI");
+    lens[1] = redisFormatCommand(&cmds[1], "SETEX %s %ld %s", key, ttl, val);
+    lens[2] = redisFormatCommand(&cmds[2], "EXEC");
+    int rc = SHOP_REDIS_ERROR;
+    if (lens[0] > 0 && lens[1] > 0 && lens[2] > 0)
+        rc = run(c, 3, cmds, lens, rep, false);
+    if (rc == SHOP_REDIS_OK) {
+        redisReply *ex = rep[2];
+        if (ex->type == REDIS_REPLY_NIL) {
+            rc = 1;
+        } else if (ex->type == REDIS_REPLY_ARRAY && ex->elements == 1 &&
+                   ex->element[0]->type == REDIS_REPLY_STATUS) {
+            rc = SHOP_REDIS_OK;
+        } else {
+            rc = tx_failure(rep);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (rep[i])
+            freeReplyObject(rep[i]);
+        if (cmds[i])
+            redisFreeCommand(cmds[i]);
+    }
+    return rc;
+}
+
+int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
+{
+    struct conn *c = thread_conn();
+    for (int attempt = 0; attempt < UPDATE_TRIES; attempt++) {
+        redisReply *val = NULL;
+        int rc = watch_get(c, key, &val);
+        if (rc != SHOP_REDIS_OK)
+            return rc;
+        char *out = NULL;
+        const char *cur = val->type == REDIS_REPLY_STRING ? val->str : NULL;
+        int code = fn(cur, cur ? val->len : 0, ud, &out);
+        freeReplyObject(val);
+        if (code != 0) {
+            free(out);
+            unwatch(c);
+            return code;
+        }
+        rc = exec_setex(c, key, ttl, out);
+        free(out);
+        if (rc != 1)
+            return rc;
+        if (attempt >= 2) /* heavy contention: let the others finish */
+            shop_sleep_ms((long)(rand_r(&seed) % 3));
+    }
+    set_err("key %s kept changing: gave up after %d tries", key, UPDATE_TRIES);
+    return SHOP_REDIS_ERROR;
+}
+
+/* ---- configuration ----------------------------------------------------------------------- */
+
+static int copy_decoded(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= dstlen)
+        return -1;
+    return shop_pct_decode(src, n, dst) < 0 ? -1 : 0;
+}
+
+static int parse_url(const char *value, int def_port, struct shop_redis_conf *conf)
+{
+    struct shop_url u;
+    if (shop_url_parse(value, &u) == -1 || strcmp(u.scheme, "redis") != 0)
+        return -1;
+    snprintf(conf->host, sizeof(conf->host), "%s", u.host);
+    conf->port = u.port ? u.port : def_port;
+    if (copy_decoded(conf->user, sizeof(conf->user), u.user) == -1 ||
+        copy_decoded(conf->pass, sizeof(conf->pass), u.pass) == -1)
+        return -1;
+    if (u.path[0]) {
+        char *end;
+        errno = 0;
+        long db = strtol(u.path, &end, 10);
+        if (errno || *end || end == u.path || db < 0 || db > 65535)
+            return -1;
+        conf->db = (int)db;
+    }
+    return 0;
+}
+
+int shop_redis_conf_parse(const char *value, int def_port, struct shop_redis_conf *conf)
+{
+    memset(conf, 0, sizeof(*conf));
+    conf->port = def_port;
+    conf->connect_timeout_ms = 500;
+    conf->command_timeout_ms = 2000;
+    conf->retry_after_ms = 250;
+    if (strstr(value, "://"))
+        return parse_url(value, def_port, conf);
+    return shop_hostport_parse(value, conf->host, sizeof(conf->host), &conf->port);
+}
+
+void shop_redis_init_conf(const struct shop_redis_conf *conf)
+{
+    g_conf = *conf;
+    shop_log_info("redis %s:%d db=%d%s", g_conf.host, g_conf.port, g_conf.db,
+                  g_conf.pass[0] ? " auth=yes" : "");
+}
+
+void shop_redis_init(void)
+{
+    const char *value = shop_conf_str("REDIS_URL|REDIS_HOST", "redis");
+    int port = shop_conf_port("REDIS_PORT", 6379);
+    struct shop_redis_conf conf;
+    if (shop_redis_conf_parse(value, port, &conf) == -1) {
+        const char *url = getenv("REDIS_URL");
+        shop_fatalx("config: %s is not redis://[[user]:password@]host[:port][/db] or host[:port]",
+                    url && *url ? "REDIS_URL" : "REDIS_HOST");
+    }
+    shop_redis_init_conf(&conf);
+}
+
+void shop_redis_cleanup(void)
+{
+    pthread_once(&once, key_init);
+    struct conn *c = pthread_getspecific(conn_key);
+    if (c) {
+        pthread_setspecific(conn_key, NULL);
+        conn_free(c);
+    }
+}

@@ -1,0 +1,425 @@
+/* cart - the shopping cart service (contract §5): one Redis key per cart holding the cart
+ * JSON, prices from the catalogue, every mutation an atomic WATCH/MULTI/EXEC update (D10). */
+#include "libshop/client.h"
+#include "libshop/conf.h"
+#include "libshop/http.h"
+#include "libshop/json.h"
+#include "libshop/log.h"
+#include "libshop/metrics.h"
+#include "libshop/redis.h"
+#include "libshop/util.h"
+#include "services/cart/cartcalc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COUNTER_KEY "anonymous-counter" /* the user service's key shares the keyspace (D11) */
+#define CART_MAX    (1024 * 1024)
+
+/* Codes of the update callbacks (positive: handled by the caller, nothing written). */
+enum {
+    UPD_NO_CART = 1,
+    UPD_CORRUPT,
+    UPD_NOT_IN_CART,
+    UPD_TOO_LARGE,
+};
+
+static long cart_ttl;
+static long catalogue_timeout_ms;
+static char catalogue_base[320]; /* http://host:port */
+
+static struct shop_counter items_added =
+    SHOP_COUNTER_INIT("items_added", "running count of items added to cart", SHOP_NUM_JS);
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static void reply_error(struct shop_req *req, int status, const char *msg)
+{
+    shop_reply_json(req, status, json_pack("{s:s}", "error", msg));
+}
+
+/* 503 when Redis is unreachable (D16), 500 for any other Redis failure. */
+static void reply_redis(struct shop_req *req, int rc)
+{
+    const char *why = shop_redis_last_error();
+    if (rc == SHOP_REDIS_UNAVAILABLE) {
+        reply_error(req, 503, "redis not available");
+        return;
+    }
+    shop_log_warnx("rid=%s redis: %s", shop_req_id(req), why);
+    reply_error(req, 500, why);
+}
+
+static void reply_cart(struct shop_req *req, const char *text)
+{
+    shop_reply(req, 200, JSON_TYPE, text, strlen(text));
+}
+
+/* Answers an update's outcome: the stored cart, or the matching error. */
+static void reply_update(struct shop_req *req, int rc, const char *text)
+{
+    switch (rc) {
+    case SHOP_REDIS_OK:
+        reply_cart(req, text);
+        break;
+    case UPD_NO_CART:
+        shop_reply_text(req, 404, "cart not found");
+        break;
+    case UPD_NOT_IN_CART:
+        shop_reply_text(req, 404, "not in cart");
+        break;
+    case UPD_CORRUPT:
+        shop_log_warnx("rid=%s stored cart is corrupt", shop_req_id(req));
+        reply_error(req, 500, "stored cart is not valid cart JSON");
+        break;
+    case UPD_TOO_LARGE:
+        shop_reply_text(req, 400, "quantity too large");
+        break;
+    default:
+        reply_redis(req, rc);
+    }
+}
+
+/* D11: the cart id may not name the user service's counter. Replies and returns false. */
+static bool id_allowed(struct shop_req *req, const char *id)
+{
+    if (strcmp(id, COUNTER_KEY) != 0)
+        return true;
+    shop_reply_text(req, 400, "cart id not allowed");
+    return false;
+}
+
+/* ---- atomic cart updates ------------------------------------------------------------------ */
+
+enum op { OP_ADD, OP_UPDATE, OP_SHIP };
+
+struct update {
+    enum op op;
+    const char *sku;
+    double qty;
+    const json_t *name; /* add: the product's name */
+    double price;       /* add: the product's price; ship: the cost */
+    const char *location;
+    char *result; /* the last text handed to Redis */
+};
+
+static int map_rc(enum cart_rc rc)
+{
+    switch (rc) {
+    case CART_OK:
+        return 0;
+    case CART_NOT_IN_CART:
+        return UPD_NOT_IN_CART;
+    case CART_TOO_LARGE:
+        return UPD_TOO_LARGE;
+    default:
+        return UPD_CORRUPT;
+    }
+}
+
+static enum cart_rc apply(json_t *cart, const struct update *u)
+{
+    switch (u->op) {
+    case OP_ADD:
+        return cart_add(cart, u->sku, u->name, u->price, u->qty);
+    case OP_UPDATE:
+        return cart_update(cart, u->sku, u->qty);
+    default:
+        return cart_ship(cart, u->location, u->price);
+    }
+}
+
+/* shop_redis_update callback: current cart text -> new cart text. */
+static int update_cb(const char *cur, size_t len, void *ud, char **out)
+{
+    struct update *u = ud;
+    json_t *cart;
+    if (cur)
+        cart = cart_parse(cur, len);
+    else if (u->op == OP_ADD)
+        cart = cart_new();
+    else
+        return UPD_NO_CART;
+    if (!cart)
+        return UPD_CORRUPT;
+    enum cart_rc rc = apply(cart, u);
+    if (rc == CART_OK)
+        rc = cart_recompute(cart);
+    if (rc == CART_OK) {
+        free(u->result);
+        u->result = cart_dump(cart);
+        *out = shop_xstrdup(u->result);
+    }
+    json_decref(cart);
+    return map_rc(rc);
+}
+
+static void run_update(struct shop_req *req, const char *id, struct update *u)
+{
+    int rc = shop_redis_update(id, cart_ttl, update_cb, u);
+    if (rc == SHOP_REDIS_OK && u->op == OP_ADD)
+        shop_counter_add(&items_added, u->qty);
+    reply_update(req, rc, u->result);
+    free(u->result);
+    u->result = NULL;
+}
+
+/* ---- catalogue ---------------------------------------------------------------------------- */
+
+/* JavaScript's `instock == 0` for the JSON values a catalogue can hold. */
+static bool out_of_stock(const json_t *v)
+{
+    if (json_is_number(v))
+        return json_number_value(v) == 0;
+    if (json_is_false(v))
+        return true;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+            s++;
+        if (!*s)
+            return true;
+        double d = strtod(s, &end);
+        while (*end == ' ' || (*end >= '\t' && *end <= '\r'))
+            end++;
+        return end != s && !*end && d == 0;
+    }
+    return false;
+}
+
+/* Fetches the product. Returns 0 with *product set, or replies and returns -1. */
+static int fetch_product(struct shop_req *req, const char *sku, json_t **product)
+{
+    struct shop_buf url;
+    shop_buf_init(&url, 2048);
+    shop_buf_puts(&url, catalogue_base);
+    shop_buf_puts(&url, "/product/");
+    shop_url_escape_segment(&url, sku);
+    struct shop_http_result res;
+    shop_http_result_init(&res, 256 * 1024);
+    struct shop_http_call call = {.method = "GET",
+                                  .url = url.data,
+                                  .timeout_ms = catalogue_timeout_ms,
+                                  .request_id = shop_req_id(req)};
+    int rc = shop_http_call(&call, &res);
+    *product = NULL;
+    if (rc == -1) {
+        shop_log_warnx("rid=%s catalogue %s: %s", shop_req_id(req), url.data, res.error);
+        reply_error(req, 500, res.error);
+    } else if (res.status != 200) {
+        shop_reply_text(req, 404, "product not found");
+        rc = -1;
+    } else {
+        json_error_t err;
+        *product = json_loadb(res.body.data, res.body.len, JSON_DECODE_INT_AS_REAL, &err);
+        if (!json_is_object(*product)) {
+            shop_log_warnx("rid=%s catalogue answered no product object", shop_req_id(req));
+            reply_error(req, 500, "catalogue answer is not a product");
+            json_decref(*product);
+            *product = NULL;
+            rc = -1;
+        }
+    }
+    shop_http_result_cleanup(&res);
+    shop_buf_cleanup(&url);
+    return rc;
+}
+
+/* ---- routes ------------------------------------------------------------------------------- */
+
+static void health(struct shop_req *req)
+{
+    bool up = shop_redis_ping();
+    shop_reply_json(req, up ? 200 : 503, json_pack("{s:s,s:b}", "app", "OK", "redis", up));
+}
+
+static void get_cart(struct shop_req *req)
+{
+    const char *id = shop_req_param(req, "id");
+    if (!id_allowed(req, id))
+        return;
+    redisReply *r;
+    int rc = shop_redis_cmd(&r, "GET %s", id);
+    if (rc != SHOP_REDIS_OK) {
+        reply_redis(req, rc);
+        return;
+    }
+    json_t *cart = r->type == REDIS_REPLY_STRING ? cart_parse(r->str, r->len) : NULL;
+    if (r->type == REDIS_REPLY_NIL)
+        shop_reply_text(req, 404, "cart not found");
+    else if (!cart)
+        reply_update(req, UPD_CORRUPT, NULL);
+    else
+        shop_reply(req, 200, JSON_TYPE, r->str, r->len);
+    json_decref(cart);
+    freeReplyObject(r);
+}
+
+static void delete_cart(struct shop_req *req)
+{
+    const char *id = shop_req_param(req, "id");
+    if (!id_allowed(req, id))
+        return;
+    redisReply *r;
+    int rc = shop_redis_cmd(&r, "DEL %s", id);
+    if (rc != SHOP_REDIS_OK) {
+        reply_redis(req, rc);
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        shop_reply_text(req, 200, "OK");
+    else
+        shop_reply_text(req, 404, "cart not found");
+    freeReplyObject(r);
+}
+
+static void rename_cart(struct shop_req *req)
+{
+    const char *from = shop_req_param(req, "from"), *to = shop_req_param(req, "to");
+    if (!id_allowed(req, from) || !id_allowed(req, to))
+        return;
+    redisReply *r, *w;
+    int rc = shop_redis_cmd(&r, "GET %s", from);
+    if (rc != SHOP_REDIS_OK) {
+        reply_redis(req, rc);
+        return;
+    }
+    json_t *cart = r->type == REDIS_REPLY_STRING ? cart_parse(r->str, r->len) : NULL;
+    if (r->type == REDIS_REPLY_NIL) {
+        shop_reply_text(req, 404, "cart not found");
+    } else if (!cart) {
+        reply_update(req, UPD_CORRUPT, NULL);
+    } else {
+        rc = shop_redis_cmd(&w, "SETEX %s %ld %b", to, cart_ttl, r->str, r->len);
+        if (rc == SHOP_REDIS_OK) {
+            freeReplyObject(w);
+            shop_reply(req, 200, JSON_TYPE, r->str, r->len);
+        } else {
+            reply_redis(req, rc);
+        }
+    }
+    json_decref(cart);
+    freeReplyObject(r);
+}
+
+/* Parses :qty as parseInt does. Replies 400 and returns false when it is not a number. */
+static bool quantity(struct shop_req *req, double *q)
+{
+    *q = cart_parse_int(shop_req_param(req, "qty"));
+    if (isnan(*q) || isinf(*q)) {
+        shop_reply_text(req, 400, "quantity must be a number");
+        return false;
+    }
+    return true;
+}
+
+static void add(struct shop_req *req)
+{
+    const char *id = shop_req_param(req, "id"), *sku = shop_req_param(req, "sku");
+    struct update u = {.op = OP_ADD, .sku = sku};
+    if (!id_allowed(req, id) || !quantity(req, &u.qty))
+        return;
+    if (u.qty < 1) {
+        shop_reply_text(req, 400, "quantity has to be greater than zero");
+        return;
+    }
+    json_t *product;
+    if (fetch_product(req, sku, &product) == -1)
+        return;
+    json_t *price = json_object_get(product, "price");
+    if (out_of_stock(json_object_get(product, "instock"))) {
+        shop_reply_text(req, 404, "out of stock");
+    } else if (!json_is_number(price)) {
+        reply_error(req, 500, "product has no price");
+    } else {
+        u.name = json_object_get(product, "name");
+        u.price = json_number_value(price);
+        run_update(req, id, &u);
+    }
+    json_decref(product);
+}
+
+static void update(struct shop_req *req)
+{
+    const char *id = shop_req_param(req, "id");
+    struct update u = {.op = OP_UPDATE, .sku = shop_req_param(req, "sku")};
+    if (!id_allowed(req, id) || !quantity(req, &u.qty))
+        return;
+    if (u.qty < 0) {
+        shop_reply_text(req, 400, "negative quantity not allowed");
+        return;
+    }
+    run_update(req, id, &u);
+}
+
+static void shipping(struct shop_req *req)
+{
+    const char *id = shop_req_param(req, "id");
+    if (!id_allowed(req, id))
+        return;
+    json_t *body = shop_req_body_object(req);
+    if (!body) {
+        shop_reply_text(req, 400, "malformed JSON");
+        return;
+    }
+    json_t *distance = json_object_get(body, "distance"), *cost = json_object_get(body, "cost");
+    const char *location = shop_json_str(body, "location");
+    if (!json_is_number(distance) || !json_is_number(cost) || !location) {
+        shop_reply_text(req, 400, "shipping data missing");
+    } else {
+        struct update u = {.op = OP_SHIP, .price = json_number_value(cost), .location = location};
+        run_update(req, id, &u);
+    }
+    json_decref(body);
+}
+
+static const struct shop_route routes[] = {
+    {"GET", "/health", health},
+    {"GET", "/cart/:id", get_cart},
+    {"DELETE", "/cart/:id", delete_cart},
+    {"GET", "/rename/:from/:to", rename_cart},
+    {"GET", "/add/:id/:sku/:qty", add},
+    {"POST", "/add/:id/:sku/:qty", add},
+    {"GET", "/update/:id/:sku/:qty", update},
+    {"POST", "/update/:id/:sku/:qty", update},
+    {"POST", "/shipping/:id", shipping},
+};
+
+/* Builds http://host:port of the catalogue from CATALOGUE_HOST (may carry a port) and
+ * CATALOGUE_PORT. */
+static void catalogue_init(void)
+{
+    const char *value = shop_conf_str("CATALOGUE_HOST", "catalogue");
+    int port = shop_conf_port("CATALOGUE_PORT", 8080);
+    char host[256];
+    if (shop_hostport_parse(value, host, sizeof(host), &port) == -1)
+        shop_fatalx("config: CATALOGUE_HOST=\"%s\" is not host or host:port", value);
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(catalogue_base, sizeof(catalogue_base), "http://%s%s%s:%d", v6 ? "[" : "", host,
+             v6 ? "]" : "", port);
+    catalogue_timeout_ms = shop_conf_long("SHOP_CATALOGUE_TIMEOUT_MS", 10000, 100, 600000);
+}
+
+int main(int argc, char **argv)
+{
+    shop_service_init(argc, argv, "cart");
+    struct shop_server_conf conf = {
+        .service = "cart",
+        .port = shop_conf_port("CART_SERVER_PORT", 8080),
+        .routes = routes,
+        .nroutes = sizeof(routes) / sizeof(routes[0]),
+        .cors = true,
+    };
+    cart_ttl = shop_conf_long("CART_TTL_SECONDS", 3600, 1, 100L * 365 * 24 * 3600);
+    catalogue_init();
+    shop_redis_init();
+    shop_counter_register(&items_added);
+    int rc = shop_server_run(&conf);
+    shop_redis_cleanup();
+    return rc;
+}

@@ -1,0 +1,559 @@
+"""Contract tests of the cart service (contract §5, §11.2, §15, D3, D10, D11, D16).
+
+Real Redis, real catalogue, real cart. Stored values are read and planted with redis-cli.
+A second cart process (started here) talks to a small local HTTP server standing in for a
+misbehaving catalogue, to reach the error paths the real catalogue never produces.
+"""
+import concurrent.futures
+import http.server
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import service_url, stack, wait_for
+
+RUN = uuid.uuid4().hex[:8]
+CONTRACT_CART = (
+    '{"total":2170.35,"tax":361.7249999999999,"items":['
+    '{"qty":1,"sku":"Watson","name":"Watson","price":2001,"subtotal":2001},'
+    '{"qty":2,"sku":"STAN-1","name":"Stan","price":67,"subtotal":134},'
+    '{"qty":1,"sku":"SHIP","name":"shipping to United Kingdom London","price":35.35,"subtotal":35.35}]}'
+)
+LONDON = {"distance": 707, "cost": 35.35, "location": "United Kingdom London"}
+
+
+def cid(name):
+    return "t-%s-%s" % (name, RUN)
+
+
+@pytest.fixture
+def cart():
+    return service_url("cart")
+
+
+def redis(*args):
+    """Runs redis-cli against the stack's Redis and returns its stripped output."""
+    cmd = ["redis-cli", "-h", os.environ.get("REDIS_HOST", "127.0.0.1"),
+           "-p", os.environ.get("REDIS_PORT", "6379"), *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def items_added(http, cart):
+    r = http.get(cart + "/metrics")
+    for line in r.text.splitlines():
+        if line.startswith("items_added "):
+            return float(line.split()[1])
+    raise AssertionError("no items_added in /metrics")
+
+
+# ---- health, metrics ---------------------------------------------------------------------
+
+def test_health(http, cart):
+    r = http.get(cart + "/health")
+    assert r.status_code == 200
+    assert r.json() == {"app": "OK", "redis": True}
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_metrics_items_added_first(http, cart):
+    r = http.get(cart + "/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    lines = r.text.splitlines()
+    assert lines[0] == "# HELP items_added running count of items added to cart"
+    assert lines[1] == "# TYPE items_added counter"
+    assert lines[2].startswith("items_added ")
+    float(lines[2].split()[1])
+
+
+# ---- add, get, the reference cart ---------------------------------------------------------
+
+def test_reference_cart_bytes(http, cart):
+    c = cid("ref")
+    before = items_added(http, cart)
+    r = http.get("%s/add/%s/Watson/1" % (cart, c))
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert r.text == '{"total":2001,"tax":333.5,"items":[{"qty":1,"sku":"Watson","name":"Watson","price":2001,"subtotal":2001}]}'
+    assert http.get("%s/add/%s/STAN-1/1" % (cart, c)).status_code == 200
+    r = http.get("%s/add/%s/STAN-1/1" % (cart, c))
+    assert r.json()["items"][1] == {"qty": 2, "sku": "STAN-1", "name": "Stan", "price": 67, "subtotal": 134}
+    assert r.json()["tax"] == 355.83333333333326
+    r = http.post("%s/shipping/%s" % (cart, c), json=LONDON)
+    assert r.status_code == 200
+    assert r.text == CONTRACT_CART
+    g = http.get("%s/cart/%s" % (cart, c))
+    assert g.status_code == 200
+    assert g.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert g.text == CONTRACT_CART
+    assert redis("GET", c) == CONTRACT_CART  # the stored bytes are the API's bytes
+    assert items_added(http, cart) - before == 3
+
+
+def test_get_missing_cart(http, cart):
+    r = http.get("%s/cart/%s" % (cart, cid("none")))
+    assert r.status_code == 404
+    assert r.text == "cart not found"
+
+
+@pytest.mark.parametrize("qty,expect", [("2abc", 2), ("1.9", 1), ("0x10", 16), ("%203", 3),
+                                        ("+4", 4), ("010", 10), ("1e3", 1)])
+def test_add_parse_int(http, cart, qty, expect):
+    c = cid("pi")
+    http.delete("%s/cart/%s" % (cart, c))
+    r = http.get("%s/add/%s/RMC/%s" % (cart, c, qty))
+    assert r.status_code == 200
+    item = r.json()["items"][0]
+    assert item["qty"] == expect
+    assert item["subtotal"] == 42 * expect
+
+
+@pytest.mark.parametrize("qty,status,text", [
+    ("abc", 400, "quantity must be a number"),
+    ("0x", 400, "quantity must be a number"),
+    ("0", 400, "quantity has to be greater than zero"),
+    ("-1", 400, "quantity has to be greater than zero"),
+    ("0.5", 400, "quantity has to be greater than zero"),
+])
+def test_add_bad_quantity(http, cart, qty, status, text):
+    r = http.get("%s/add/%s/RMC/%s" % (cart, cid("bq"), qty))
+    assert (r.status_code, r.text) == (status, text)
+    assert http.get("%s/cart/%s" % (cart, cid("bq"))).status_code == 404
+
+
+def test_add_unknown_product_and_out_of_stock(http, cart):
+    c = cid("stock")
+    r = http.get("%s/add/%s/NOSUCH-%s/1" % (cart, c, RUN))
+    assert (r.status_code, r.text) == (404, "product not found")
+    r = http.get("%s/add/%s/Ewooid/1" % (cart, c))  # instock 0
+    assert (r.status_code, r.text) == (404, "out of stock")
+    r = http.get("%s/add/%s/CNA/5" % (cart, c))
+    assert (r.status_code, r.text) == (404, "out of stock")
+    assert http.get("%s/cart/%s" % (cart, c)).status_code == 404
+    r = http.get("%s/add/%s/EPE/5" % (cart, c))  # stock 1: quantity is not compared
+    assert r.status_code == 200 and r.json()["items"][0]["qty"] == 5
+
+
+def test_add_and_update_by_post(http, cart):
+    c = cid("post")
+    r = http.post("%s/add/%s/HPTD/2" % (cart, c))
+    assert r.status_code == 200 and r.json()["total"] == 2400
+    r = http.post("%s/update/%s/HPTD/1" % (cart, c))
+    assert r.status_code == 200 and r.json()["total"] == 1200
+
+
+def test_add_after_ship_goes_last(http, cart):
+    c = cid("order")
+    http.get("%s/add/%s/RED/1" % (cart, c))
+    http.post("%s/shipping/%s" % (cart, c), json=LONDON)
+    r = http.get("%s/add/%s/UHJ/1" % (cart, c))
+    assert [i["sku"] for i in r.json()["items"]] == ["RED", "SHIP", "UHJ"]
+    r = http.get("%s/add/%s/RED/2" % (cart, c))  # merged in place, stored price reused
+    assert r.json()["items"][0] == {"qty": 3, "sku": "RED", "name": "Responsive Enforcer Droid",
+                                    "price": 700, "subtotal": 2100}
+    assert r.json()["total"] == 2100 + 35.35 + 5000
+
+
+# ---- update -------------------------------------------------------------------------------
+
+def test_update_rules(http, cart):
+    c = cid("upd")
+    r = http.get("%s/update/%s/RMC/1" % (cart, c))
+    assert (r.status_code, r.text) == (404, "cart not found")
+    http.get("%s/add/%s/RMC/1" % (cart, c))
+    http.get("%s/add/%s/Watson/1" % (cart, c))
+    http.post("%s/shipping/%s" % (cart, c), json=LONDON)
+    r = http.get("%s/update/%s/RMC/5" % (cart, c))
+    assert r.status_code == 200
+    assert r.json()["items"][0] == {"qty": 5, "sku": "RMC", "name": "Robotic Mining Cyborg",
+                                    "price": 42, "subtotal": 210}
+    before = items_added(http, cart)
+    r = http.get("%s/update/%s/SHIP/2" % (cart, c))  # Q-CA4: shipping can be doubled
+    assert r.json()["items"][2]["subtotal"] == 70.7
+    assert items_added(http, cart) == before  # update never counts
+    r = http.get("%s/update/%s/SHIP/0" % (cart, c))
+    assert [i["sku"] for i in r.json()["items"]] == ["RMC", "Watson"]
+    assert r.json()["total"] == 2211
+    r = http.get("%s/update/%s/NOPE/1" % (cart, c))
+    assert (r.status_code, r.text) == (404, "not in cart")
+    r = http.get("%s/update/%s/RMC/-1" % (cart, c))
+    assert (r.status_code, r.text) == (400, "negative quantity not allowed")
+    r = http.get("%s/update/%s/RMC/x" % (cart, c))
+    assert (r.status_code, r.text) == (400, "quantity must be a number")
+    http.get("%s/update/%s/RMC/0" % (cart, c))
+    r = http.get("%s/update/%s/Watson/0" % (cart, c))
+    assert r.text == '{"total":0,"tax":0,"items":[]}'
+    g = http.get("%s/cart/%s" % (cart, c))  # an emptied cart is kept
+    assert g.status_code == 200 and g.json() == {"total": 0, "tax": 0, "items": []}
+
+
+# ---- shipping -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    {}, {"distance": 1, "cost": 2}, {"distance": 1, "location": "x"},
+    {"cost": 2, "location": "x"}, {"distance": 1, "cost": 2, "location": None},
+    {"distance": 1, "cost": "2", "location": "x"}, {"distance": "1", "cost": 2, "location": "x"},
+])
+def test_shipping_data_missing(http, cart, body):
+    c = cid("shipbad")
+    http.get("%s/add/%s/RMC/1" % (cart, c))
+    r = http.post("%s/shipping/%s" % (cart, c), json=body)
+    assert (r.status_code, r.text) == (400, "shipping data missing")
+
+
+def test_shipping_other_bodies(http, cart):
+    c = cid("shipbody")
+    http.get("%s/add/%s/RMC/1" % (cart, c))
+    r = http.post("%s/shipping/%s" % (cart, c), data=json.dumps(LONDON),
+                  headers={"Content-Type": "text/plain"})
+    assert (r.status_code, r.text) == (400, "shipping data missing")
+    r = http.post("%s/shipping/%s" % (cart, c), data="{bad",
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = http.post("%s/shipping/%s" % (cart, cid("noship")), json=LONDON)
+    assert (r.status_code, r.text) == (404, "cart not found")
+
+
+def test_shipping_replaced_in_place(http, cart):
+    c = cid("shipre")
+    http.get("%s/add/%s/RMC/1" % (cart, c))
+    http.post("%s/shipping/%s" % (cart, c), json=LONDON)
+    http.get("%s/add/%s/Watson/1" % (cart, c))
+    r = http.post("%s/shipping/%s" % (cart, c),
+                  json={"distance": 541, "cost": 27.05, "location": "France Paris"})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["sku"] for i in items] == ["RMC", "SHIP", "Watson"]
+    assert items[1] == {"qty": 1, "sku": "SHIP", "name": "shipping to France Paris",
+                        "price": 27.05, "subtotal": 27.05}
+    assert r.json()["total"] == 42 + 27.05 + 2001
+
+
+# ---- rename, delete, reserved id ------------------------------------------------------------
+
+def test_rename(http, cart):
+    a, b = cid("from"), cid("to")
+    r = http.get("%s/rename/%s/%s" % (cart, a, b))
+    assert (r.status_code, r.text) == (404, "cart not found")
+    http.get("%s/add/%s/RMC/1" % (cart, b))  # the destination is overwritten (Q-CA1)
+    src = http.get("%s/add/%s/STAN-1/3" % (cart, a)).text
+    r = http.get("%s/rename/%s/%s" % (cart, a, b))
+    assert r.status_code == 200 and r.text == src
+    assert http.get("%s/cart/%s" % (cart, b)).text == src
+    assert http.get("%s/cart/%s" % (cart, a)).text == src  # the source stays
+    assert 3500 < int(redis("TTL", b)) <= 3600
+
+
+def test_delete(http, cart):
+    c = cid("del")
+    http.get("%s/add/%s/RMC/1" % (cart, c))
+    r = http.delete("%s/cart/%s" % (cart, c))
+    assert (r.status_code, r.text) == (200, "OK")
+    r = http.delete("%s/cart/%s" % (cart, c))
+    assert (r.status_code, r.text) == (404, "cart not found")
+
+
+def test_counter_key_refused(http, cart):
+    before = redis("GET", "anonymous-counter")
+    k = "anonymous-counter"
+    for r in (http.get("%s/cart/%s" % (cart, k)), http.delete("%s/cart/%s" % (cart, k)),
+              http.get("%s/add/%s/RMC/1" % (cart, k)), http.get("%s/update/%s/RMC/1" % (cart, k)),
+              http.get("%s/rename/%s/%s" % (cart, k, cid("x"))),
+              http.get("%s/rename/%s/%s" % (cart, cid("x"), k)),
+              http.post("%s/shipping/%s" % (cart, k), json=LONDON)):
+        assert r.status_code == 400
+    assert redis("GET", "anonymous-counter") == before
+
+
+def test_path_parameters_checked(http, cart):
+    r = http.get("%s/cart/a%%2Fb" % cart)  # decoded '/' (D2)
+    assert r.status_code == 400
+    r = http.get("%s/cart/%s" % (cart, "x" * 300))
+    assert r.status_code == 400
+    c = "t-space %s" % RUN  # a percent-decoded id is the Redis key as is
+    r = http.get("%s/add/%s/RMC/1" % (cart, requests.utils.quote(c)))
+    assert r.status_code == 200
+    assert redis("EXISTS", c) == "1"
+
+
+# ---- TTL ---------------------------------------------------------------------------------
+
+def test_ttl_set_and_refreshed_on_writes(http, cart):
+    c = cid("ttl")
+    http.get("%s/add/%s/RMC/1" % (cart, c))
+    assert 3500 < int(redis("TTL", c)) <= 3600
+    for write in (lambda: http.get("%s/add/%s/RMC/1" % (cart, c)),
+                  lambda: http.get("%s/update/%s/RMC/4" % (cart, c)),
+                  lambda: http.post("%s/shipping/%s" % (cart, c), json=LONDON)):
+        redis("EXPIRE", c, "100")
+        assert write().status_code == 200
+        assert 3500 < int(redis("TTL", c)) <= 3600
+    redis("EXPIRE", c, "100")
+    http.get("%s/cart/%s" % (cart, c))  # reads do not refresh
+    assert int(redis("TTL", c)) <= 100
+
+
+# ---- corrupt stored values (Q-CA6 / D3) ----------------------------------------------------
+
+@pytest.mark.parametrize("value", ["not json", "[1,2]", '{"total":0}', '{"items":{}}',
+                                   '{"items":[{"sku":"RMC","qty":1,"price":42,"subtotal":42},'
+                                   '{"sku":"X","qty":1,"price":1,"subtotal":"x"}]}'])
+def test_corrupt_values_answer_500(http, cart, value):
+    c = cid("bad")
+    redis("SET", c, value)
+    if value.startswith("{\"items\":[{"):  # a valid shape: readable, but not updatable
+        assert http.get("%s/cart/%s" % (cart, c)).status_code == 200
+    else:
+        assert http.get("%s/cart/%s" % (cart, c)).status_code == 500
+        assert http.get("%s/rename/%s/%s" % (cart, c, cid("bad2"))).status_code == 500
+    assert http.get("%s/add/%s/RMC/1" % (cart, c)).status_code == 500
+    assert http.get("%s/update/%s/RMC/2" % (cart, c)).status_code == 500
+    assert http.post("%s/shipping/%s" % (cart, c), json=LONDON).status_code == 500
+    assert redis("GET", c) == value  # never overwritten
+    assert http.get(cart + "/health").status_code == 200
+
+
+def test_wrong_redis_type_answers_500(http, cart):
+    c = cid("list")
+    redis("RPUSH", c, "x")
+    assert http.get("%s/cart/%s" % (cart, c)).status_code == 500
+    assert http.get("%s/add/%s/RMC/1" % (cart, c)).status_code == 500
+    assert redis("TYPE", c) == "list"
+
+
+# ---- concurrency (D10) ---------------------------------------------------------------------
+
+def test_parallel_adds_never_lose_an_update(cart):
+    c = cid("race")
+    url = "%s/add/%s/RMC/1" % (cart, c)
+
+    def add(_):
+        with requests.Session() as s:
+            return s.get(url, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        codes = list(pool.map(add, range(50)))
+    assert codes == [200] * 50
+    body = requests.get("%s/cart/%s" % (cart, c)).json()
+    assert body["items"][0]["qty"] == 50
+    assert body["total"] == 50 * 42
+
+
+def test_parallel_mixed_writes(cart):
+    c = cid("race2")
+    requests.get("%s/add/%s/Watson/1" % (cart, c))
+
+    def work(i):
+        with requests.Session() as s:
+            if i % 2:
+                return s.get("%s/add/%s/RMC/1" % (cart, c), timeout=30).status_code
+            return s.post("%s/shipping/%s" % (cart, c), timeout=30,
+                          json={"distance": i, "cost": 1.5, "location": "L%d" % i}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=30) as pool:
+        codes = list(pool.map(work, range(60)))
+    assert codes == [200] * 60
+    body = requests.get("%s/cart/%s" % (cart, c)).json()
+    skus = [i["sku"] for i in body["items"]]
+    assert skus.count("SHIP") == 1 and skus.count("RMC") == 1
+    assert body["items"][skus.index("RMC")]["qty"] == 30
+    assert body["total"] == 2001 + 30 * 42 + 1.5
+
+
+# ---- the checkout half of §15 over HTTP ----------------------------------------------------
+
+def test_checkout_half(http, cart):
+    user = service_url("user")
+    anon = http.get(user + "/uniqueid").json()["uuid"]
+    assert anon.startswith("anonymous-")
+    assert http.get("%s/add/%s/Watson/1" % (cart, anon)).status_code == 200
+    assert http.get("%s/add/%s/STAN-1/2" % (cart, anon)).status_code == 200
+    view = http.get("%s/cart/%s" % (cart, anon)).json()
+    assert [i["sku"] for i in view["items"]] == ["Watson", "STAN-1"]
+    assert http.get("%s/update/%s/STAN-1/1" % (cart, anon)).json()["total"] == 2068
+    shipped = http.post("%s/shipping/%s" % (cart, anon), json=LONDON).json()
+    name, pw = "chk-" + RUN, "pw-" + RUN
+    assert http.post(user + "/register", json={"name": name, "password": pw,
+                                               "email": "c@x"}).status_code == 200
+    login = http.post(user + "/login", json={"name": name, "password": pw})
+    assert login.status_code == 200 and login.json()["name"] == name
+    renamed = http.get("%s/rename/%s/%s" % (cart, anon, name))
+    assert renamed.status_code == 200 and renamed.json() == shipped
+    assert http.get("%s/history/%s" % (user, name)).status_code == 404
+    assert http.get("%s/check/%s" % (user, name)).text == "OK"
+    order = {"orderid": str(uuid.uuid4()), "cart": renamed.json()}
+    assert http.post("%s/order/%s" % (user, name), json=order).text == "OK"
+    assert http.delete("%s/cart/%s" % (cart, name)).text == "OK"
+    hist = http.get("%s/history/%s" % (user, name)).json()
+    assert hist["name"] == name and hist["history"] == [order]
+
+
+# ---- Redis down / back (D16) ---------------------------------------------------------------
+
+def test_redis_down_fails_fast_then_recovers(cart):
+    c = cid("down")
+    requests.get("%s/add/%s/RMC/1" % (cart, c))
+    stack("stop", "redis")
+    try:
+        for _ in range(3):
+            for method, url in (("GET", "%s/cart/%s" % (cart, c)), ("GET", "%s/add/%s/RMC/1" % (cart, c)),
+                                ("GET", "%s/update/%s/RMC/3" % (cart, c)),
+                                ("DELETE", "%s/cart/%s" % (cart, c)),
+                                ("GET", "%s/rename/%s/%s" % (cart, c, cid("down2")))):
+                t0 = time.monotonic()
+                r = requests.request(method, url, timeout=10)
+                assert r.status_code == 503, url
+                assert time.monotonic() - t0 < 1.0
+            h = requests.get(cart + "/health", timeout=10)
+            assert h.status_code == 503 and h.json() == {"app": "OK", "redis": False}
+    finally:
+        stack("start", "redis")
+    assert wait_for(lambda: requests.get("%s/cart/%s" % (cart, c)).status_code == 200, 10)
+    assert requests.get("%s/add/%s/RMC/1" % (cart, c)).json()["items"][0]["qty"] == 2
+    assert requests.get(cart + "/health").status_code == 200
+    # a restart between two requests: every worker's socket is stale, none may fail
+    url = "%s/cart/%s" % (cart, c)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda _: requests.get(url, timeout=5), range(32)))
+    stack("stop", "redis")
+    stack("start", "redis")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(pool.map(lambda i: requests.get("%s/add/%s/RMC/1" % (cart, c) if i % 2 else url,
+                                                     timeout=5).status_code, range(32)))
+    assert codes == [200] * 32
+    assert requests.get(url).json()["items"][0]["qty"] == 18
+
+
+def test_hung_redis_times_out_then_recovers(cart):
+    """SIGSTOP freezes this stack's own redis-server: connects still succeed (the kernel
+    accepts), commands time out after about 2 s and answer 503; SIGCONT brings it back."""
+    pidfile = os.path.join(os.environ.get("SHOP_STATE_DIR", ""), "run", "redis.pid")
+    if not os.path.exists(pidfile):
+        pytest.skip("no redis.pid of the local stack")
+    pid = int(open(pidfile).read().split()[0])
+    c = cid("hung")
+    requests.get("%s/add/%s/RMC/1" % (cart, c))
+    os.kill(pid, 19)  # SIGSTOP
+    try:
+        for _ in range(2):
+            t0 = time.monotonic()
+            r = requests.get("%s/cart/%s" % (cart, c), timeout=10)
+            assert r.status_code == 503
+            assert time.monotonic() - t0 < 3.0
+    finally:
+        os.kill(pid, 18)  # SIGCONT
+    assert wait_for(lambda: requests.get("%s/cart/%s" % (cart, c)).status_code == 200, 10)
+    assert requests.get("%s/add/%s/RMC/1" % (cart, c)).json()["items"][0]["qty"] == 2
+
+
+# ---- a second cart in front of a misbehaving catalogue ------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeCatalogue(http.server.BaseHTTPRequestHandler):
+    """Answers /product/<case> with the odd replies a broken catalogue could give."""
+    replies = {
+        "GARBAGE": (200, "this is not json"),
+        "ARRAY": (200, "[1,2]"),
+        "BROKEN": (500, '{"error":"x"}'),
+        "NOPRICE": (200, '{"sku":"NOPRICE","name":"n","instock":1}'),
+        "ZEROSTR": (200, '{"sku":"ZEROSTR","name":"z","price":5,"instock":"0"}'),
+        "NOSTOCK": (200, '{"sku":"NOSTOCK","name":"Odd","price":5}'),
+    }
+
+    def do_GET(self):
+        key = self.path.rsplit("/", 1)[-1]
+        if key == "SLOW":
+            time.sleep(1.5)
+        status, body = self.replies.get(key, (404, "SKU not found"))
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def odd_cart():
+    fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeCatalogue)
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    port = free_port()
+    env = dict(os.environ, CART_SERVER_PORT=str(port), CATALOGUE_HOST="127.0.0.1:%d" % fake.server_port,
+               CATALOGUE_PORT="1", CART_TTL_SECONDS="77", SHOP_CATALOGUE_TIMEOUT_MS="500")
+    env.pop("REDIS_URL", None)  # REDIS_HOST + REDIS_PORT form
+    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "cart")
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = "http://127.0.0.1:%d" % port
+
+    def up():
+        try:
+            return requests.get(url + "/health", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    assert wait_for(up, 10)
+    yield url
+    proc.terminate()
+    _, err = proc.communicate(timeout=15)
+    fake.shutdown()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"ERROR: AddressSanitizer" not in err and b"runtime error" not in err
+
+
+@pytest.mark.parametrize("sku,status,text", [
+    ("GARBAGE", 500, None), ("ARRAY", 500, None), ("SLOW", 500, None), ("NOPRICE", 500, None),
+    ("BROKEN", 404, "product not found"), ("MISSING", 404, "product not found"),
+    ("ZEROSTR", 404, "out of stock"),
+])
+def test_catalogue_answers(odd_cart, sku, status, text):
+    r = requests.get("%s/add/%s/%s/1" % (odd_cart, cid("odd"), sku), timeout=10)
+    assert r.status_code == status
+    if text is not None:
+        assert r.text == text
+    else:
+        assert r.headers["Content-Type"].startswith("application/json")
+
+
+def test_catalogue_without_instock_and_ttl_setting(odd_cart):
+    c = cid("odd2")
+    r = requests.get("%s/add/%s/NOSTOCK/2" % (odd_cart, c), timeout=10)
+    assert r.status_code == 200
+    assert r.json()["items"] == [{"qty": 2, "sku": "NOSTOCK", "name": "Odd", "price": 5, "subtotal": 10}]
+    assert 70 < int(redis("TTL", c)) <= 77  # CART_TTL_SECONDS
+
+
+def test_catalogue_unreachable_is_500(http, cart):
+    stack("stop", "catalogue")
+    try:
+        r = http.get("%s/add/%s/RMC/1" % (cart, cid("nocat")), timeout=15)
+        assert r.status_code == 500
+        assert r.headers["Content-Type"].startswith("application/json")
+    finally:
+        stack("start", "catalogue")
+    assert http.get("%s/add/%s/RMC/1" % (cart, cid("nocat"))).status_code == 200
+
+
+@pytest.mark.parametrize("var,value", [("CART_TTL_SECONDS", "soon"), ("CATALOGUE_PORT", "99999"),
+                                       ("REDIS_URL", "http://x"), ("CART_SERVER_PORT", "x")])
+def test_bad_configuration_stops_with_its_name(var, value):
+    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "cart")
+    env = dict(os.environ, CART_SERVER_PORT=str(free_port()))
+    env[var] = value
+    p = subprocess.run([binary], env=env, capture_output=True, timeout=10)
+    assert p.returncode == 1
+    assert var.encode() in p.stderr

@@ -97,8 +97,8 @@ int shop_histogram_render(struct shop_histogram *h, const char *labels, int head
                             le, sizeof(le));
         else
             snprintf(le, sizeof(le), "+Inf");
-        rc =
-            series_open(out, h->name, "_bucket", labels, le) || shop_buf_printf(out, "%llu\n", cum);
+        rc = series_open(out, h->name, "_bucket", labels, le) ||
+             put_num(out, (double)cum, h->style) || shop_buf_putc(out, '\n');
     }
     rc = rc || series_open(out, h->name, "_count", labels, NULL) ||
          put_num(out, (double)atomic_load(&h->count), h->style) || shop_buf_putc(out, '\n');

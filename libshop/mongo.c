@@ -1,13 +1,64 @@
-/* mongo.c - libmongoc client pool with fail-fast timeouts, and BSON/JSON conversion. */
+/* mongo.c - libmongoc client pool with fail-fast timeouts, and BSON/JSON conversion. The
+ * pool's server monitor reports every heartbeat (APM callbacks): the health probe answers from
+ * that state, so it never waits out the 1 s server selection while the server is down. */
 #include "libshop/mongo.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
 #include "libshop/util.h"
 
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
+
+/* How long the first probe waits for the monitor's first heartbeat. */
+#define FIRST_HEARTBEAT_WAIT_MS 500
 
 static mongoc_client_pool_t *pool;
 static char db_name[128];
+
+/* The last heartbeat's outcome: 0 none yet, 1 the server answered, -1 it did not. */
+static pthread_mutex_t hb_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hb_cv = PTHREAD_COND_INITIALIZER;
+static int hb_state;
+
+static void hb_set(int state)
+{
+    pthread_mutex_lock(&hb_mu);
+    hb_state = state;
+    pthread_cond_broadcast(&hb_cv);
+    pthread_mutex_unlock(&hb_mu);
+}
+
+static void on_heartbeat_ok(const mongoc_apm_server_heartbeat_succeeded_t *event)
+{
+    (void)event;
+    hb_set(1);
+}
+
+static void on_heartbeat_failed(const mongoc_apm_server_heartbeat_failed_t *event)
+{
+    (void)event;
+    hb_set(-1);
+}
+
+/* The monitor's view, waiting at most wait_ms for a first heartbeat: 1 up, -1 down, 0 unknown. */
+static int hb_wait(long wait_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&hb_mu);
+    while (hb_state == 0 && pthread_cond_timedwait(&hb_cv, &hb_mu, &until) == 0)
+        ;
+    int state = hb_state;
+    pthread_mutex_unlock(&hb_mu);
+    return state;
+}
 
 static void mongo_log(mongoc_log_level_t level, const char *domain, const char *msg, void *ud)
 {
@@ -45,6 +96,11 @@ void shop_mongo_init(const char *url, const char *default_db)
         shop_fatalx("config: MONGO_URL cannot be used");
     mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
     mongoc_client_pool_set_appname(pool, "roboshop-c");
+    mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new();
+    mongoc_apm_set_server_heartbeat_succeeded_cb(cbs, on_heartbeat_ok);
+    mongoc_apm_set_server_heartbeat_failed_cb(cbs, on_heartbeat_failed);
+    mongoc_client_pool_set_apm_callbacks(pool, cbs, NULL);
+    mongoc_apm_callbacks_destroy(cbs);
     shop_log_info("mongo database=%s", db_name);
 }
 
@@ -77,9 +133,16 @@ mongoc_collection_t *shop_mongo_collection(mongoc_client_t *client, const char *
     return mongoc_client_get_collection(client, db_name, name);
 }
 
+/* Answers from the monitor's last heartbeat when there is one (a pooled client's first pop
+ * starts the monitor); only before any heartbeat, a real ping. */
 bool shop_mongo_ping(void)
 {
     mongoc_client_t *c = shop_mongo_pop();
+    int state = hb_wait(FIRST_HEARTBEAT_WAIT_MS);
+    if (state != 0) {
+        shop_mongo_push(c);
+        return state > 0;
+    }
     bson_t cmd = BSON_INITIALIZER;
     BSON_APPEND_INT32(&cmd, "ping", 1);
     bson_error_t err;

@@ -25,17 +25,17 @@ int main(void)
                         "items_added 3\n"
                         "# HELP units_sold Avergae Unit Sale\n"
                         "# TYPE units_sold histogram\n"
-                        "units_sold_bucket{le=\"1.0\"} 1\n"
-                        "units_sold_bucket{le=\"2.0\"} 1\n"
-                        "units_sold_bucket{le=\"5.0\"} 2\n"
-                        "units_sold_bucket{le=\"10.0\"} 2\n"
-                        "units_sold_bucket{le=\"100.0\"} 2\n"
-                        "units_sold_bucket{le=\"+Inf\"} 3\n"
+                        "units_sold_bucket{le=\"1.0\"} 1.0\n"
+                        "units_sold_bucket{le=\"2.0\"} 1.0\n"
+                        "units_sold_bucket{le=\"5.0\"} 2.0\n"
+                        "units_sold_bucket{le=\"10.0\"} 2.0\n"
+                        "units_sold_bucket{le=\"100.0\"} 2.0\n"
+                        "units_sold_bucket{le=\"+Inf\"} 3.0\n"
                         "units_sold_count 3.0\n"
                         "units_sold_sum 504.0\n");
     shop_buf_reset(&out);
     CHECK(shop_histogram_render(&units, "route=\"/pay/:id\"", 0, &out) == 0);
-    CHECK(strstr(out.data, "units_sold_bucket{route=\"/pay/:id\",le=\"+Inf\"} 3\n") != NULL);
+    CHECK(strstr(out.data, "units_sold_bucket{route=\"/pay/:id\",le=\"+Inf\"} 3.0\n") != NULL);
     CHECK(strstr(out.data, "units_sold_count{route=\"/pay/:id\"} 3.0\n") != NULL);
     shop_buf_reset(&out);
     shop_metrics_label(&out, "a\"b\\c\nd");

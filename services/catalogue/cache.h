@@ -1,0 +1,47 @@
+/* cache.h - the catalogue's in-memory snapshot of all products: the catalogue is small and
+ * read-only for the shop, so one find per staleness period replaces one find per request.
+ * Staleness bound: a snapshot is served for at most ttl_ms after it was read (plus, for
+ * requests that arrive while another thread re-reads it, the time of that one find). A failed
+ * re-read drops the snapshot and is remembered for ttl_ms, so during a MongoDB outage every
+ * request answers 503 at once and one request per period probes the database. */
+#ifndef CATALOGUE_CACHE_H
+#define CATALOGUE_CACHE_H
+
+#include "libshop/util.h"
+
+#include <jansson.h>
+#include <mongoc/mongoc.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct cat_snapshot {
+    json_t *products;           /* array of product objects; never modified once published */
+    struct shop_buf all;        /* body of GET /products */
+    struct shop_buf categories; /* body of GET /categories */
+    struct shop_buf bodies;     /* bodies of GET /product/{sku}, back to back */
+    size_t n;                   /* number of products */
+    size_t *off, *len;          /* product i's body: bodies.data + off[i], len[i] bytes */
+    long long loaded_ns;
+    atomic_int refs;
+};
+
+/* Reads every product (new array in *out); returns 0, or -1 with err set. */
+typedef int (*cat_load_fn)(json_t **out, bson_error_t *err);
+
+/* ttl_ms 0 disables the cache (cat_cache_get then always fails with err->code 0). */
+void cat_cache_init(long ttl_ms, cat_load_fn load);
+long cat_cache_ttl(void);
+/* A referenced snapshot (give it back with cat_cache_release), or NULL with err set when
+ * MongoDB could not be read. */
+struct cat_snapshot *cat_cache_get(bson_error_t *err);
+void cat_cache_release(struct cat_snapshot *s);
+/* Drops the snapshot now (health found MongoDB down): the next request reads again. */
+void cat_cache_forget(void);
+void cat_cache_cleanup(void);
+
+/* Index of the product with exactly this sku, or -1. */
+long cat_snapshot_find(const struct cat_snapshot *s, const char *sku);
+/* The distinct category strings of products (array of objects), sorted. New reference. */
+json_t *cat_distinct_categories(const json_t *products);
+
+#endif

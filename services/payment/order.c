@@ -1,0 +1,73 @@
+/* order.c - payment's pure order logic: cart validation, UUIDv4 text, message documents. */
+#include "services/payment/order.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool is_ship(const json_t *item)
+{
+    const char *sku = json_string_value(json_object_get(item, "sku"));
+    return sku && strcmp(sku, "SHIP") == 0;
+}
+
+bool order_check_cart(const json_t *cart, double *total, double *units)
+{
+    const json_t *items = json_object_get(cart, "items");
+    if (!json_is_object(cart) || !json_is_array(items))
+        return false;
+    bool has_ship = false;
+    double n = 0;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const json_t *item = json_array_get(items, i);
+        if (!json_is_object(item))
+            return false;
+        if (is_ship(item)) {
+            has_ship = true;
+            continue;
+        }
+        const json_t *qty = json_object_get(item, "qty");
+        if (!json_is_number(qty))
+            return false;
+        n += json_number_value(qty);
+    }
+    const json_t *t = json_object_get(cart, "total");
+    if (!has_ship || !json_is_number(t) || json_number_value(t) == 0)
+        return false;
+    *total = json_number_value(t);
+    *units = n;
+    return true;
+}
+
+void order_uuid4(const unsigned char rnd[16], char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    memcpy(b, rnd, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0x0f];
+    }
+    out[o] = '\0';
+}
+
+json_t *order_message(const char *orderid, const char *user, json_t *cart)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "orderid", json_string(orderid));
+    json_object_set_new(m, "user", json_string(user));
+    json_object_set(m, "cart", cart);
+    return m;
+}
+
+json_t *order_history(const char *orderid, json_t *cart)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "orderid", json_string(orderid));
+    json_object_set(m, "cart", cart);
+    return m;
+}

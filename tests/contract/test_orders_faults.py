@@ -1,0 +1,219 @@
+"""Fault tests of the order pipeline (contract D5, D8, D16; architecture "faults"): the broker
+goes away or restarts while payments flow, dispatch is killed while it holds orders. The
+invariant: every order answered 200 is dispatched (at least once), and an order that was not
+placed is not reported as placed and leaves no order history. Every test leaves RabbitMQ and
+dispatch running (try/finally).
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import service_url, stack, wait_for
+
+BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
+
+
+def dispatch_log():
+    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), "dispatch.log")
+    if not os.path.exists(path):
+        pytest.skip("no dispatch log at %s" % path)
+    return path
+
+
+def dispatched_ids(*paths):
+    ids = set()
+    for path in paths:
+        with open(path, errors="replace") as f:
+            ids.update(re.findall(r"dispatched orderid=(\S+)", f.read()))
+    return ids
+
+
+def wait_dispatched(ids, timeout=60.0, paths=()):
+    files = [dispatch_log(), *paths]
+    wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout, interval=0.5)
+    return set(ids) - dispatched_ids(*files)
+
+
+def in_stock_sku():
+    products = requests.get(service_url("catalogue") + "/products", timeout=10).json()
+    return next(p["sku"] for p in products if p.get("instock", 1) != 0)
+
+
+def make_cart(http, cart_id, sku):
+    r = http.get("%s/add/%s/%s/1" % (service_url("cart"), cart_id, sku), timeout=10)
+    assert r.status_code == 200, r.text
+    r = http.post("%s/shipping/%s" % (service_url("cart"), cart_id), timeout=10,
+                  json={"distance": 100, "cost": 12.5, "location": "Testland Testville"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def pay(http, cart_id, cart):
+    return http.post("%s/pay/%s" % (service_url("payment"), cart_id), json=cart, timeout=30)
+
+
+def rabbit_up():
+    try:
+        return requests.get(service_url("payment") + "/health", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture
+def restore_rabbitmq():
+    """Makes sure RabbitMQ (and dispatch) run again after the test, whatever happened."""
+    dispatch_log()
+    try:
+        yield
+    finally:
+        stack("start", "rabbitmq")
+        stack("start", "dispatch")
+        wait_for(rabbit_up, 30)
+
+
+def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):
+    name = "fault-%s" % uuid.uuid4().hex[:12]
+    r = http.post(service_url("user") + "/register", timeout=10,
+                  json={"name": name, "password": "pw-" + name, "email": name + "@example.com"})
+    assert r.status_code == 200, r.text
+    cart = make_cart(http, name, in_stock_sku())
+    stack("stop", "rabbitmq")
+
+    # health names the broker; dispatch notices it lost its connection
+    r = http.get(service_url("payment") + "/health", timeout=10)
+    assert (r.status_code, r.text) == (503, "RabbitMQ not available")
+    assert wait_for(lambda: http.get(service_url("dispatch") + "/health", timeout=5).status_code == 503, 15)
+    assert http.get(service_url("dispatch") + "/health", timeout=5).json() == {"app": "OK", "rabbitmq": False}
+
+    # paying fails fast with 503: not placed, no history written, cart kept
+    for _ in range(3):
+        t0 = time.time()
+        r = pay(http, name, cart)
+        assert r.status_code == 503, r.text
+        assert "RabbitMQ" in r.text
+        assert time.time() - t0 < 3
+    assert http.get("%s/history/%s" % (service_url("user"), name), timeout=10).status_code == 404
+    assert http.get("%s/cart/%s" % (service_url("cart"), name), timeout=10).status_code == 200
+
+    # the broker returns: the same cart pays, the order is recorded and dispatched
+    stack("start", "rabbitmq")
+    assert wait_for(rabbit_up, 30)
+    r = pay(http, name, cart)
+    assert r.status_code == 200, r.text
+    orderid = r.json()["orderid"]
+    hist = http.get("%s/history/%s" % (service_url("user"), name), timeout=10).json()["history"]
+    assert [h["orderid"] for h in hist] == [orderid]
+    assert wait_for(lambda: http.get(service_url("dispatch") + "/health", timeout=5).status_code == 200, 45)
+    assert wait_dispatched([orderid]) == set()
+
+
+def test_broker_restart_while_payments_flow(restore_rabbitmq):
+    sku = in_stock_sku()
+    carts = {}
+    with requests.Session() as s:
+        for _ in range(160):
+            cid = "flow-%s" % uuid.uuid4().hex
+            carts[cid] = make_cart(s, cid, sku)
+    todo = list(carts)
+    lock = threading.Lock()
+    results = []  # (status, orderid or None, time)
+    deadline = time.time() + 120
+
+    def payer():
+        with requests.Session() as s:
+            while time.time() < deadline:
+                with lock:
+                    if not todo:
+                        return
+                    cid = todo.pop(0)
+                try:
+                    r = pay(s, cid, carts[cid])
+                    status = r.status_code
+                    oid = r.json()["orderid"] if status == 200 else None
+                except requests.RequestException:
+                    status, oid = 0, None
+                with lock:
+                    results.append((status, oid, time.time()))
+                    if status != 200:
+                        todo.append(cid)  # not placed, so the cart is still there: retry later
+                time.sleep(0.1)
+
+    threads = [threading.Thread(target=payer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(results) >= 20, 30)
+        t_stop = time.time()
+        stack("stop", "rabbitmq")
+        time.sleep(1.0)
+        stack("start", "rabbitmq")
+        t_start = time.time()
+    finally:
+        for t in threads:
+            t.join(150)
+
+    ok = [oid for st, oid, _ in results if st == 200]
+    assert any(st == 200 and ts < t_stop for st, _, ts in results), "no payment before the restart"
+    assert any(st == 200 and ts > t_start for st, _, ts in results), "no payment after the restart"
+    assert any(st == 503 for st, _, _ in results), "the outage was not observed"
+    assert all(st in (200, 503) for st, _, _ in results), {st for st, _, _ in results}
+    assert not todo, "%d carts never paid" % len(todo)
+    assert len(set(ok)) == len(ok)
+    missing = wait_dispatched(ok, timeout=90)
+    assert missing == set(), "%d of %d orders answered 200 were never dispatched" % (len(missing), len(ok))
+
+
+class Dispatch:
+    def __init__(self, **env):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.log = tempfile.NamedTemporaryFile(prefix="dispatch-", suffix=".log", delete=False)
+        e = dict(os.environ, DISPATCH_SERVER_PORT=str(port))
+        e.update({k: str(v) for k, v in env.items()})
+        self.proc = subprocess.Popen([os.path.join(BIN, "dispatch")], env=e, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.url = "http://127.0.0.1:%d" % port
+
+    def healthy(self):
+        try:
+            return requests.get(self.url + "/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+def test_dispatch_killed_with_orders_in_flight_loses_nothing(http, restore_rabbitmq):
+    sku = in_stock_sku()
+    carts = {}
+    for _ in range(5):
+        cid = "kill-%s" % uuid.uuid4().hex
+        carts[cid] = make_cart(http, cid, sku)
+    stack("stop", "dispatch")
+    d = Dispatch(DISPATCH_DELAY_MS=5000)
+    try:
+        assert wait_for(d.healthy, 15)
+        orderids = []
+        for cid, cart in carts.items():
+            r = pay(http, cid, cart)
+            assert r.status_code == 200, r.text
+            orderids.append(r.json()["orderid"])
+        time.sleep(1.0)  # delivered to the doomed dispatch, not yet acked
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(10)
+        assert not (dispatched_ids(d.log.name) & set(orderids))
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)
+        os.unlink(d.log.name)
+    stack("start", "dispatch")
+    assert wait_dispatched(orderids, timeout=30) == set()

@@ -1,0 +1,440 @@
+"""Contract tests of the payment service (contract §7, §15, D5, D6, D8, D9, D14) against the
+real stack: user, cart, catalogue, shipping, RabbitMQ and dispatch.
+
+Tests that need a different configuration (PAYMENT_GATEWAY, PAYMENT_DELAY_MS) start a second
+payment process themselves on a free port with a custom environment, and check that it stops
+cleanly on SIGTERM with no sanitizer report in its log (when run from build/asan/bin).
+"""
+import http.server
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import service_url, wait_for
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
+
+
+# ---- helpers (the dispatch and fault tests carry their own copies) -------------------------------
+
+def in_stock_sku(http):
+    products = http.get(service_url("catalogue") + "/products", timeout=10).json()
+    return next(p["sku"] for p in products if p.get("instock", 1) != 0)
+
+
+def make_cart(http, cart_id, qty=1, cost=12.5):
+    """A real cart in the cart service with one product line and a SHIP line; returns it."""
+    r = http.get("%s/add/%s/%s/%d" % (service_url("cart"), cart_id, in_stock_sku(http), qty), timeout=10)
+    assert r.status_code == 200, r.text
+    r = http.post("%s/shipping/%s" % (service_url("cart"), cart_id), timeout=10,
+                  json={"distance": 100, "cost": cost, "location": "Testland Testville"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def pay(http, cart_id, cart, base=None, timeout=30):
+    return http.post("%s/pay/%s" % (base or service_url("payment"), cart_id), json=cart, timeout=timeout)
+
+
+def dispatch_log():
+    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), "dispatch.log")
+    if not os.path.exists(path):
+        pytest.skip("no dispatch log at %s" % path)
+    return path
+
+
+def dispatched_ids(*paths):
+    ids = set()
+    for path in paths:
+        with open(path, errors="replace") as f:
+            ids.update(re.findall(r"dispatched orderid=(\S+)", f.read()))
+    return ids
+
+
+def wait_dispatched(ids, timeout=30.0, paths=()):
+    """Waits until every id appears in a dispatch log; returns the ids still missing."""
+    files = [dispatch_log(), *paths]
+    wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout)
+    return set(ids) - dispatched_ids(*files)
+
+
+def metrics(http, base=None):
+    """Prometheus text -> {series: float}."""
+    text = http.get((base or service_url("payment")) + "/metrics", timeout=10).text
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Payment:
+    """A second payment process with extra environment, on its own port. Talk to it without a
+    keep-alive session (plain requests.get/post), so nothing holds a connection at SIGTERM."""
+
+    def __init__(self, **env):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="payment-", suffix=".log", delete=False)
+        e = dict(os.environ, PAYMENT_SERVER_PORT=str(self.port), SHOP_PAYMENT_PORT=str(self.port))
+        e.update({k: str(v) for k, v in env.items()})
+        binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "payment")
+        self.proc = subprocess.Popen([binary], env=e, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def wait_ready(self):
+        def up():
+            try:
+                return requests.get(self.url + "/health", timeout=2).status_code == 200
+            except requests.RequestException:
+                return self.proc.poll() is not None
+        assert wait_for(up, 15), "payment did not start"
+        assert self.proc.poll() is None, self.text()
+        return self
+
+    def text(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM; asserts a clean exit and a log without sanitizer reports."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(20)
+        text = self.text()
+        os.unlink(self.log.name)
+        assert rc == 0, text[-3000:]
+        assert not SANITIZER.search(text), text[-6000:]
+
+
+class Gateway:
+    """A tiny local payment gateway: answers GET with a fixed status after an optional delay."""
+
+    def __init__(self, status=200, delay=0.0, location=None):
+        self.hits = 0
+        gw = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                gw.hits += 1
+                if delay:
+                    time.sleep(delay)
+                if location and self.path == "/":
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b"gateway says hi"
+                self.send_response(200 if self.path != "/" else status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+VALID = {"total": 1000.5, "tax": 166.75,
+         "items": [{"qty": 2, "sku": "RMC", "name": "x", "price": 500, "subtotal": 1000},
+                   {"qty": 1, "sku": "SHIP", "name": "shipping to X", "price": 0.5, "subtotal": 0.5}]}
+
+
+def anon_id():
+    return "ptest-%s" % uuid.uuid4().hex
+
+
+# ---- routes, health, metrics --------------------------------------------------------------------
+
+def test_health_ok(http):
+    r = http.get(service_url("payment") + "/health", timeout=10)
+    assert r.status_code == 200
+    assert r.text == "OK"
+    assert r.headers["Content-Type"].startswith("text/html")
+
+
+def test_unknown_routes_404_wrong_methods_405(http):
+    base = service_url("payment")
+    assert http.get(base + "/nothing-here", timeout=10).status_code == 404
+    assert http.post(base + "/pay", json=VALID, timeout=10).status_code == 404
+    assert http.get(base + "/pay/someone", timeout=10).status_code == 405
+    assert http.put(base + "/pay/someone", json=VALID, timeout=10).status_code == 405
+    assert http.post(base + "/health", timeout=10).status_code == 405
+
+
+def test_metrics_names_help_and_python_numbers(http):
+    r = http.get(service_url("payment") + "/metrics", timeout=10)
+    assert r.status_code == 200
+    t = r.text
+    assert "# HELP sold_count_total Running count of items sold\n# TYPE sold_count_total counter\n" in t
+    assert "# HELP units_sold Avergae Unit Sale\n# TYPE units_sold histogram\n" in t
+    assert "# HELP cart_value Avergae Value Sale\n# TYPE cart_value histogram\n" in t
+    assert re.search(r"^sold_count_total \d+\.\d+$", t, re.M)
+    for le in ("1.0", "2.0", "5.0", "10.0", "100.0", "+Inf"):
+        assert 'units_sold_bucket{le="%s"}' % le in t
+    for le in ("100.0", "200.0", "500.0", "1000.0", "2000.0", "5000.0", "10000.0", "+Inf"):
+        assert 'cart_value_bucket{le="%s"}' % le in t
+    assert re.search(r"^units_sold_sum \d+\.\d+$", t, re.M)
+    assert re.search(r"^cart_value_count \d+\.\d+$", t, re.M)
+    assert "http_requests_total{" in t
+
+
+# ---- validation (§7.3 steps 1-3) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("cart", [
+    {"total": 0, "tax": 0, "items": [{"qty": 1, "sku": "SHIP", "price": 0, "subtotal": 0}]},
+    {"tax": 1, "items": [{"qty": 1, "sku": "SHIP", "price": 10, "subtotal": 10}]},
+    {"total": 42, "tax": 7, "items": [{"qty": 1, "sku": "RMC", "price": 42, "subtotal": 42}]},
+    {"total": 42, "tax": 7, "items": []},
+    # the reference answered 500 for these (missing/broken items, missing qty); we answer 400 (D3)
+    {"total": 0, "tax": 0},
+    {"total": 42, "items": None},
+    {"total": 42, "items": {"sku": "SHIP"}},
+    {"total": 42, "items": ["SHIP"]},
+    {"total": 42, "items": [{"sku": "SHIP"}, {"sku": "RMC"}]},
+    {"total": "42", "items": [{"qty": 1, "sku": "SHIP"}]},
+], ids=["total0", "no-total", "no-ship", "empty", "loadgen-error-task", "items-null", "items-object",
+        "item-string", "no-qty", "total-string"])
+def test_cart_not_valid(http, cart):
+    before = metrics(http)
+    r = pay(http, anon_id(), cart)
+    assert r.status_code == 400
+    assert r.text == "cart not valid"
+    after = metrics(http)
+    assert after["sold_count_total"] == before["sold_count_total"]
+    assert after["units_sold_count"] == before["units_sold_count"]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{\"total\": 1,", b"[1, 2]", b"", b"\"cart\""])
+def test_malformed_body_is_400(http, body):
+    r = http.post(service_url("payment") + "/pay/" + anon_id(), data=body, timeout=10,
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_loadgen_error_task_fails(http):
+    # load-gen's ERROR=1 task: any non-2xx will do
+    r = pay(http, "partner-57", {"total": 0, "tax": 0})
+    assert 400 <= r.status_code < 600
+
+
+# ---- whole checkouts (§15 flows 2 and 4) --------------------------------------------------------
+
+def ship_with_shipping_service(http, cart_id):
+    """Confirms shipping through the shipping service as the UI does (codes, cities, calc)."""
+    ship = service_url("shipping")
+    code = http.get(ship + "/codes", timeout=10).json()[0]
+    city = http.get("%s/cities/%s" % (ship, code["code"]), timeout=30).json()[0]
+    calc = http.get("%s/calc/%s" % (ship, city["uuid"]), timeout=10).json()
+    body = {"distance": calc["distance"], "cost": calc["cost"],
+            "location": "%s %s" % (code["name"], city["name"])}
+    r = http.post("%s/confirm/%s" % (ship, cart_id), json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_anonymous_checkout_end_to_end(http):
+    uid = http.get(service_url("user") + "/uniqueid", timeout=10).json()["uuid"]
+    r = http.get("%s/add/%s/%s/3" % (service_url("cart"), uid, in_stock_sku(http)), timeout=10)
+    assert r.status_code == 200
+    cart = ship_with_shipping_service(http, uid)
+    assert cart["items"][-1]["sku"] == "SHIP"
+    before = metrics(http)
+    r = pay(http, uid, cart)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    orderid = r.json()["orderid"]
+    assert UUID4.match(orderid)
+    # the cart is gone, the sale is counted, dispatch got the order
+    assert http.get("%s/cart/%s" % (service_url("cart"), uid), timeout=10).status_code == 404
+    after = metrics(http)
+    assert after["sold_count_total"] - before["sold_count_total"] == 3
+    assert after["units_sold_count"] - before["units_sold_count"] == 1
+    assert after['units_sold_bucket{le="5.0"}'] - before['units_sold_bucket{le="5.0"}'] == 1
+    assert after['units_sold_bucket{le="2.0"}'] == before['units_sold_bucket{le="2.0"}']
+    assert abs((after["cart_value_sum"] - before["cart_value_sum"]) - cart["total"]) < 1e-6
+    assert wait_dispatched([orderid]) == set()
+    # anonymous orders leave no history
+    assert http.get("%s/history/%s" % (service_url("user"), uid), timeout=10).status_code == 404
+
+
+def test_registered_checkout_end_to_end(http):
+    name = "pay-%s" % uuid.uuid4().hex[:12]
+    r = http.post(service_url("user") + "/register", timeout=10,
+                  json={"name": name, "password": "secret-%s" % name, "email": name + "@example.com"})
+    assert r.status_code == 200, r.text
+    orders = []
+    for n in range(2):
+        cart = make_cart(http, name, qty=n + 1, cost=10.25)
+        r = pay(http, name, cart)
+        assert r.status_code == 200, r.text
+        orders.append((r.json()["orderid"], cart))
+        assert http.get("%s/cart/%s" % (service_url("cart"), name), timeout=10).status_code == 404
+    hist = http.get("%s/history/%s" % (service_url("user"), name), timeout=10)
+    assert hist.status_code == 200
+    entries = hist.json()["history"]
+    assert [e["orderid"] for e in entries] == [o for o, _ in orders]
+    for entry, (_, cart) in zip(entries, orders):
+        assert entry["cart"] == cart
+    assert wait_dispatched([o for o, _ in orders]) == set()
+
+
+def test_missing_cart_gives_history_update_error(http):
+    # Q-PA3: the order is queued, then deleting a cart that does not exist answers 404
+    r = pay(http, anon_id(), VALID)
+    assert r.status_code == 404
+    assert r.text == "order history update error"
+
+
+def test_concurrent_checkouts_all_placed_once(http):
+    ids = [anon_id() for _ in range(24)]
+    carts = {i: make_cart(http, i) for i in ids}
+
+    def one(cart_id):
+        with requests.Session() as s:
+            return pay(s, cart_id, carts[cart_id])
+
+    with ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(one, ids))
+    assert [r.status_code for r in results] == [200] * len(ids)
+    orderids = [r.json()["orderid"] for r in results]
+    assert len(set(orderids)) == len(ids)
+    assert wait_dispatched(orderids) == set()
+
+
+def test_through_the_web_gateway(http):
+    web = os.environ.get("SHOP_URL")
+    try:
+        ok = web and http.get(web + "/api/payment/health", timeout=5).status_code == 200
+    except requests.RequestException:
+        ok = False
+    if not ok:
+        pytest.skip("no web gateway in front of payment")
+    cart_id = anon_id()
+    cart = make_cart(http, cart_id)
+    r = http.post("%s/api/payment/pay/%s" % (web, cart_id), json=cart, timeout=30)
+    assert r.status_code == 200, r.text
+    assert wait_dispatched([r.json()["orderid"]]) == set()
+
+
+# ---- payment gateway (D6) and delay (D14), on a second payment process ------------------------
+
+def test_gateway_500_is_payment_error_and_nothing_is_sold(http):
+    gw = Gateway(status=500)
+    p = Payment(PAYMENT_GATEWAY=gw.url).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        r = pay(requests, cart_id, cart, base=p.url)
+        assert r.status_code == 500
+        assert r.text == "payment error"
+        assert gw.hits == 1
+        m = metrics(requests, base=p.url)
+        assert m["sold_count_total"] == 0 and m["units_sold_count"] == 0
+        # the order was not placed: the cart is still there
+        assert http.get("%s/cart/%s" % (service_url("cart"), cart_id), timeout=10).status_code == 200
+    finally:
+        p.stop()
+        gw.close()
+
+
+def test_gateway_status_is_relayed(http):
+    gw = Gateway(status=403)
+    p = Payment(PAYMENT_GATEWAY=gw.url).wait_ready()
+    try:
+        r = pay(requests, anon_id(), VALID, base=p.url)
+        assert (r.status_code, r.text) == (403, "payment error")
+    finally:
+        p.stop()
+        gw.close()
+
+
+def test_gateway_timeout_is_502(http):
+    gw = Gateway(status=200, delay=3.0)
+    p = Payment(PAYMENT_GATEWAY=gw.url, PAYMENT_GATEWAY_TIMEOUT_MS=300).wait_ready()
+    try:
+        t0 = time.time()
+        r = pay(requests, anon_id(), VALID, base=p.url)
+        elapsed = time.time() - t0
+        assert r.status_code == 502
+        assert elapsed < 2.5, elapsed
+        # the service is still answering
+        assert requests.get(p.url + "/health", timeout=5).status_code == 200
+    finally:
+        p.stop()
+        gw.close()
+
+
+def test_gateway_unreachable_is_502(http):
+    p = Payment(PAYMENT_GATEWAY="http://127.0.0.1:%d/" % free_port()).wait_ready()
+    try:
+        r = pay(requests, anon_id(), VALID, base=p.url)
+        assert r.status_code == 502
+    finally:
+        p.stop()
+
+
+def test_gateway_ok_with_redirect_and_delay_places_the_order(http):
+    gw = Gateway(status=200)
+    redirecting = Gateway(location=gw.url + "paid")
+    p = Payment(PAYMENT_GATEWAY=redirecting.url, PAYMENT_DELAY_MS=400).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id, qty=2)
+        t0 = time.time()
+        r = pay(requests, cart_id, cart, base=p.url)
+        elapsed = time.time() - t0
+        assert r.status_code == 200, r.text
+        assert elapsed >= 0.4
+        assert redirecting.hits == 1 and gw.hits == 1
+        m = metrics(requests, base=p.url)
+        assert m["sold_count_total"] == 2.0
+        assert m['cart_value_bucket{le="+Inf"}'] == 1
+        assert wait_dispatched([r.json()["orderid"]]) == set()
+    finally:
+        p.stop()
+        for g in (gw, redirecting):
+            g.close()
+
+
+@pytest.mark.parametrize("env,name", [
+    ({"PAYMENT_GATEWAY": "not a url"}, "PAYMENT_GATEWAY"),
+    ({"PAYMENT_GATEWAY": "ftp://example.com/"}, "PAYMENT_GATEWAY"),
+    ({"PAYMENT_DELAY_MS": "soon"}, "PAYMENT_DELAY_MS"),
+    ({"PAYMENT_GATEWAY_TIMEOUT_MS": "-5"}, "PAYMENT_GATEWAY_TIMEOUT_MS"),
+    ({"AMQP_PORT": "amqp"}, "AMQP_PORT"),
+    ({"USER_PORT": "0"}, "USER_PORT"),
+])
+def test_bad_configuration_stops_at_start(env, name):
+    p = Payment(**env)
+    rc = p.proc.wait(10)
+    text = p.text()
+    os.unlink(p.log.name)
+    assert rc == 1
+    assert name in text

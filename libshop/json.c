@@ -95,8 +95,10 @@ size_t shop_fmt_double(double v, enum shop_num_style style, char *buf, size_t bu
     size_t at = 0;
     if (!isfinite(v)) {
         at = put(buf, buflen, 0, "null", 4);
-    } else if (v == 0) {
-        at = style == SHOP_NUM_JS ? put(buf, buflen, 0, "0", 1) : put(buf, buflen, 0, "0.0", 3);
+    } else if (v == 0) { /* JSON.stringify(-0) is "0"; Python and Java keep the sign */
+        at = style == SHOP_NUM_JS ? put(buf, buflen, 0, "0", 1)
+             : signbit(v)         ? put(buf, buflen, 0, "-0.0", 4)
+                                  : put(buf, buflen, 0, "0.0", 3);
     } else {
         char d[24];
         int e;
@@ -175,7 +177,7 @@ static int dump_string(const char *s, size_t n, int flags, struct shop_buf *out)
             else
                 rc = shop_buf_printf(out, "\\u%04x", c);
             i++;
-        } else if (c >= 0x80 && (flags & SHOP_JSON_PYTHON)) {
+        } else if (c >= 0x7f && (flags & SHOP_JSON_PYTHON)) {
             unsigned cp;
             i += utf8_decode(p + i, n - i, &cp);
             if (cp >= 0x10000) {
@@ -188,7 +190,7 @@ static int dump_string(const char *s, size_t n, int flags, struct shop_buf *out)
         } else {
             size_t j = i;
             while (j < n && p[j] >= 0x20 && p[j] != '"' && p[j] != '\\' &&
-                   !(p[j] >= 0x80 && (flags & SHOP_JSON_PYTHON)))
+                   !(p[j] >= 0x7f && (flags & SHOP_JSON_PYTHON)))
                 j++;
             rc = shop_buf_append(out, s + i, j - i);
             i = j;

@@ -16,10 +16,12 @@
 #include "libshop/util.h"
 #include "services/dispatch/work.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define DRAIN_MS 5000
@@ -112,7 +114,9 @@ static void process(struct job *j)
     bool fails = work_fails(error_percent, randombytes_uniform(100));
     if (!work_sleep(work_step_delay_ms(delay_ms, randombytes_uniform(42))))
         return;
-    shop_log_info("dispatched orderid=%s%s%s", j->orderid,
+    char id[121]; /* printable, so one order is always one log line */
+    shop_log_info("dispatched orderid=%s%s%s",
+                  work_excerpt(j->orderid, strlen(j->orderid), id, 120),
                   j->redelivered ? " redelivered=true" : "",
                   fails ? " error=\"Failed to dispatch to SOP\"" : "");
     shop_counter_add(&dispatched, 1);
@@ -206,8 +210,8 @@ int main(int argc, char **argv)
     struct shop_amqp_conf amqp;
     shop_amqp_conf_from_env(&amqp);
     delay_ms = shop_conf_long("DISPATCH_DELAY_MS", -1, 0, 600000);
-    /* the reference clamps to 0..100; a value that is not an integer is fatal (D9) */
-    error_percent = shop_conf_long("DISPATCH_ERROR_PERCENT", 0, -1000000, 1000000);
+    /* the reference clamps any integer to 0..100; one that is not an integer is fatal (D9) */
+    error_percent = shop_conf_long("DISPATCH_ERROR_PERCENT", 0, LONG_MIN, LONG_MAX);
     error_percent = error_percent < 0 ? 0 : error_percent > 100 ? 100 : error_percent;
     long prefetch = shop_conf_long("DISPATCH_PREFETCH", 10, 1, 1000);
     shop_counter_register(&dispatched);

@@ -175,8 +175,8 @@ static void pay(struct shop_req *req)
     int rc = call_service(req, "GET", cfg.user_base, "check", id, NULL, &res);
     bool registered = res.status == 200;
     shop_http_result_cleanup(&res);
-    if (rc == -1) {
-        shop_reply_text(req, 503, "user service not available");
+    if (rc == -1) { /* the reference's 500 (§7.3 step 2); no decision makes it a 503 */
+        shop_reply_text(req, 500, "user service not available");
         goto out;
     }
     double total, units;

@@ -116,7 +116,8 @@ static void rate(struct shop_req *req)
     const char *sku = shop_req_param(req, "sku");
     long long raw;
     if (rate_parse_score(shop_req_param(req, "score"), &raw) == -1) {
-        shop_reply_text(req, 400, "score must be an integer");
+        /* the reference's TypeError: 500, as §9.3 says (D1: same status codes) */
+        shop_reply_text(req, 500, "score must be an integer");
         return;
     }
     int score = rate_clamp(raw);
@@ -144,9 +145,11 @@ static void rate(struct shop_req *req)
     shop_reply_json(req, 200, json_pack("{s:b}", "success", 1));
 }
 
+/* The reference's /_health route has no method restriction (ANY). */
 static const struct shop_route routes[] = {
     {"GET", "/_health", health},       {"POST", "/_health", health},
     {"PUT", "/_health", health},       {"DELETE", "/_health", health},
+    {"PATCH", "/_health", health},     {"OPTIONS", "/_health", health},
     {"GET", "/api/fetch/:sku", fetch}, {"PUT", "/api/rate/:sku/:score", rate},
 };
 

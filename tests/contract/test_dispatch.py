@@ -172,6 +172,14 @@ def test_published_order_is_dispatched_and_counted():
     assert wait_for(lambda: metric("orders_dispatched_total") >= before + 1, 5)
 
 
+def test_one_log_line_per_order_even_with_control_characters():
+    oid = "nl-%s" % uuid.uuid4()
+    tool('{"orderid": "%s\\nforged-%s"}' % (oid, oid))
+    assert wait_dispatched([oid + ".forged-" + oid]) == set()
+    with open(dispatch_log(), errors="replace") as f:
+        assert not any(line.startswith("forged-" + oid) for line in f)
+
+
 def test_malformed_messages_do_not_stop_dispatch(http):
     pid_file = os.path.join(os.environ["SHOP_STATE_DIR"], "run", "dispatch.pid")
     pid = open(pid_file).read().strip() if os.path.exists(pid_file) else None
@@ -213,7 +221,8 @@ def test_orders_wait_while_dispatch_is_down(http, stack_dispatch_stopped):
 
 
 def test_error_percent_and_fixed_delay(stack_dispatch_stopped):
-    d = Dispatch(DISPATCH_ERROR_PERCENT=100, DISPATCH_DELAY_MS=0).wait_consuming()
+    # any integer is clamped to 0..100, as the reference did (not refused)
+    d = Dispatch(DISPATCH_ERROR_PERCENT=10**12, DISPATCH_DELAY_MS=0).wait_consuming()
     try:
         ids = ["err-%s" % uuid.uuid4() for _ in range(3)]
         tool(*[order_message(i) for i in ids])

@@ -61,6 +61,11 @@ def pay(http, cart_id, cart):
     return http.post("%s/pay/%s" % (service_url("payment"), cart_id), json=cart, timeout=30)
 
 
+def sold_count():
+    text = requests.get(service_url("payment") + "/metrics", timeout=10).text
+    return float(re.search(r"^sold_count_total (\S+)$", text, re.M).group(1))
+
+
 def rabbit_up():
     try:
         return requests.get(service_url("payment") + "/health", timeout=5).status_code == 200
@@ -94,13 +99,16 @@ def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):
     assert wait_for(lambda: http.get(service_url("dispatch") + "/health", timeout=5).status_code == 503, 15)
     assert http.get(service_url("dispatch") + "/health", timeout=5).json() == {"app": "OK", "rabbitmq": False}
 
-    # paying fails fast with 503: not placed, no history written, cart kept
+    # paying fails fast with 503: not placed, no history written, cart kept; the sale is
+    # counted all the same (§7.3 step 5 comes before the publish, Q-PA3)
+    sold = sold_count()
     for _ in range(3):
         t0 = time.time()
         r = pay(http, name, cart)
         assert r.status_code == 503, r.text
         assert "RabbitMQ" in r.text
         assert time.time() - t0 < 3
+    assert sold_count() - sold == 3
     assert http.get("%s/history/%s" % (service_url("user"), name), timeout=10).status_code == 404
     assert http.get("%s/cart/%s" % (service_url("cart"), name), timeout=10).status_code == 200
 

@@ -6,6 +6,7 @@ payment process themselves on a free port with a custom environment, and check t
 cleanly on SIGTERM with no sanitizer report in its log (when run from build/asan/bin).
 """
 import http.server
+import json
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import service_url, wait_for
+from conftest import service_url, stack, wait_for
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
@@ -306,10 +307,69 @@ def test_registered_checkout_end_to_end(http):
 
 
 def test_missing_cart_gives_history_update_error(http):
-    # Q-PA3: the order is queued, then deleting a cart that does not exist answers 404
+    # Q-PA3: the sale is counted and the order queued, then deleting a cart that does not exist
+    # answers "order history update error" with the cart's status
+    before = metrics(http)
     r = pay(http, anon_id(), VALID)
     assert r.status_code == 404
     assert r.text == "order history update error"
+    after = metrics(http)
+    assert after["sold_count_total"] - before["sold_count_total"] == 2
+    assert after["cart_value_count"] - before["cart_value_count"] == 1
+    assert after["cart_value_sum"] - before["cart_value_sum"] == pytest.approx(VALID["total"])
+
+
+def take_order_message(orderid):
+    """basic.get from the orders queue (dispatch stopped) until orderid's message turns up; acks
+    it and returns (method, properties, body), or None. Other messages go back to the queue."""
+    pika = pytest.importorskip("pika")
+    params = pika.ConnectionParameters(
+        host=os.environ.get("AMQP_HOST", "127.0.0.1"), port=int(os.environ.get("AMQP_PORT", "5672")),
+        credentials=pika.PlainCredentials(os.environ.get("AMQP_USER", "guest"),
+                                          os.environ.get("AMQP_PASS", "guest")))
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        while True:
+            method, props, body = ch.basic_get("orders", auto_ack=False)
+            if method is None:
+                return None
+            if orderid.encode() in body:
+                ch.basic_ack(method.delivery_tag)
+                return method, props, body
+    finally:
+        conn.close()  # unacked messages of others are requeued
+
+
+@pytest.mark.parametrize("note,nums", [
+    ("Z\u00fcrich \u2013 \u6771\u4eac \U0001F600 \n\t\"/\\ \x01~",
+     [1e16, 1e-05, 2001.0, 0.1, 123456789012345678, 1.5e300, 5e-324, 1234567890123456.0, 100,
+      0.5, True, None]),
+    # json.dumps escapes everything outside ' '..'~' (DEL included) and keeps the sign of -0.0
+    # (fails until libshop/json.c escapes 0x7f and prints -0.0 in Python style)
+    ("DEL \x7f", [-0.0]),
+], ids=["unicode-floats", "del-negative-zero"])
+def test_amqp_message_is_python_json_and_persistent(http, note, nums):
+    """§1.5, §7.5, D5: the message is json.dumps({"orderid", "user", "cart"}) byte for byte
+    (", " and ": ", non-ASCII escaped, Python floats), persistent, on robot-shop/orders."""
+    pytest.importorskip("pika")
+    uid = "ptest-\u00fc-%s" % uuid.uuid4().hex[:8]
+    cart = make_cart(http, uid)
+    cart["note"] = note
+    cart["nums"] = nums
+    stack("stop", "dispatch")
+    try:
+        r = pay(http, uid, cart)
+        assert r.status_code == 200, r.text
+        orderid = r.json()["orderid"]
+        got = take_order_message(orderid)
+    finally:
+        stack("start", "dispatch")
+    assert got, "order %s not in the orders queue" % orderid
+    method, props, body = got
+    assert (method.exchange, method.routing_key) == ("robot-shop", "orders")
+    assert props.delivery_mode == 2
+    assert body == json.dumps({"orderid": orderid, "user": uid, "cart": cart}).encode()
 
 
 def test_concurrent_checkouts_all_placed_once(http):
@@ -360,6 +420,30 @@ def test_gateway_500_is_payment_error_and_nothing_is_sold(http):
         # the order was not placed: the cart is still there
         assert http.get("%s/cart/%s" % (service_url("cart"), cart_id), timeout=10).status_code == 200
     finally:
+        p.stop()
+        gw.close()
+
+
+def test_step_order_user_check_validation_gateway(http):
+    """§7.3: the user check comes first (its transport error is a 500 even for a bad cart),
+    then the validation, then the gateway (an invalid cart never reaches it)."""
+    gw = Gateway(status=200)
+    bad = {"total": 0, "tax": 0, "items": [{"qty": 1, "sku": "SHIP"}]}
+    p = Payment(PAYMENT_GATEWAY=gw.url).wait_ready()
+    no_user = Payment(PAYMENT_GATEWAY=gw.url, USER_HOST="127.0.0.1",
+                      USER_PORT=free_port()).wait_ready()
+    try:
+        r = pay(requests, anon_id(), bad, base=p.url)
+        assert (r.status_code, r.text) == (400, "cart not valid")
+        r = pay(requests, anon_id(), bad, base=no_user.url)
+        assert r.status_code == 500 and r.text != "cart not valid"
+        r = pay(requests, anon_id(), VALID, base=no_user.url)
+        assert r.status_code == 500
+        assert gw.hits == 0
+        m = metrics(requests, base=no_user.url)
+        assert m["sold_count_total"] == 0 and m["cart_value_count"] == 0
+    finally:
+        no_user.stop()
         p.stop()
         gw.close()
 

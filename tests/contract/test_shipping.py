@@ -6,7 +6,9 @@ import os
 import re
 import socket
 import subprocess
+import tempfile
 import time
+import unicodedata
 import uuid
 
 import pytest
@@ -82,7 +84,12 @@ def test_codes(http, ship):
     for c in codes:
         assert list(c) == ["uuid", "code", "name"]
         assert isinstance(c["uuid"], int) and re.fullmatch(r"[a-z]{2}", c["code"])
-    # uuids were assigned in name order, so ORDER BY name gives ascending uuids
+    # ORDER BY name in the column's collation: case- and accent-insensitive ("Åland Islands"
+    # between "Afghanistan" and "Albania"); uuids were assigned in that order too
+    def folded(name):
+        decomposed = unicodedata.normalize("NFKD", name)
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    assert [c["name"] for c in codes] == sorted((c["name"] for c in codes), key=folded)
     assert [c["uuid"] for c in codes] == sorted(c["uuid"] for c in codes)
     names = {c["code"]: c["name"] for c in codes}
     assert names["gb"] == "United Kingdom" and names["ci"] == "Côte d'Ivoire"
@@ -273,7 +280,7 @@ def test_confirm_forwards_to_cart(http, ship):
     if not cart_up(http):
         pytest.skip("cart is not running on this stack (build/bin/cart missing?)")
     cart = service_url("cart")
-    cid = "ship-test-" + uuid.uuid4().hex[:8]
+    cid = "ship.test-" + uuid.uuid4().hex[:8]  # D2: a dot is not a Spring suffix (Q-SH4)
     assert http.get("%s/add/%s/Watson/1" % (cart, cid)).status_code == 200
     body = '{"distance":707,"cost":35.35,"location":"Schweiz Zürich – 東京"}'.encode()
     r = http.post("%s/confirm/%s" % (ship, cid), data=body,
@@ -285,6 +292,11 @@ def test_confirm_forwards_to_cart(http, ship):
     assert ship_line == [{"qty": 1, "sku": "SHIP", "name": "shipping to Schweiz Zürich – 東京",
                           "price": 35.35, "subtotal": 35.35}]
     assert r.json() == http.get("%s/cart/%s" % (cart, cid)).json()
+    # the cart's body is relayed as it is: the same request straight to cart (it replaces the
+    # SHIP line, so the cart is the same) gives the same bytes
+    direct = http.post("%s/shipping/%s" % (cart, cid), data=body,
+                       headers={"Content-Type": "application/json; charset=UTF-8"})
+    assert direct.status_code == 200 and direct.content == r.content
     # cart's 400 (shipping data missing) surfaces as shipping's 404 (Q-SH7)
     r = http.post("%s/confirm/%s" % (ship, cid), json={"cost": 1})
     assert r.status_code == 404
@@ -348,6 +360,36 @@ def test_memory_bounded(http):
     finally:
         proc.terminate()
         assert proc.wait(15) == 0
+
+
+def test_course_variables(http):
+    """Course §5 / D9: SERVER_PORT is the port when SHIPPING_SERVER_PORT is unset, DB_PASS is the
+    password when DB_PASSWORD is unset, CART_ENDPOINT defaults to cart:8080 (Q-SH6)."""
+    bindir = os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SHIPPING_SERVER_PORT", "DB_PASSWORD", "CART_ENDPOINT")}
+    env.update(SERVER_PORT=str(port), DB_PASS="not-the-password", LOG_LEVEL="info")
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([os.path.join(bindir, "shipping")], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        url = "http://127.0.0.1:%d" % port
+        try:
+            def up():
+                try:
+                    return http.get(url + "/actuator/info", timeout=1).status_code == 200
+                except requests.RequestException:
+                    return False
+            assert wait_for(up, 15)
+            r = http.get(url + "/health", timeout=10)  # the wrong password was used
+            assert r.status_code == 503 and "MySQL" in r.text
+        finally:
+            proc.terminate()
+            assert proc.wait(15) == 0
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    assert "config CART_ENDPOINT=cart:8080 (default)" in text
+    assert "config DB_PASS=******" in text and "not-the-password" not in text
 
 
 def test_memory_and_free(http, ship):

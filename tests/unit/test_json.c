@@ -53,6 +53,8 @@ static void test_python(void)
     CHECK_STR(fmt(1e15, SHOP_NUM_PYTHON), "1000000000000000.0");
     CHECK_STR(fmt(1e-5, SHOP_NUM_PYTHON), "1e-05");
     CHECK_STR(fmt(0.0001, SHOP_NUM_PYTHON), "0.0001");
+    CHECK_STR(fmt(-0.0, SHOP_NUM_PYTHON), "-0.0");
+    CHECK_STR(fmt(-0.0, SHOP_NUM_JAVA), "-0.0");
 }
 
 static void test_roundtrip(void)
@@ -79,6 +81,11 @@ static void test_dump(void)
     s = shop_json_dumps(v, SHOP_JSON_PYTHON);
     CHECK_STR(s, "{\"total\": 2170.35, \"qty\": 2, \"name\": \"caf\\u00e9 \\\"x\\\"\\n\", \"l\": "
                  "[true, null]}");
+    free(s);
+    json_decref(v);
+    v = json_pack("{s:s}", "d", "a\x7f");
+    s = shop_json_dumps(v, SHOP_JSON_PYTHON);
+    CHECK_STR(s, "{\"d\": \"a\\u007f\"}"); /* json.dumps escapes DEL */
     free(s);
     json_decref(v);
     v = json_pack("{s:s}", "e", "\xf0\x9f\xa4\x96");

@@ -274,5 +274,7 @@ json_t *shop_json_parse(const char *text, size_t len, json_error_t *err)
 const char *shop_json_str(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+        return NULL; /* an embedded NUL (form %00, JSON \u0000) would cut the C string short */
+    return json_string_value(v);
 }

@@ -40,7 +40,7 @@ static inline json_t *shop_json_mut(const json_t *v)
     return (json_t *)(uintptr_t)v;
 }
 
-/* Object member as a string, or NULL when absent or not a string. */
+/* Object member as a string, or NULL when absent, not a string, or holding a NUL. */
 const char *shop_json_str(const json_t *obj, const char *key);
 
 #endif

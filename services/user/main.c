@@ -1,6 +1,6 @@
 /* user - the user service (contract §4): registration and login against MongoDB `users`
- * with hashed passwords (D4), order history in `orders` as one document per order (D10),
- * and anonymous ids from the Redis counter `anonymous-counter`. */
+ * with hashed passwords (D4), order history in `orders` as one document {name, order} per
+ * order (D10), and anonymous ids from the Redis counter `anonymous-counter`. */
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/json.h"
@@ -291,20 +291,12 @@ static void register_user(struct shop_req *req)
 
 /* ---- routes: orders ------------------------------------------------------------------------ */
 
-/* One order document: {name, <body fields>}; name, _id and history are reserved. */
+/* One order document: {name, order: <the body as received>}. */
 static int order_doc(const char *name, const json_t *body, bson_t *out)
 {
-    json_t *copy = json_object();
-    json_object_set_new(copy, "name", json_string(name));
-    const char *k;
-    json_t *v;
-    json_object_foreach(shop_json_mut(body), k, v)
-    {
-        if (strcmp(k, "name") != 0 && strcmp(k, "_id") != 0 && strcmp(k, "history") != 0)
-            json_object_set(copy, k, v);
-    }
-    int rc = shop_json_to_bson(copy, out);
-    json_decref(copy);
+    json_t *doc = json_pack("{s:s,s:O}", "name", name, "order", shop_json_mut(body));
+    int rc = shop_json_to_bson(doc, out);
+    json_decref(doc);
     return rc;
 }
 
@@ -353,12 +345,8 @@ static void order(struct shop_req *req)
         return;
     bson_t *doc = NULL;
     bson_error_t err;
-    int rc = -2;
-    if (json_is_object(body))
-        rc = find_user(id, &doc, &err);
-    if (rc == -2)
-        shop_reply_text(req, 400, "order must be a JSON object");
-    else if (rc == -1)
+    int rc = find_user(id, &doc, &err);
+    if (rc == -1)
         reply_db_error(req, &err);
     else if (rc == 0)
         shop_reply_text(req, 404, "name not found");
@@ -371,17 +359,20 @@ static void order(struct shop_req *req)
 
 /* Adds one stored document to the history being assembled. A legacy {name, history:[...]}
  * document (written before orders were stored one per document, so always older) goes to
- * legacy; a per-order document goes to recent without its _id and name. */
+ * legacy; an {_id, name, order} document adds its order to recent. (A document without
+ * "order" is a body stored flat by an early version: it is read without _id and name.) */
 static void collect(json_t *legacy, json_t *recent, json_t *doc)
 {
-    json_t *old = json_object_get(doc, "history");
+    json_t *old = json_object_get(doc, "history"), *one = json_object_get(doc, "order");
     if (json_is_array(old)) {
         json_array_extend(legacy, old);
-        return;
+    } else if (one) {
+        json_array_append(recent, one);
+    } else {
+        json_object_del(doc, "_id");
+        json_object_del(doc, "name");
+        json_array_append(recent, doc);
     }
-    json_object_del(doc, "_id");
-    json_object_del(doc, "name");
-    json_array_append(recent, doc);
 }
 
 /* The reference's {_id, name, history} from the user's documents in _id order (the order

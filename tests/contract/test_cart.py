@@ -60,6 +60,7 @@ def test_health(http, cart):
     assert r.status_code == 200
     assert r.json() == {"app": "OK", "redis": True}
     assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Timing-Allow-Origin"] == "*"
 
 
 def test_metrics_items_added_first(http, cart):
@@ -101,6 +102,7 @@ def test_get_missing_cart(http, cart):
     r = http.get("%s/cart/%s" % (cart, cid("none")))
     assert r.status_code == 404
     assert r.text == "cart not found"
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"  # §1.1 res.send(text)
 
 
 @pytest.mark.parametrize("qty,expect", [("2abc", 2), ("1.9", 1), ("0x10", 16), ("%203", 3),
@@ -126,6 +128,16 @@ def test_add_bad_quantity(http, cart, qty, status, text):
     r = http.get("%s/add/%s/RMC/%s" % (cart, cid("bq"), qty))
     assert (r.status_code, r.text) == (status, text)
     assert http.get("%s/cart/%s" % (cart, cid("bq"))).status_code == 404
+
+
+def test_minus_zero(http, cart):
+    """parseInt("-0") is -0: not >= 1 for add, not < 0 for update, where it removes the item."""
+    c = cid("m0")
+    r = http.get("%s/add/%s/RMC/-0" % (cart, c))
+    assert (r.status_code, r.text) == (400, "quantity has to be greater than zero")
+    http.get("%s/add/%s/RMC/2" % (cart, c))
+    r = http.get("%s/update/%s/RMC/-0" % (cart, c))
+    assert r.status_code == 200 and r.text == '{"total":0,"tax":0,"items":[]}'
 
 
 def test_add_unknown_product_and_out_of_stock(http, cart):
@@ -248,6 +260,10 @@ def test_rename(http, cart):
     assert r.status_code == 200 and r.text == src
     assert http.get("%s/cart/%s" % (cart, b)).text == src
     assert http.get("%s/cart/%s" % (cart, a)).text == src  # the source stays
+    assert 3500 < int(redis("TTL", b)) <= 3600
+    redis("EXPIRE", a, "100")
+    assert http.get("%s/rename/%s/%s" % (cart, a, b)).status_code == 200
+    assert int(redis("TTL", a)) <= 100  # the source is only read: its TTL is not refreshed
     assert 3500 < int(redis("TTL", b)) <= 3600
 
 
@@ -406,9 +422,10 @@ def test_redis_down_fails_fast_then_recovers(cart):
             for method, url in (("GET", "%s/cart/%s" % (cart, c)), ("GET", "%s/add/%s/RMC/1" % (cart, c)),
                                 ("GET", "%s/update/%s/RMC/3" % (cart, c)),
                                 ("DELETE", "%s/cart/%s" % (cart, c)),
-                                ("GET", "%s/rename/%s/%s" % (cart, c, cid("down2")))):
+                                ("GET", "%s/rename/%s/%s" % (cart, c, cid("down2"))),
+                                ("POST", "%s/shipping/%s" % (cart, c))):
                 t0 = time.monotonic()
-                r = requests.request(method, url, timeout=10)
+                r = requests.request(method, url, timeout=10, json=LONDON if method == "POST" else None)
                 assert r.status_code == 503, url
                 assert time.monotonic() - t0 < 1.0
             h = requests.get(cart + "/health", timeout=10)
@@ -474,12 +491,18 @@ class FakeCatalogue(http.server.BaseHTTPRequestHandler):
         "NOPRICE": (200, '{"sku":"NOPRICE","name":"n","instock":1}'),
         "ZEROSTR": (200, '{"sku":"ZEROSTR","name":"z","price":5,"instock":"0"}'),
         "NOSTOCK": (200, '{"sku":"NOSTOCK","name":"Odd","price":5}'),
+        "FALSESTOCK": (200, '{"sku":"FALSESTOCK","name":"f","price":5,"instock":false}'),
+        "NULLSTOCK": (200, '{"sku":"NULLSTOCK","name":"n","price":5,"instock":null}'),
     }
+    rising = 0  # RISING costs 10 more on every fetch
 
     def do_GET(self):
         key = self.path.rsplit("/", 1)[-1]
         if key == "SLOW":
             time.sleep(1.5)
+        if key == "RISING":
+            FakeCatalogue.rising += 10
+            self.replies[key] = (200, '{"sku":"RISING","name":"r","price":%d,"instock":1}' % self.rising)
         status, body = self.replies.get(key, (404, "SKU not found"))
         data = body.encode()
         self.send_response(status)
@@ -493,13 +516,22 @@ class FakeCatalogue(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def odd_cart():
+def fake_catalogue():
     fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeCatalogue)
     threading.Thread(target=fake.serve_forever, daemon=True).start()
+    yield fake.server_port
+    fake.shutdown()
+
+
+def start_cart(**env_vars):
+    """Starts a second cart with os.environ plus env_vars (None = unset); returns (proc, url)."""
     port = free_port()
-    env = dict(os.environ, CART_SERVER_PORT=str(port), CATALOGUE_HOST="127.0.0.1:%d" % fake.server_port,
-               CATALOGUE_PORT="1", CART_TTL_SECONDS="77", SHOP_CATALOGUE_TIMEOUT_MS="500")
-    env.pop("REDIS_URL", None)  # REDIS_HOST + REDIS_PORT form
+    env = dict(os.environ, CART_SERVER_PORT=str(port))
+    for k, v in env_vars.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "cart")
     proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = "http://127.0.0.1:%d" % port
@@ -510,19 +542,46 @@ def odd_cart():
         except requests.ConnectionError:
             return False
 
-    assert wait_for(up, 10)
-    yield url
+    if not wait_for(up, 10):
+        proc.kill()
+        raise AssertionError(proc.communicate(timeout=15)[1].decode()[-2000:])
+    return proc, url
+
+
+def stop_cart(proc):
     proc.terminate()
     _, err = proc.communicate(timeout=15)
-    fake.shutdown()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"ERROR: AddressSanitizer" not in err and b"runtime error" not in err
+
+
+@pytest.fixture(scope="module")
+def odd_cart(fake_catalogue):
+    # CATALOGUE_HOST host:port wins over CATALOGUE_PORT; REDIS_HOST + REDIS_PORT form
+    proc, url = start_cart(CATALOGUE_HOST="127.0.0.1:%d" % fake_catalogue, CATALOGUE_PORT="1",
+                           CART_TTL_SECONDS="77", SHOP_CATALOGUE_TIMEOUT_MS="500", REDIS_URL=None)
+    yield url
+    stop_cart(proc)
+
+
+def test_course_variables(fake_catalogue):
+    """Course v1/v3 units: CATALOGUE_HOST + CATALOGUE_PORT, REDIS_HOST with its port (§5.1, D9)."""
+    proc, url = start_cart(CATALOGUE_HOST="127.0.0.1", CATALOGUE_PORT=str(fake_catalogue),
+                           REDIS_URL=None, REDIS_PORT=None,
+                           REDIS_HOST="127.0.0.1:%s" % os.environ.get("REDIS_PORT", "6379"))
+    try:
+        c = cid("course")
+        r = requests.get("%s/add/%s/NOSTOCK/1" % (url, c), timeout=10)
+        assert r.status_code == 200 and r.json()["items"][0]["name"] == "Odd"
+        assert json.loads(redis("GET", c)) == r.json()
+    finally:
+        stop_cart(proc)
 
 
 @pytest.mark.parametrize("sku,status,text", [
     ("GARBAGE", 500, None), ("ARRAY", 500, None), ("SLOW", 500, None), ("NOPRICE", 500, None),
     ("BROKEN", 404, "product not found"), ("MISSING", 404, "product not found"),
-    ("ZEROSTR", 404, "out of stock"),
+    ("ZEROSTR", 404, "out of stock"), ("FALSESTOCK", 404, "out of stock"),
 ])
 def test_catalogue_answers(odd_cart, sku, status, text):
     r = requests.get("%s/add/%s/%s/1" % (odd_cart, cid("odd"), sku), timeout=10)
@@ -539,6 +598,30 @@ def test_catalogue_without_instock_and_ttl_setting(odd_cart):
     assert r.status_code == 200
     assert r.json()["items"] == [{"qty": 2, "sku": "NOSTOCK", "name": "Odd", "price": 5, "subtotal": 10}]
     assert 70 < int(redis("TTL", c)) <= 77  # CART_TTL_SECONDS
+    r = requests.get("%s/add/%s/NULLSTOCK/1" % (odd_cart, c), timeout=10)
+    assert r.status_code == 200  # JavaScript: null == 0 is false
+
+
+def test_huge_quantities(odd_cart):
+    """parseInt of 22 digits is 1e21; numbers print as JavaScript does (1e+21). Run on the
+    second cart: its items_added counter may absorb the 1e21. A digit string long enough to
+    overflow to Infinity is over D2's 256-byte parameter limit."""
+    r = requests.get("%s/add/%s/NOSTOCK/1%s" % (odd_cart, cid("huge"), "0" * 21), timeout=10)
+    assert r.status_code == 200
+    assert '"qty":1e+21,' in r.text and '"subtotal":5e+21}' in r.text
+    assert json.loads(r.text, parse_int=float) == {"total": 5e21, "tax": 5e21 - 5e21 / 1.2, "items": [
+        {"qty": 1e21, "sku": "NOSTOCK", "name": "Odd", "price": 5, "subtotal": 5e21}]}
+    r = requests.get("%s/add/%s/NOSTOCK/1%s" % (odd_cart, cid("inf"), "0" * 320), timeout=10)
+    assert r.status_code == 400
+
+
+def test_price_from_the_first_add(odd_cart):
+    """§5.4: later adds of the same SKU reuse the stored price, not the catalogue's new one."""
+    c = cid("rising")
+    first = requests.get("%s/add/%s/RISING/1" % (odd_cart, c), timeout=10).json()["items"][0]
+    r = requests.get("%s/add/%s/RISING/2" % (odd_cart, c), timeout=10)
+    assert r.status_code == 200
+    assert r.json()["items"] == [dict(first, qty=3, subtotal=3 * first["price"])]
 
 
 def test_catalogue_unreachable_is_500(http, cart):

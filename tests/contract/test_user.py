@@ -67,7 +67,9 @@ def test_health(user):
     r = get(user + "/health")
     assert r.status_code == 200
     assert r.json() == {"app": "OK", "mongo": True, "redis": True}
+    assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Timing-Allow-Origin"] == "*"
 
 
 def test_uniqueid_counts_up():
@@ -76,6 +78,10 @@ def test_uniqueid_counts_up():
     b = get(url).json()["uuid"]
     assert re.fullmatch(r"anonymous-\d+", a) and re.fullmatch(r"anonymous-\d+", b)
     assert int(b.split("-")[1]) > int(a.split("-")[1])
+    rport = os.environ.get("REDIS_PORT", "6379")
+    ttl = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", rport, "TTL", "anonymous-counter"],
+                         capture_output=True, text=True).stdout.strip()
+    assert ttl == "-1"  # §11.2: the counter never expires
 
 
 def test_uniqueid_parallel_all_distinct(user):
@@ -121,6 +127,7 @@ def test_seed_users_are_hashed(db):
 def test_login_seed_users(user, name, password, email):
     r = post(user + "/login", json={"name": name, "password": password})
     assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     body = r.json()
     assert body["name"] == name and body["email"] == email
     assert "password" not in body and re.fullmatch(r"[0-9a-f]{24}", body["_id"])
@@ -159,6 +166,16 @@ def test_login_injection_refused(user, body):
     assert (r.status_code, r.text) == (400, "name or passowrd not supplied")
 
 
+def test_nul_in_a_form_value_is_not_a_shorter_string(user):
+    """D3: "user%00x" is not "user" (a NUL would cut the C string short)."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for data in ("name=user%00junk&password=password", "name=user&password=password%00junk"):
+        r = post(user + "/login", data=data, headers=form)
+        assert (r.status_code, r.text) == (400, "name or passowrd not supplied")
+    r = post(user + "/register", data="name=user%00junk&password=p&email=e", headers=form)
+    assert (r.status_code, r.text) == (400, "insufficient data")
+
+
 def test_login_form_injection_refused(user):
     for data in ("name[$ne]=x&password=password", "name=user&password[$ne]=x",
                  "name[$gt]=&password[$gt]="):
@@ -194,6 +211,24 @@ def test_register_form_and_empty_values(user):
     assert (r.status_code, r.text) == (200, "OK")
     assert post(user + "/login", json={"name": name2, "password": ""}).status_code == 200
     assert post(user + "/login", json={"name": name2, "password": " "}).status_code == 404
+
+
+def test_register_names_exact_untrimmed_case_sensitive(user):
+    """§4.2: names stored as received (no trim) and compared exactly."""
+    lower, upper, padded = uname("case"), uname("CASE"), " %s " % uname("pad")
+    for name in (lower, upper, padded):
+        r = post(user + "/register", json={"name": name, "password": "p", "email": "e"})
+        assert (r.status_code, r.text) == (200, "OK"), name
+    assert get(user + "/check/" + requests.utils.quote(padded)).text == "OK"
+    assert get(user + "/check/" + padded.strip()).status_code == 404
+    assert post(user + "/login", json={"name": padded.strip(), "password": "p"}).text == "name not found"
+    assert post(user + "/login", json={"name": upper, "password": "p"}).json()["name"] == upper
+
+
+def test_register_other_content_type_is_insufficient(user):
+    r = post(user + "/register", data='{"name":"a","password":"b","email":"c"}',
+             headers={"Content-Type": "text/plain"})
+    assert (r.status_code, r.text) == (400, "insufficient data")
 
 
 @pytest.mark.parametrize("body", [
@@ -277,11 +312,25 @@ def test_order_errors(user):
     name = registered(user, "orderr")
     r = post("%s/order/%s" % (user, name), data="{x", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
-    r = post("%s/order/%s" % (user, name), json=[1, 2])
-    assert r.status_code == 400
     r = post("%s/order/%s" % (user, name), json={"$set": {"x": 1}})
     assert r.status_code == 400
     assert get("%s/history/%s" % (user, name)).status_code == 404
+
+
+def test_order_body_stored_whole(user):
+    """§4.2 "any JSON body" is appended as received: keys that name the stored document
+    (name, _id, history) stay in the order, and an array body is kept too."""
+    name = registered(user, "whole")
+    odd = {"name": "someone else", "_id": "x", "history": [1], "orderid": "o-" + RUN}
+    for body in (odd, [1, "two", {"three": 3}]):
+        r = post("%s/order/%s" % (user, name), json=body)
+        assert (r.status_code, r.text) == (200, "OK")
+    r = post("%s/order/%s" % (user, name), data="orderid=f-1&x=y",
+             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert (r.status_code, r.text) == (200, "OK")
+    h = get("%s/history/%s" % (user, name)).json()
+    assert h["name"] == name
+    assert h["history"] == [odd, [1, "two", {"three": 3}], {"orderid": "f-1", "x": "y"}]
 
 
 def test_parallel_orders_all_kept(user):
@@ -304,10 +353,13 @@ def test_legacy_history_document_is_read(user, db):
     res = db.orders.insert_one({"name": name, "history": old})
     newer = order_body(103)
     assert post("%s/order/%s" % (user, name), json=newer).text == "OK"
+    flat = order_body(104)  # stored flat {name, orderid, cart} by an early C version
+    db.orders.insert_one(dict(flat, name=name))
     h = get("%s/history/%s" % (user, name)).json()
     assert list(h) == ["_id", "name", "history"]
     assert h["_id"] == str(res.inserted_id)
-    assert h["history"] == old + [new, newer]
+    # pymongo's _id sorts before or after both of the service's within one second
+    assert h["history"] in (old + [new, newer, flat], old + [flat, new, newer])
 
 
 # ---- configuration ----------------------------------------------------------------------

@@ -11,8 +11,11 @@
 #include "shop_version.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -698,6 +701,10 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
     int fd = -1;
     if (sd_listen_fds(0) >= 1) {
         fd = SD_LISTEN_FDS_START;
+        /* a socket shared with another process (a redeploy's hand-over) must not block in accept */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl != -1)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         shop_log_info("using the socket passed by systemd (fd %d)", fd);
     }
     return MHD_start_daemon(
@@ -707,6 +714,22 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
         NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
         no_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_END);
+}
+
+/* The port the listening socket is bound to (also for a socket passed by systemd, where
+ * libmicrohttpd only knows the port it was given). 0 when unknown. */
+static unsigned bound_port(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (!info || getsockname(info->listen_fd, (struct sockaddr *)&ss, &len) == -1)
+        return 0;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
 }
 
 /* Waits, at most drain_ms, for the requests in flight to be answered after quiesce. Idle
@@ -766,10 +789,9 @@ int shop_server_run(const struct shop_server_conf *user_conf)
         shop_log_warn("cannot listen on port %d", conf.port);
         return 1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    shop_log_info("listening port=%u threads=%u version=%s", info ? info->port : 0, threads,
-                  SHOP_VERSION);
-    sd_notifyf(0, "READY=1\nSTATUS=serving on port %u", info ? info->port : 0);
+    unsigned port = bound_port(d);
+    shop_log_info("listening port=%u threads=%u version=%s", port, threads, SHOP_VERSION);
+    sd_notifyf(0, "READY=1\nSTATUS=serving on port %u", port);
 
     int sig = 0;
     sigwait(&set, &sig);

@@ -284,3 +284,25 @@ def test_mongo_down_503_and_recovery(http, catalogue):
     assert r, "catalogue did not recover after MongoDB came back"
     assert http.get(catalogue + "/health").json() == {"app": "OK", "mongo": True}
     assert len(http.get(catalogue + "/products").json()) == 11
+
+
+def test_socket_activation():
+    """A listening socket passed as systemd does (LISTEN_FDS, fd 3) is used instead of a port
+    of its own, and the log names the socket's real port."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        port = s.getsockname()[1]
+        env = dict(os.environ, LISTEN_FDS="1", CATALOGUE_SERVER_PORT=str(free_port()))
+        p = subprocess.Popen(["bash", "-c", "export LISTEN_PID=$$; exec \"$0\"", binary()], env=env,
+                             preexec_fn=lambda: os.dup2(s.fileno(), 3), pass_fds=(3,),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            r = first_answer("http://127.0.0.1:%d" % port)
+            assert r is not None and r.status_code == 200
+        finally:
+            code, err = stop(p)
+        assert code == 0
+        assert "using the socket passed by systemd" in err
+        assert "listening port=%d " % port in err

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -31,6 +32,14 @@
 #define PARAM_MAX    256
 #define PATH_MAX_LEN 8192
 #define DEFAULT_BODY (64 * 1024)
+/* Request line + headers. libmicrohttpd 0.9.75 reads a request head into the connection's
+ * memory pool and needs room left there for the response header: a head that (nearly) fills
+ * the pool is handled and then dropped without an answer, or left hanging. So the pool is
+ * twice the largest head we serve (nginx forwards request lines up to 8 KiB), and larger
+ * heads get 431 before any handler runs. */
+#define HEAD_MAX        (8 * 1024)
+#define POOL_SIZE       (2 * HEAD_MAX)
+#define MAX_CONNECTIONS 8192
 
 /* Status codes counted per route; anything else lands in the last slot as "other". */
 static const int counted_codes[] = {200, 201, 204, 301, 304, 400, 404, 405,
@@ -243,7 +252,10 @@ static json_t *parse_form(const char *s, size_t len)
                 *c = ' ';
         long kn = shop_pct_decode(k, strlen(k), k);
         long vn = shop_pct_decode(v, strlen(v), v);
-        if (kn > 0 && vn >= 0 && !json_object_get(obj, k))
+        /* a decoded NUL would cut the C string short ("user%00x" is not "user"): not supplied */
+        bool has_nul =
+            kn > 0 && (strlen(k) != (size_t)kn || (vn > 0 && memchr(v, '\0', (size_t)vn)));
+        if (kn > 0 && vn >= 0 && !has_nul && !json_object_get(obj, k))
             json_object_set_new(obj, k, json_stringn(v, (size_t)vn));
         free(k);
         free(v);
@@ -379,7 +391,11 @@ void shop_reply_json(struct shop_req *req, int status, json_t *v)
 {
     struct shop_buf *out = &scratch()->out;
     shop_buf_reset(out);
-    if (!v || shop_json_dump(v, g_conf->json_flags, out) == -1) {
+    if (!v) { /* a json_pack that failed, e.g. on a string that is not UTF-8 */
+        shop_reply_text(req, 500, "response could not be encoded");
+        return;
+    }
+    if (shop_json_dump(v, g_conf->json_flags, out) == -1) {
         json_decref(v);
         shop_reply_text(req, 500, "response too large");
         return;
@@ -584,6 +600,22 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* Bytes of the request line and headers (query arguments included), near enough. */
+static size_t head_size(struct MHD_Connection *c, const char *url, const char *method)
+{
+    size_t n = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_len, &n);
+    return n;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -600,7 +632,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = req;
         atomic_fetch_add(&g_inflight, 1);
         const char *cl = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > g_conf->body_max) {
+        if (head_size(c, url, method) > HEAD_MAX) {
+            req->stats = &g_stats[g_nroutes];
+            shop_reply_text(req, 431, "request header too large");
+        } else if (cl && strtoull(cl, NULL, 10) > g_conf->body_max) {
             req->stats = &g_stats[g_nroutes];
             shop_reply_text(req, 413, "request body too large");
         }
@@ -695,6 +730,22 @@ void shop_service_init(int argc, char **argv, const char *service)
     shop_log_info("starting version=%s pid=%d", SHOP_VERSION, (int)getpid());
 }
 
+/* Raises the open-files limit to its hard maximum and returns how many connections to accept:
+ * enough for thousands of clients (the libmicrohttpd default is 1020), bounded by the limit. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return 1000;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t n = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64; /* room for backend connections */
+    return n > MAX_CONNECTIONS ? MAX_CONNECTIONS : (unsigned)n;
+}
+
 static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsigned threads)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -707,13 +758,14 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         shop_log_info("using the socket passed by systemd (fd %d)", fd);
     }
+    unsigned limit = connection_limit();
     return MHD_start_daemon(
-        flags, (uint16_t)conf->port, NULL, NULL, on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE,
-        threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192, MHD_OPTION_CONNECTION_TIMEOUT,
-        120u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-        no_unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_END);
+        flags, (uint16_t)conf->port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)POOL_SIZE, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+        NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
 }
 
 /* The port the listening socket is bound to (also for a socket passed by systemd, where

@@ -1,6 +1,7 @@
 /* metrics.c - Prometheus counters and histograms, updated with atomics from any thread. */
 #include "libshop/metrics.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,6 +51,10 @@ void shop_histogram_observe(struct shop_histogram *h, double v)
 static int put_num(struct shop_buf *out, double v, enum shop_num_style st)
 {
     char num[40];
+    if (isnan(v)) /* the exposition format's spelling; shop_fmt_double would print null */
+        return shop_buf_puts(out, "NaN");
+    if (isinf(v))
+        return shop_buf_puts(out, v > 0 ? "+Inf" : "-Inf");
     size_t n = shop_fmt_double(v, st, num, sizeof(num));
     return shop_buf_append(out, num, n);
 }

@@ -56,8 +56,9 @@ static int load_all(json_t **out, bson_error_t *err)
     return rc;
 }
 
-/* Every product: a new reference to the cached array (shared and read-only: callers build
- * new arrays from it and never modify it), or a fresh query when the cache is off.
+/* Every product: a private deep copy of the cached array, or a fresh query when the cache is
+ * off. A copy, because jansson's reference counts of shared values are not safe to touch from
+ * several threads (json_incref reads the count without atomics): the snapshot is only read.
  * Returns 0, or -1 with err set. */
 static int all_products(json_t **out, bson_error_t *err)
 {
@@ -66,7 +67,7 @@ static int all_products(json_t **out, bson_error_t *err)
     struct cat_snapshot *s = cat_cache_get(err);
     if (!s)
         return -1;
-    *out = json_incref(s->products);
+    *out = json_deep_copy(s->products);
     cat_cache_release(s);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* order.c - payment's pure order logic: cart validation, UUIDv4 text, message documents. */
 #include "services/payment/order.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,12 +27,14 @@ bool order_check_cart(const json_t *cart, double *total, double *units)
             continue;
         }
         const json_t *qty = json_object_get(item, "qty");
-        if (!json_is_number(qty))
+        /* sold_count is a counter: a quantity must be a finite number >= 0 (D3) */
+        if (!json_is_number(qty) || !isfinite(json_number_value(qty)) || json_number_value(qty) < 0)
             return false;
         n += json_number_value(qty);
     }
     const json_t *t = json_object_get(cart, "total");
-    if (!has_ship || !json_is_number(t) || json_number_value(t) == 0)
+    if (!has_ship || !json_is_number(t) || json_number_value(t) == 0 ||
+        !isfinite(json_number_value(t)) || !isfinite(n))
         return false;
     *total = json_number_value(t);
     *units = n;

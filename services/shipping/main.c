@@ -46,6 +46,26 @@ static const char *reason(int status)
     }
 }
 
+/* The request path as a JSON string: as received when it is UTF-8, else with every byte
+ * above 0x7F percent-encoded (jansson refuses invalid UTF-8). New reference. */
+static json_t *path_json(const char *path)
+{
+    json_t *s = json_string(path);
+    if (s)
+        return s;
+    struct shop_buf b;
+    shop_buf_init(&b, 3 * strlen(path) + 1);
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p < 0x80)
+            shop_buf_putc(&b, (char)*p);
+        else
+            shop_buf_printf(&b, "%%%02X", *p);
+    }
+    s = json_stringn(b.data ? b.data : "", b.len);
+    shop_buf_cleanup(&b);
+    return s;
+}
+
 /* Replies the Spring Boot error JSON {"timestamp","status","error","message":"","path"}. */
 static void spring_error(struct shop_req *req, int status)
 {
@@ -53,8 +73,9 @@ static void spring_error(struct shop_req *req, int status)
     clock_gettime(CLOCK_REALTIME, &ts);
     json_int_t ms = (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     shop_reply_json(req, status,
-                    json_pack("{s:I,s:i,s:s,s:s,s:s}", "timestamp", ms, "status", status, "error",
-                              reason(status), "message", "", "path", shop_req_path(req)));
+                    json_pack("{s:I,s:i,s:s,s:s,s:o}", "timestamp", ms, "status", status, "error",
+                              reason(status), "message", "", "path",
+                              path_json(shop_req_path(req))));
 }
 
 /* 503 when MySQL is unreachable (D16), else 500; both logged. */

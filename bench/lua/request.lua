@@ -1,0 +1,25 @@
+-- request.lua - one request shape for wrk, from the environment: BENCH_METHOD (GET), BENCH_BODY,
+-- BENCH_CTYPE (application/json). "__N__" in the path or body becomes a per-request counter
+-- (BENCH_START + 1, + 2, ...; modulo BENCH_MOD when set), so POSTs can use unique ids.
+-- Run with -t1: one Lua state, so the counter is unique across all connections.
+local method = os.getenv("BENCH_METHOD") or "GET"
+local body = os.getenv("BENCH_BODY")
+local ctype = os.getenv("BENCH_CTYPE") or "application/json"
+local mod = tonumber(os.getenv("BENCH_MOD") or "0")
+local n = tonumber(os.getenv("BENCH_START") or "0")
+
+request = function()
+    n = n + 1
+    local k = n
+    if mod > 0 then
+        k = n % mod
+    end
+    local path = wrk.path:gsub("__N__", tostring(k))
+    local headers = {}
+    local b = nil
+    if body then
+        b = body:gsub("__N__", tostring(k))
+        headers["Content-Type"] = ctype
+    end
+    return wrk.format(method, path, headers, b)
+end

@@ -44,14 +44,7 @@ static void on_heartbeat_failed(const mongoc_apm_server_heartbeat_failed_t *even
 /* The monitor's view, waiting at most wait_ms for a first heartbeat: 1 up, -1 down, 0 unknown. */
 static int hb_wait(long wait_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = shop_deadline(CLOCK_REALTIME, wait_ms);
     pthread_mutex_lock(&hb_mu);
     while (hb_state == 0 && pthread_cond_timedwait(&hb_cv, &hb_mu, &until) == 0)
         ;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <time.h>
 
 /* Allocators that abort() on out-of-memory, so callers have no NULL branch. */
 void *shop_xmalloc(size_t n);
@@ -32,6 +33,8 @@ int shop_buf_printf(struct shop_buf *b, const char *fmt, ...) __attribute__((for
 
 /* Monotonic clock in nanoseconds. */
 long long shop_now_ns(void);
+/* The time ms milliseconds from now on the given clock, for pthread_cond_timedwait. */
+struct timespec shop_deadline(clockid_t clock, long ms);
 /* Sleep for ms milliseconds (restarts on EINTR). */
 void shop_sleep_ms(long ms);
 

@@ -90,14 +90,7 @@ static void on_delivery(void *ud, const struct shop_amqp_delivery *d)
 /* Sleeps ms unless the pool is told to stop first. Returns false when interrupted. */
 static bool work_sleep(long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = shop_deadline(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&jobs.mu);
     while (!jobs.stop && pthread_cond_timedwait(&jobs.nap, &jobs.mu, &ts) == 0)
         ;

@@ -4,6 +4,8 @@ tests/run exports the local stack's environment (deploy/local/stack env) before 
 starts, so every test reads service URLs from os.environ: nothing is hard-coded twice.
 """
 import os
+import re
+import socket
 import subprocess
 import time
 
@@ -47,3 +49,49 @@ def http():
 @pytest.fixture
 def catalogue():
     return service_url("catalogue")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_pid(name):
+    """The pid the local stack recorded for a component, or None."""
+    path = os.path.join(os.environ.get("SHOP_STATE_DIR", ""), "run", name + ".pid")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def dispatch_log():
+    """Path of the stack's dispatch log (one "dispatched orderid=..." line per order)."""
+    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), "dispatch.log")
+    if not os.path.exists(path):
+        pytest.fail("no dispatch log at %s: run through tests/run" % path)
+    return path
+
+
+def dispatched_lines(*paths):
+    lines = []
+    for path in paths:
+        with open(path, errors="replace") as f:
+            lines += [line for line in f if "dispatched orderid=" in line]
+    return lines
+
+
+def dispatched_ids(*paths):
+    """The order ids dispatch logged as dispatched in the given log files."""
+    return {re.search(r"dispatched orderid=(\S+)", line).group(1)
+            for line in dispatched_lines(*paths)}
+
+
+def wait_dispatched(ids, timeout=30.0, paths=()):
+    """Waits until every id appears in the dispatch log(s); returns the ids still missing."""
+    files = [dispatch_log(), *paths]
+    wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout, interval=0.3)
+    return set(ids) - dispatched_ids(*files)

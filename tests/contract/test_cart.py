@@ -17,7 +17,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import free_port, service_url, stack, wait_for
 
 RUN = uuid.uuid4().hex[:8]
 CONTRACT_CART = (
@@ -475,12 +475,6 @@ def test_hung_redis_times_out_then_recovers(cart):
 
 
 # ---- a second cart in front of a misbehaving catalogue ------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class FakeCatalogue(http.server.BaseHTTPRequestHandler):
     """Answers /product/<case> with the odd replies a broken catalogue could give."""

@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import free_port, service_url, stack, wait_for
 
 SEED_ORDER = ["Watson", "Ewooid", "HPTD", "UHJ", "EPE", "EMM", "SHCE", "RED", "RMC", "STAN-1", "CNA"]
 ROBOTS_BY_NAME = ["CNA", "EMM", "EPE", "HPTD", "RED", "RMC", "STAN-1", "SHCE", "UHJ"]
@@ -183,12 +183,6 @@ def test_metrics(http, catalogue):
 
 def binary():
     return os.path.join(os.environ["SHOP_BIN_DIR"], "catalogue")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spawn(**env):

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import dispatch_log, dispatched_ids, dispatched_lines, free_port, service_url, stack, wait_dispatched, wait_for
 
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
@@ -38,31 +38,6 @@ def queue_depth():
     return int(re.search(r"messages=(\d+)", out).group(1))
 
 
-def dispatch_log():
-    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), "dispatch.log")
-    if not os.path.exists(path):
-        pytest.skip("no dispatch log at %s" % path)
-    return path
-
-
-def dispatched_lines(*paths):
-    lines = []
-    for path in paths:
-        with open(path, errors="replace") as f:
-            lines += [l for l in f if "dispatched orderid=" in l]
-    return lines
-
-
-def dispatched_ids(*paths):
-    return {re.search(r"dispatched orderid=(\S+)", l).group(1) for l in dispatched_lines(*paths)}
-
-
-def wait_dispatched(ids, timeout=30.0, paths=()):
-    files = [dispatch_log(), *paths]
-    wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout)
-    return set(ids) - dispatched_ids(*files)
-
-
 def metric(name, base=None):
     text = requests.get((base or service_url("dispatch")) + "/metrics", timeout=10).text
     m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
@@ -71,12 +46,6 @@ def metric(name, base=None):
 
 def order_message(orderid):
     return '{"orderid": "%s", "user": "dispatch-test", "cart": {"total": 1.0, "items": []}}' % orderid
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def in_stock_sku(http):

@@ -17,30 +17,9 @@ import uuid
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import dispatch_log, dispatched_ids, service_url, stack, wait_dispatched, wait_for
 
 BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
-
-
-def dispatch_log():
-    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), "dispatch.log")
-    if not os.path.exists(path):
-        pytest.skip("no dispatch log at %s" % path)
-    return path
-
-
-def dispatched_ids(*paths):
-    ids = set()
-    for path in paths:
-        with open(path, errors="replace") as f:
-            ids.update(re.findall(r"dispatched orderid=(\S+)", f.read()))
-    return ids
-
-
-def wait_dispatched(ids, timeout=60.0, paths=()):
-    files = [dispatch_log(), *paths]
-    wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout, interval=0.5)
-    return set(ids) - dispatched_ids(*files)
 
 
 def in_stock_sku():

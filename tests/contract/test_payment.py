@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import dispatch_log, dispatched_ids, free_port, service_url, stack, wait_dispatched, wait_for
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
@@ -48,28 +48,6 @@ def pay(http, cart_id, cart, base=None, timeout=30):
     return http.post("%s/pay/%s" % (base or service_url("payment"), cart_id), json=cart, timeout=timeout)
 
 
-def dispatch_log():
-    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), "dispatch.log")
-    if not os.path.exists(path):
-        pytest.skip("no dispatch log at %s" % path)
-    return path
-
-
-def dispatched_ids(*paths):
-    ids = set()
-    for path in paths:
-        with open(path, errors="replace") as f:
-            ids.update(re.findall(r"dispatched orderid=(\S+)", f.read()))
-    return ids
-
-
-def wait_dispatched(ids, timeout=30.0, paths=()):
-    """Waits until every id appears in a dispatch log; returns the ids still missing."""
-    files = [dispatch_log(), *paths]
-    wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout)
-    return set(ids) - dispatched_ids(*files)
-
-
 def metrics(http, base=None):
     """Prometheus text -> {series: float}."""
     text = http.get((base or service_url("payment")) + "/metrics", timeout=10).text
@@ -79,12 +57,6 @@ def metrics(http, base=None):
             series, value = line.rsplit(" ", 1)
             out[series] = float(value)
     return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Payment:

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import service_pid, service_url, stack, wait_for
 
 
 @pytest.fixture
@@ -133,15 +133,6 @@ def test_routing_errors(http, rat):
     assert http.get(rat + "/api/rate/EPE/4").status_code == 405
     assert http.get(rat + "/nope").status_code == 404
     assert http.get(rat + "/api/fetch/a%2Fb").status_code == 400
-
-
-def service_pid(name):
-    path = os.path.join(os.environ.get("SHOP_STATE_DIR", ""), "run", name + ".pid")
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def test_mariadb_outage_gives_503_then_recovers(http, rat):

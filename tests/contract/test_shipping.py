@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ROOT, service_url, stack, wait_for
+from conftest import ROOT, free_port, service_pid, service_url, stack, wait_for
 
 CITY_KEYS = ["uuid", "code", "city", "name", "region", "latitude", "longitude"]
 SPRING_KEYS = {"timestamp", "status", "error", "message", "path"}
@@ -320,12 +320,6 @@ def test_confirm_cart_down_is_404(http, ship):
 
 # ---- /memory and /free (D14) -------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
@@ -399,15 +393,6 @@ def test_memory_and_free(http, ship):
 
 
 # ---- MariaDB outage and reload ---------------------------------------------------------------------
-
-def service_pid(name):
-    path = os.path.join(os.environ.get("SHOP_STATE_DIR", ""), "run", name + ".pid")
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
 
 def test_mariadb_outage_gives_503_then_recovers(http, ship):
     pid = service_pid("shipping")

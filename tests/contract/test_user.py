@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import service_url, stack, wait_for
+from conftest import free_port, service_url, stack, wait_for
 
 pymongo = pytest.importorskip("pymongo", reason="needs Debian python3-pymongo")
 
@@ -363,12 +363,6 @@ def test_legacy_history_document_is_read(user, db):
 
 
 # ---- configuration ----------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_redis_url_database_and_mongo_db_from_url():
     """A second user process with REDIS_URL naming db 3 and MONGO_URL naming a database."""

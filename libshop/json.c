@@ -7,12 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Shortest digits: fills digits (no dot, no sign) and the decimal exponent of the first digit. */
+/* Shortest digits: fills digits (no dot, no sign) and the decimal exponent of the first digit.
+ * A double has 15 to 17 significant digits: when 15 digits read back to v, the shortest form is
+ * that one without its trailing zeros (any shorter one would round to it), else 16, else 17. */
 static int shortest_digits(double v, char *digits, int *exp10)
 {
     char tmp[40];
-    int p;
-    for (p = 1; p <= 17; p++) {
+    for (int p = 15; p <= 17; p++) {
         snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
         if (strtod(tmp, NULL) == v)
             break;

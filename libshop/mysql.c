@@ -1,5 +1,6 @@
-/* mysql.c - libmariadb connections kept per worker thread, prepared statements run into JSON
- * rows, and the fail-fast policy that turns a dead database into quick 503s. */
+/* mysql.c - libmariadb connections kept per worker thread with their prepared statements,
+ * statements run into JSON rows, and the fail-fast policy that turns a dead database into
+ * quick 503s. */
 #include "libshop/mysql.h"
 #include "libshop/conf.h"
 #include "libshop/log.h"
@@ -8,6 +9,7 @@
 #include <errmsg.h>
 #include <mysql.h>
 #include <mysqld_error.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,14 +30,36 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static atomic_llong down_until_ns; /* no connect attempt before this (fail fast) */
 static atomic_bool down_logged;    /* the outage was logged once; cleared on reconnect */
 
-/* The calling thread's connection; m is NULL until the first successful connect. */
+/* Prepared statements kept per connection, keyed by their SQL text: a repeated statement is
+ * one round trip (execute) instead of prepare + execute + close. */
+#define STMT_CACHE 16
+
+struct cached_stmt {
+    char *sql; /* a copy of the statement's text */
+    MYSQL_STMT *st;
+};
+
+/* The calling thread's connection; m is NULL until the first successful connect. The cached
+ * statements belong to m and go with it. */
 struct tconn {
     MYSQL *m;
+    struct cached_stmt stmts[STMT_CACHE];
+    size_t nstmts;
 };
+
+static void stmts_close(struct tconn *tc)
+{
+    for (size_t i = 0; i < tc->nstmts; i++) {
+        mysql_stmt_close(tc->stmts[i].st);
+        free(tc->stmts[i].sql);
+    }
+    tc->nstmts = 0;
+}
 
 static void tconn_free(void *p)
 {
     struct tconn *tc = p;
+    stmts_close(tc);
     if (tc->m)
         mysql_close(tc->m);
     free(tc);
@@ -61,6 +85,7 @@ static struct tconn *thread_conn(void)
 
 static void conn_drop(struct tconn *tc)
 {
+    stmts_close(tc);
     if (tc->m)
         mysql_close(tc->m);
     tc->m = NULL;
@@ -428,27 +453,65 @@ out:
     return rc;
 }
 
+/* The thread's prepared statement for sql: from the cache, or prepared now (and cached when
+ * there is room: *cached tells). NULL with err set when it cannot be prepared. */
+static MYSQL_STMT *stmt_get(struct tconn *tc, const char *sql, bool *cached,
+                            struct shop_mysql_err *err)
+{
+    for (size_t i = 0; i < tc->nstmts; i++) {
+        if (strcmp(tc->stmts[i].sql, sql) == 0) {
+            *cached = true;
+            return tc->stmts[i].st;
+        }
+    }
+    MYSQL_STMT *st = mysql_stmt_init(tc->m);
+    if (!st) {
+        set_err(err, shop_mysql_code_unavailable(mysql_errno(tc->m)), mysql_errno(tc->m),
+                mysql_error(tc->m));
+        return NULL;
+    }
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql))) {
+        stmt_err(err, st);
+        mysql_stmt_close(st);
+        return NULL;
+    }
+    *cached = tc->nstmts < STMT_CACHE;
+    if (*cached)
+        tc->stmts[tc->nstmts++] = (struct cached_stmt){shop_xstrdup(sql), st};
+    return st;
+}
+
+/* Closes st and removes it from the cache if it is there. */
+static void stmt_forget(struct tconn *tc, MYSQL_STMT *st)
+{
+    for (size_t i = 0; i < tc->nstmts; i++) {
+        if (tc->stmts[i].st == st) {
+            free(tc->stmts[i].sql);
+            tc->stmts[i] = tc->stmts[--tc->nstmts];
+            break;
+        }
+    }
+    mysql_stmt_close(st);
+}
+
 enum stage { STAGE_PREPARE, STAGE_EXECUTE };
 
-/* Prepares, binds and executes one statement on m; with rows != NULL collects its rows,
- * else reports the affected-row count. *stage tells how far it got. Returns 0 or -1. */
-static int run_stmt(MYSQL *m, const char *sql, const struct shop_mysql_param *params,
+/* Binds and executes sql's prepared statement on tc's connection; with rows != NULL collects
+ * its rows, else reports the affected-row count. *stage tells how far it got. A statement
+ * that failed (its state is unknown) or that the cache had no room for is closed; a cached
+ * one is kept for the next call. Returns 0 or -1. */
+static int run_stmt(struct tconn *tc, const char *sql, const struct shop_mysql_param *params,
                     size_t nparams, json_t **rows, unsigned long long *affected,
                     struct shop_mysql_err *err, enum stage *stage)
 {
     int rc = -1;
     MYSQL_BIND *pb = NULL;
     unsigned long *lens = NULL;
+    bool cached = false;
     *stage = STAGE_PREPARE;
-    MYSQL_STMT *st = mysql_stmt_init(m);
-    if (!st) {
-        set_err(err, shop_mysql_code_unavailable(mysql_errno(m)), mysql_errno(m), mysql_error(m));
+    MYSQL_STMT *st = stmt_get(tc, sql, &cached, err);
+    if (!st)
         return -1;
-    }
-    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql))) {
-        stmt_err(err, st);
-        goto out;
-    }
     if (mysql_stmt_param_count(st) != nparams) {
         set_err(err, false, 0, "wrong number of statement parameters");
         goto out;
@@ -477,8 +540,21 @@ static int run_stmt(MYSQL *m, const char *sql, const struct shop_mysql_param *pa
 out:
     free(pb);
     free(lens);
-    mysql_stmt_close(st);
+    if (rc != 0 || !cached)
+        stmt_forget(tc, st);
+    else
+        mysql_stmt_free_result(st);
     return rc;
+}
+
+/* true when the server has closed the connection (or sent something unasked, such as the
+ * error packet of a killed connection). Checked without a round trip before each statement:
+ * a cached statement's first packet is its execute, and a write sent on a stale connection
+ * could not be retried. */
+static bool conn_stale(MYSQL *m)
+{
+    struct pollfd p = {.fd = (int)mysql_get_socket(m), .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
 }
 
 /* Runs a statement on this thread's connection, connecting first if needed. A reused
@@ -489,6 +565,10 @@ static int run(const char *sql, const struct shop_mysql_param *params, size_t np
 {
     struct tconn *tc = thread_conn();
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (tc->m && conn_stale(tc->m)) {
+            shop_log_info("mysql: connection closed by the server; reconnecting");
+            conn_drop(tc);
+        }
         bool fresh = tc->m == NULL;
         if (fresh) {
             tc->m = conn_open(err);
@@ -496,7 +576,7 @@ static int run(const char *sql, const struct shop_mysql_param *params, size_t np
                 return -1;
         }
         enum stage stage;
-        if (run_stmt(tc->m, sql, params, nparams, rows, affected, err, &stage) == 0)
+        if (run_stmt(tc, sql, params, nparams, rows, affected, err, &stage) == 0)
             return 0;
         if (err->unavailable || (err->code >= 2000 && err->code < 3000))
             conn_drop(tc); /* client-side errors leave the connection in an unknown state */

@@ -7,13 +7,26 @@
 #include <crypt.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Cost 0 = libxcrypt's default for yescrypt ("j9T", about 20 ms per hash on a 2-core VM). */
 #define YESCRYPT_COST 0
 
+/* A yescrypt hash of the default cost works in 16 MiB of memory. At most this many run at
+ * once, so a burst of logins costs that memory per core rather than per worker thread (it
+ * shows in VmHWM), and extra logins queue instead of slowing every hash down. */
+#define HASH_CONCURRENCY 2
+
 static const char *const hash_prefixes[] = {"$y$", "$2a$", "$2b$", "$2y$"};
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+static sem_t hash_slots;
+
+static void slots_init(void)
+{
+    sem_init(&hash_slots, 0, HASH_CONCURRENCY);
+}
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char current_params[64]; /* "$y$j9T$": what a fresh hash starts with */
@@ -64,9 +77,13 @@ static char *run_crypt(const char *password, const char *setting)
     void *data = NULL;
     int size = 0;
     char *out = NULL;
+    pthread_once(&slots_once, slots_init);
+    while (sem_wait(&hash_slots) == -1 && errno == EINTR)
+        ;
     const char *h = crypt_ra(password, setting, &data, &size);
     if (h && h[0] != '*')
         out = shop_xstrdup(h);
+    sem_post(&hash_slots);
     if (data) {
         explicit_bzero(data, (size_t)size);
         free(data);

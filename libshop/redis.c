@@ -278,40 +278,39 @@ bool shop_redis_ping(void)
 
 /* ---- optimistic updates ------------------------------------------------------------------ */
 
-/* Runs a formatted command inside a transaction: only its first command (WATCH) may
- * reconnect, the rest must run on the socket that holds the WATCH. */
-static int tx_cmd(struct conn *c, bool may_retry, redisReply **reply, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int tx_cmd(struct conn *c, bool may_retry, redisReply **reply, const char *fmt, ...)
-{
-    char *cmd = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int len = redisvFormatCommand(&cmd, fmt, ap);
-    va_end(ap);
-    if (len < 0)
-        return SHOP_REDIS_ERROR;
-    int rc = run_one(c, cmd, len, reply, may_retry);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
 static void unwatch(struct conn *c)
 {
+    char *cmd = NULL;
+    int len = redisFormatCommand(&cmd, "UNWATCH");
     redisReply *r;
-    if (c->ctx && tx_cmd(c, false, &r, "UNWATCH") == SHOP_REDIS_OK)
+    if (c->ctx && len > 0 && run_one(c, cmd, len, &r, false) == SHOP_REDIS_OK)
         freeReplyObject(r);
+    redisFreeCommand(cmd);
 }
 
-/* WATCH key and GET it. On OK *val is the GET reply (nil or string). */
+/* WATCH key and GET it, pipelined in one round trip. Both run on the same socket, WATCH
+ * first (a reconnect resends both), so the WATCH guards the value read. On OK *val is the
+ * GET reply (nil or string); on failure nothing stays watched. */
 static int watch_get(struct conn *c, const char *key, redisReply **val)
 {
-    redisReply *r;
-    int rc = tx_cmd(c, true, &r, "WATCH %s", key);
-    if (rc != SHOP_REDIS_OK)
-        return rc;
-    freeReplyObject(r);
-    rc = tx_cmd(c, false, val, "GET %s", key);
+    char *cmds[2] = {NULL, NULL};
+    int lens[2];
+    redisReply *rep[2], *w;
+    lens[0] = redisFormatCommand(&cmds[0], "WATCH %s", key);
+    lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
+    *val = NULL;
+    int rc = SHOP_REDIS_ERROR;
+    if (lens[0] > 0 && lens[1] > 0)
+        rc = run(c, 2, cmds, lens, rep, true);
+    if (rc == SHOP_REDIS_OK) {
+        rc = classify(rep[0], &w); /* consumes rep[0] */
+        if (rc == SHOP_REDIS_OK) {
+            freeReplyObject(w);
+            rc = classify(rep[1], val); /* consumes rep[1] */
+        } else {
+            freeReplyObject(rep[1]);
+        }
+    }
     if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
         (*val)->type != REDIS_REPLY_STRING) {
         set_err("key %s holds a non-string value", key);
@@ -319,6 +318,8 @@ static int watch_get(struct conn *c, const char *key, redisReply **val)
         *val = NULL;
         rc = SHOP_REDIS_ERROR;
     }
+    redisFreeCommand(cmds[0]);
+    redisFreeCommand(cmds[1]);
     if (rc != SHOP_REDIS_OK)
         unwatch(c);
     return rc;

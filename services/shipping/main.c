@@ -1,6 +1,7 @@
-/* shipping - the shipping service (contract §6): countries and cities from MySQL `cities`,
- * the reference's distance/cost calculator, /confirm forwarding to cart, the bounded /memory
- * demo knob (D14) and Spring-style health and actuator endpoints. */
+/* shipping - the shipping service (contract §6): countries and cities from MySQL `cities`
+ * (the /codes body kept for 1 s), the reference's distance/cost calculator, /confirm
+ * forwarding to cart, the bounded /memory demo knob (D14) and Spring-style health and
+ * actuator endpoints. */
 #include "libshop/client.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
@@ -22,6 +23,9 @@
 #define CART_BODY_MAX   (4 * 1024 * 1024)
 #define MEMORY_BLOCK    (25u * 1024 * 1024)
 #define CITY_COLUMNS    "uuid, country_code AS code, city, name, region, latitude, longitude"
+#define JSON_TYPE       "application/json"
+#define JSON_FLAGS      SHOP_JSON_JAVA
+#define CODES_CACHE_MS  1000
 
 static char cart_base[512]; /* http://host:port, no trailing slash */
 static long memory_max_mb;
@@ -147,15 +151,63 @@ static void count(struct shop_req *req)
     shop_reply_text(req, 200, text);
 }
 
+/* The /codes body, the same for every request and read-mostly: kept serialised for
+ * CODES_CACHE_MS, so it is at most that stale. A failed read is never kept. */
+static struct {
+    pthread_mutex_t lock;
+    char *body; /* NULL until the first successful read */
+    size_t len;
+    long long read_ns; /* when the query that produced it started */
+} codes_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* A copy of the kept body while it is fresh (caller frees), else NULL. */
+static char *codes_cached(size_t *len)
+{
+    char *copy = NULL;
+    pthread_mutex_lock(&codes_cache.lock);
+    if (codes_cache.body && shop_now_ns() - codes_cache.read_ns < CODES_CACHE_MS * 1000000LL) {
+        copy = shop_xmalloc(codes_cache.len);
+        memcpy(copy, codes_cache.body, codes_cache.len);
+        *len = codes_cache.len;
+    }
+    pthread_mutex_unlock(&codes_cache.lock);
+    return copy;
+}
+
+/* Keeps a copy of body, read at read_ns, unless a later read is kept already. */
+static void codes_keep(const char *body, size_t len, long long read_ns)
+{
+    pthread_mutex_lock(&codes_cache.lock);
+    if (!codes_cache.body || read_ns > codes_cache.read_ns) {
+        free(codes_cache.body);
+        codes_cache.body = shop_xmalloc(len);
+        memcpy(codes_cache.body, body, len);
+        codes_cache.len = len;
+        codes_cache.read_ns = read_ns;
+    }
+    pthread_mutex_unlock(&codes_cache.lock);
+}
+
 static void codes(struct shop_req *req)
 {
-    struct shop_mysql_err err;
-    json_t *rows;
-    if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0, &rows,
-                         &err) == -1)
-        db_error(req, &err);
-    else
-        shop_reply_json(req, 200, rows);
+    size_t len;
+    char *body = codes_cached(&len);
+    if (!body) {
+        long long read_ns = shop_now_ns();
+        struct shop_mysql_err err;
+        json_t *rows;
+        if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0,
+                             &rows, &err) == -1) {
+            db_error(req, &err);
+            return;
+        }
+        body = shop_json_dumps(rows, JSON_FLAGS);
+        json_decref(rows);
+        len = strlen(body);
+        codes_keep(body, len, read_ns);
+    }
+    shop_reply(req, 200, JSON_TYPE, body, len);
+    free(body);
 }
 
 static void cities(struct shop_req *req)
@@ -354,8 +406,8 @@ int main(int argc, char **argv)
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .text_type = "text/plain; charset=utf-8",
-        .json_type = "application/json",
-        .json_flags = SHOP_JSON_JAVA,
+        .json_type = JSON_TYPE,
+        .json_flags = JSON_FLAGS,
     };
     struct shop_mysql_conf db = {.host = "mysql",
                                  .port = 3306,
@@ -368,6 +420,7 @@ int main(int argc, char **argv)
     shop_mysql_init(&db);
     int rc = shop_server_run(&conf);
     free_blocks();
+    free(codes_cache.body);
     shop_mysql_cleanup();
     return rc;
 }

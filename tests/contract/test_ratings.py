@@ -152,4 +152,9 @@ def test_mariadb_outage_gives_503_then_recovers(http, rat):
     assert wait_for(lambda: http.get(rat + "/_health").status_code == 200, 30)
     for _ in range(12):
         assert http.get(rat + "/api/fetch/EPE").status_code == 200
+    # writes too: every worker's connection (and its cached statements) died with the server
+    reset("EPE")
+    for _ in range(12):
+        assert http.put(rat + "/api/rate/EPE/4", timeout=10).status_code == 200
+    assert http.get(rat + "/api/fetch/EPE").json() == {"avg_rating": 4, "rating_count": 12}
     assert service_pid("ratings") == pid

@@ -2,18 +2,21 @@
  * 17 significant digits (0.1 -> 0.10000000000000001) and the clients expect shortest output. */
 #include "libshop/json.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Shortest digits: fills digits (no dot, no sign) and the decimal exponent of the first digit.
- * A double has 15 to 17 significant digits: when 15 digits read back to v, the shortest form is
- * that one without its trailing zeros (any shorter one would round to it), else 16, else 17. */
+ * A normal double has 15 to 17 significant digits: when 15 digits read back to v, the shortest
+ * form is that one without its trailing zeros (any shorter one would round to it), else 16,
+ * else 17. Subnormals are searched from one digit up. */
 static int shortest_digits(double v, char *digits, int *exp10)
 {
     char tmp[40];
-    for (int p = 15; p <= 17; p++) {
+    /* a subnormal has fewer significant bits, so its shortest form can be far shorter */
+    for (int p = fabs(v) < DBL_MIN ? 1 : 15; p <= 17; p++) {
         snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
         if (strtod(tmp, NULL) == v)
             break;

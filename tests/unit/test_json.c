@@ -31,6 +31,8 @@ static void test_js(void)
     CHECK_STR(fmt(-0.0, SHOP_NUM_JS), "0");
     CHECK_STR(fmt(1.5e300, SHOP_NUM_JS), "1.5e+300");
     CHECK_STR(fmt(NAN, SHOP_NUM_JS), "null");
+    CHECK_STR(fmt(5e-324, SHOP_NUM_JS), "5e-324"); /* subnormal: one significant digit */
+    CHECK_STR(fmt(2.2250738585072014e-308, SHOP_NUM_JS), "2.2250738585072014e-308");
 }
 
 static void test_java(void)
@@ -57,6 +59,32 @@ static void test_python(void)
     CHECK_STR(fmt(-0.0, SHOP_NUM_JAVA), "-0.0");
 }
 
+/* Significant digits of a printed number (sign, point, exponent, leading/trailing zeros aside). */
+static int sig_digits(const char *s)
+{
+    char d[64];
+    int n = 0;
+    for (; *s && *s != 'e' && *s != 'E' && n < 63; s++)
+        if (*s >= '0' && *s <= '9' && (n > 0 || *s != '0'))
+            d[n++] = *s;
+    while (n > 1 && d[n - 1] == '0')
+        n--;
+    return n;
+}
+
+/* The fewest significant digits that read back to v, by trying every precision. */
+static int fewest_digits(double v)
+{
+    char tmp[40];
+    for (int p = 1; p < 17; p++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+        if (strtod(tmp, NULL) == v)
+            return sig_digits(tmp);
+    }
+    snprintf(tmp, sizeof(tmp), "%.16e", v);
+    return sig_digits(tmp);
+}
+
 static void test_roundtrip(void)
 {
     /* every printed value reads back to the same double */
@@ -64,8 +92,13 @@ static void test_roundtrip(void)
     int ok = 1;
     for (int i = 0; i < 20000 && ok; i++) {
         double v = (double)rand() / RAND_MAX * pow(10, rand() % 40 - 20);
+        if (i % 4 == 0) /* subnormals, and shortness: the printed digits are the fewest */
+            v = ldexp((double)rand(), -1074 + rand() % 64);
         ok = strtod(fmt(v, SHOP_NUM_JS), NULL) == v && strtod(fmt(v, SHOP_NUM_JAVA), NULL) == v &&
-             strtod(fmt(v, SHOP_NUM_PYTHON), NULL) == v;
+             strtod(fmt(v, SHOP_NUM_PYTHON), NULL) == v &&
+             sig_digits(fmt(v, SHOP_NUM_JS)) == fewest_digits(v);
+        if (!ok)
+            fprintf(stderr, "value %.17g printed as %s\n", v, fmt(v, SHOP_NUM_JS));
     }
     CHECK(ok);
 }

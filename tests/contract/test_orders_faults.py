@@ -110,7 +110,10 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
         for _ in range(160):
             cid = "flow-%s" % uuid.uuid4().hex
             carts[cid] = make_cart(s, cid, sku)
-    todo = list(carts)
+    # a third of the carts is held back until the broker is up again, so that payments surely
+    # flow before, during and after the restart however long stopping the broker takes
+    todo, held = list(carts)[:110], list(carts)[110:]
+    released = threading.Event()
     lock = threading.Lock()
     results = []  # (status, orderid or None, time)
     deadline = time.time() + 120
@@ -119,9 +122,12 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
         with requests.Session() as s:
             while time.time() < deadline:
                 with lock:
-                    if not todo:
+                    cid = todo.pop(0) if todo else None
+                if cid is None:
+                    if released.is_set():
                         return
-                    cid = todo.pop(0)
+                    time.sleep(0.1)
+                    continue
                 try:
                     r = pay(s, cid, carts[cid])
                     status = r.status_code
@@ -132,7 +138,7 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
                     results.append((status, oid, time.time()))
                     if status != 200:
                         todo.append(cid)  # not placed, so the cart is still there: retry later
-                time.sleep(0.1)
+                time.sleep(0.25)
 
     threads = [threading.Thread(target=payer) for _ in range(3)]
     for t in threads:
@@ -145,6 +151,9 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
         stack("start", "rabbitmq")
         t_start = time.time()
     finally:
+        with lock:
+            todo.extend(held)
+        released.set()
         for t in threads:
             t.join(150)
 

@@ -359,20 +359,14 @@ static void order(struct shop_req *req)
 
 /* Adds one stored document to the history being assembled. A legacy {name, history:[...]}
  * document (written before orders were stored one per document, so always older) goes to
- * legacy; an {_id, name, order} document adds its order to recent. (A document without
- * "order" is a body stored flat by an early version: it is read without _id and name.) */
+ * legacy; an {_id, name, order} document adds its order to recent. */
 static void collect(json_t *legacy, json_t *recent, json_t *doc)
 {
     json_t *old = json_object_get(doc, "history"), *one = json_object_get(doc, "order");
-    if (json_is_array(old)) {
+    if (json_is_array(old))
         json_array_extend(legacy, old);
-    } else if (one) {
+    else if (one)
         json_array_append(recent, one);
-    } else {
-        json_object_del(doc, "_id");
-        json_object_del(doc, "name");
-        json_array_append(recent, doc);
-    }
 }
 
 /* The reference's {_id, name, history} from the user's documents in _id order (the order

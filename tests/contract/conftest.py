@@ -95,3 +95,27 @@ def wait_dispatched(ids, timeout=30.0, paths=()):
     files = [dispatch_log(), *paths]
     wait_for(lambda: set(ids) <= dispatched_ids(*files), timeout, interval=0.3)
     return set(ids) - dispatched_ids(*files)
+
+
+def start_service(name, ready_path, env, out=subprocess.DEVNULL):
+    """Starts a second process of a service binary (SHOP_BIN_DIR) with env (complete: the
+    caller decides what it keeps of os.environ), waits until ready_path answers 200 and
+    returns the process. Stop it with stop_service."""
+    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin")), name)
+    proc = subprocess.Popen([binary], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def ready():
+        try:
+            return requests.get(env["SHOP_TEST_URL"] + ready_path, timeout=1).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None  # died: stop waiting
+    wait_for(ready, 15)
+    if proc.poll() is not None:
+        pytest.fail("%s exited with %d at start" % (name, proc.returncode))
+    return proc
+
+
+def stop_service(proc):
+    """SIGTERM, and the exit status must be 0 (a clean drain)."""
+    proc.terminate()
+    assert proc.wait(15) == 0

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ROOT, free_port, service_pid, service_url, stack, wait_for
+from conftest import ROOT, free_port, service_pid, service_url, stack, start_service, stop_service, wait_for
 
 CITY_KEYS = ["uuid", "code", "city", "name", "region", "latitude", "longitude"]
 SPRING_KEYS = {"timestamp", "status", "error", "message", "path"}
@@ -327,21 +327,13 @@ def rss_kb(pid):
 
 def test_memory_bounded(http):
     """A second, real shipping process with a 50 MiB cap: two 25 MiB blocks, then 507."""
-    bindir = os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
     port = free_port()
-    env = dict(os.environ, SHIPPING_SERVER_PORT=str(port), SHIPPING_MEMORY_MAX_MB="50",
-               LOG_LEVEL="warn")
-    env.pop("SERVER_PORT", None)
-    proc = subprocess.Popen([os.path.join(bindir, "shipping")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port
+    env = dict(os.environ, SHIPPING_SERVER_PORT=str(port), SHIPPING_MEMORY_MAX_MB="50",
+               LOG_LEVEL="warn", SHOP_TEST_URL=url)
+    env.pop("SERVER_PORT", None)
+    proc = start_service("shipping", "/actuator/info", env)
     try:
-        def up():
-            try:
-                return http.get(url + "/actuator/info", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-        assert wait_for(up, 15)
         base = rss_kb(proc.pid)
         assert http.get(url + "/memory").json() == 1
         assert rss_kb(proc.pid) - base > 20 * 1024  # really allocated and touched
@@ -352,34 +344,25 @@ def test_memory_bounded(http):
         assert http.get(url + "/memory").json() == 1
         assert http.get(url + "/free").json() == 0
     finally:
-        proc.terminate()
-        assert proc.wait(15) == 0
+        stop_service(proc)
 
 
 def test_course_variables(http):
     """Course §5 / D9: SERVER_PORT is the port when SHIPPING_SERVER_PORT is unset, DB_PASS is the
     password when DB_PASSWORD is unset, CART_ENDPOINT defaults to cart:8080 (Q-SH6)."""
-    bindir = os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
     port = free_port()
+    url = "http://127.0.0.1:%d" % port
     env = {k: v for k, v in os.environ.items()
            if k not in ("SHIPPING_SERVER_PORT", "DB_PASSWORD", "CART_ENDPOINT")}
-    env.update(SERVER_PORT=str(port), DB_PASS="not-the-password", LOG_LEVEL="info")
+    env.update(SERVER_PORT=str(port), DB_PASS="not-the-password", LOG_LEVEL="info",
+               SHOP_TEST_URL=url)
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([os.path.join(bindir, "shipping")], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-        url = "http://127.0.0.1:%d" % port
+        proc = start_service("shipping", "/actuator/info", env, out=log)
         try:
-            def up():
-                try:
-                    return http.get(url + "/actuator/info", timeout=1).status_code == 200
-                except requests.RequestException:
-                    return False
-            assert wait_for(up, 15)
             r = http.get(url + "/health", timeout=10)  # the wrong password was used
             assert r.status_code == 503 and "MySQL" in r.text
         finally:
-            proc.terminate()
-            assert proc.wait(15) == 0
+            stop_service(proc)
         log.seek(0)
         text = log.read().decode(errors="replace")
     assert "config CART_ENDPOINT=cart:8080 (default)" in text

@@ -97,3 +97,11 @@ def test_load_task_end_to_end(lg):
 def test_error_task_fails(lg):
     r = lg.post(HOST + "/api/payment/pay/partner-57", json={"total": 0, "tax": 0}, timeout=30)
     assert r.status_code >= 400
+
+
+@pytest.mark.parametrize("svc", ["catalogue", "user", "cart", "shipping", "payment", "ratings"])
+def test_api_prefix_without_slash_redirects(lg, svc):
+    """Contract §2.2: /api/<svc> is answered by nginx with 301 to /api/<svc>/."""
+    r = lg.get(FRONT + "/api/" + svc, allow_redirects=False)
+    assert r.status_code == 301
+    assert r.headers["Location"].endswith("/api/%s/" % svc)

@@ -8,12 +8,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Fast path for the common short decimals (prices, coordinates): the fewest decimal places k
+ * for which m = rint(|v| * 10^k) reads back to |v|. m and 10^k (k <= 22) are exact doubles, so
+ * m / 10^k is the correctly rounded value of the decimal m e-k, the same double strtod gives.
+ * Below 2^50 the product is close enough to the integer that rint finds any k-place decimal
+ * that rounds to v, so the first k that works is the shortest. Returns 0 to use the slow path. */
+static int short_decimal(double v, char *digits, int *exp10)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    double a = fabs(v), m = -1;
+    int k = 0;
+    for (; k < (int)(sizeof(p10) / sizeof(p10[0])); k++) {
+        double p = a * p10[k];
+        if (p >= 0x1p50)
+            return 0;
+        m = rint(p);
+        if (m > 0 && m / p10[k] == a)
+            break;
+    }
+    if (k == (int)(sizeof(p10) / sizeof(p10[0])))
+        return 0;
+    char rev[24];
+    int n = 0;
+    for (unsigned long long u = (unsigned long long)m; u; u /= 10)
+        rev[n++] = (char)('0' + u % 10);
+    *exp10 = n - 1 - k;
+    int lead = n;
+    while (n > 1 && rev[lead - n] == '0') /* trailing zeros of m (only when k == 0) */
+        n--;
+    for (int i = 0; i < n; i++)
+        digits[i] = rev[lead - 1 - i];
+    digits[n] = '\0';
+    return n;
+}
+
 /* Shortest digits: fills digits (no dot, no sign) and the decimal exponent of the first digit.
  * A normal double has 15 to 17 significant digits: when 15 digits read back to v, the shortest
  * form is that one without its trailing zeros (any shorter one would round to it), else 16,
  * else 17. Subnormals are searched from one digit up. */
 static int shortest_digits(double v, char *digits, int *exp10)
 {
+    int fast = fabs(v) >= DBL_MIN ? short_decimal(v, digits, exp10) : 0;
+    if (fast)
+        return fast;
     char tmp[40];
     /* a subnormal has fewer significant bits, so its shortest form can be far shorter */
     for (int p = fabs(v) < DBL_MIN ? 1 : 15; p <= 17; p++) {

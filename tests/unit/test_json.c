@@ -59,30 +59,46 @@ static void test_python(void)
     CHECK_STR(fmt(-0.0, SHOP_NUM_JAVA), "-0.0");
 }
 
-/* Significant digits of a printed number (sign, point, exponent, leading/trailing zeros aside). */
-static int sig_digits(const char *s)
+/* The significant digits themselves (leading and trailing zeros aside), as a string. */
+static const char *sig_string(const char *s, char *d)
 {
-    char d[64];
     int n = 0;
     for (; *s && *s != 'e' && *s != 'E' && n < 63; s++)
         if (*s >= '0' && *s <= '9' && (n > 0 || *s != '0'))
             d[n++] = *s;
     while (n > 1 && d[n - 1] == '0')
         n--;
-    return n;
+    d[n] = '\0';
+    return d;
 }
 
-/* The fewest significant digits that read back to v, by trying every precision. */
-static int fewest_digits(double v)
+/* The fewest significant digits that read back to v (the nearest such decimal), by trying
+ * every precision; an oracle independent of json.c's fast and slow paths. */
+static const char *fewest_digits(double v, char *d)
 {
     char tmp[40];
     for (int p = 1; p < 17; p++) {
         snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
         if (strtod(tmp, NULL) == v)
-            return sig_digits(tmp);
+            return sig_string(tmp, d);
     }
     snprintf(tmp, sizeof(tmp), "%.16e", v);
-    return sig_digits(tmp);
+    return sig_string(tmp, d);
+}
+
+/* A random test value: short decimals (prices, coordinates, integers), long ones, subnormals. */
+static double random_value(int i)
+{
+    switch (i % 5) {
+    case 0:
+        return ldexp((double)rand(), -1074 + rand() % 64);
+    case 1: /* up to 9 digits with up to 12 decimal places */
+        return (double)(rand() % 1000000000) / pow(10, rand() % 13) * (rand() % 2 ? 1 : -1);
+    case 2: /* integers and near-2^50 / 2^53 magnitudes */
+        return ldexp((double)rand(), rand() % 40);
+    default:
+        return (double)rand() / RAND_MAX * pow(10, rand() % 40 - 20);
+    }
 }
 
 static void test_roundtrip(void)
@@ -90,13 +106,14 @@ static void test_roundtrip(void)
     /* every printed value reads back to the same double */
     srand(42);
     int ok = 1;
-    for (int i = 0; i < 20000 && ok; i++) {
-        double v = (double)rand() / RAND_MAX * pow(10, rand() % 40 - 20);
-        if (i % 4 == 0) /* subnormals, and shortness: the printed digits are the fewest */
-            v = ldexp((double)rand(), -1074 + rand() % 64);
-        ok = strtod(fmt(v, SHOP_NUM_JS), NULL) == v && strtod(fmt(v, SHOP_NUM_JAVA), NULL) == v &&
-             strtod(fmt(v, SHOP_NUM_PYTHON), NULL) == v &&
-             sig_digits(fmt(v, SHOP_NUM_JS)) == fewest_digits(v);
+    for (int i = 0; i < 100000 && ok; i++) {
+        double v = random_value(i);
+        char want[64], got[64];
+        /* reads back in every style, and the digits are the fewest (and the nearest of those) */
+        ok = v == 0 ||
+             (strtod(fmt(v, SHOP_NUM_JS), NULL) == v && strtod(fmt(v, SHOP_NUM_JAVA), NULL) == v &&
+              strtod(fmt(v, SHOP_NUM_PYTHON), NULL) == v &&
+              strcmp(sig_string(fmt(v, SHOP_NUM_JS), got), fewest_digits(v, want)) == 0);
         if (!ok)
             fprintf(stderr, "value %.17g printed as %s\n", v, fmt(v, SHOP_NUM_JS));
     }

@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """Continuous shop traffic through the web host, counting every failed request (tests/deploy/run).
 
-Usage: traffic.py BASE_URL STOP_FILE MAX_SECONDS [THREADS]
-Each thread loops over: the product list, one product, a cart add (cart calls catalogue), the cart, and
-catalogue's /metrics (whose shop_build_info says which release answered). A request fails when it gets no answer or a status other than
-200. Runs until STOP_FILE exists (or MAX_SECONDS pass), then prints one JSON line: total, failed, by_path,
-errors (the first 20), versions seen in shop_build_info of catalogue. Loopback/test-bridge addresses only.
+Usage: traffic.py BASE_URL STOP_FILE MAX_SECONDS [THREADS [MODE]]
+MODE browse (the default): each thread loops over the product list, one product, a cart add (cart calls
+catalogue), the cart, and catalogue's /metrics (whose shop_build_info says which release answered).
+MODE checkout: each thread fills a fresh cart, confirms shipping and pays (POST /api/payment/pay), again and
+again, and reads payment's /metrics now and then; every order id that payment gives back is listed, so the caller can
+check that each one reached dispatch (no lost orders).
+A request fails when it gets no answer or a status other than 200. Runs until STOP_FILE exists (or
+MAX_SECONDS pass), then prints one JSON line: total, failed, by_path, errors (the first 20), versions seen
+in shop_build_info, and orders (checkout mode). Loopback/test-bridge addresses only.
 """
 import http.client
 import json
@@ -20,8 +24,9 @@ base = urllib.parse.urlsplit(sys.argv[1])
 stop_file = sys.argv[2]
 max_s = float(sys.argv[3])
 threads = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+mode = sys.argv[5] if len(sys.argv) > 5 else "browse"
 lock = threading.Lock()
-stats = {"total": 0, "failed": 0, "by_path": {}, "errors": [], "versions": {}}
+stats = {"total": 0, "failed": 0, "by_path": {}, "errors": [], "versions": {}, "orders": []}
 deadline = time.monotonic() + max_s
 
 
@@ -38,45 +43,92 @@ def record(path, ok, detail=""):
                 stats["errors"].append(f"{time.strftime('%H:%M:%S')} {path}: {detail}")
 
 
-def worker(n):
+def request(conn, method, path, n, i, body=None):
+    """One request on conn (None: open one); returns (conn to reuse or None, status or None, body)."""
+    try:
+        if conn is None:
+            conn = http.client.HTTPConnection(base.hostname, base.port or 80, timeout=30)
+        headers = {"X-Request-Id": f"traffic-{n}-{i}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        record(path, r.status == 200, f"status {r.status} {data[:80]!r}")
+        if r.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = None
+        return conn, r.status, data
+    except Exception as e:  # no answer at all: a failed request
+        record(path, False, f"{type(e).__name__}: {e}")
+        try:
+            conn.close()
+        except Exception:
+            pass
+        time.sleep(0.05)
+        return None, None, b""
+
+
+def note_version(body):
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith("shop_build_info{"):
+            v = line.split('version="', 1)[1].split('"', 1)[0]
+            with lock:
+                stats["versions"][v] = stats["versions"].get(v, 0) + 1
+
+
+def running():
+    return not os.path.exists(stop_file) and time.monotonic() < deadline
+
+
+def browse(n):
     conn = None
     cart = f"deploytest-{uuid.uuid4().hex[:8]}-{n}"
-    paths = ["/api/catalogue/products", "/api/catalogue/product/Watson", f"/api/cart/add/{cart}/EMM/1",
-             f"/api/cart/cart/{cart}", "/api/catalogue/metrics"]
     i = 0
-    while not os.path.exists(stop_file) and time.monotonic() < deadline:
+    while running():
+        paths = ["/api/catalogue/products", "/api/catalogue/product/Watson", f"/api/cart/add/{cart}/EMM/1",
+                 f"/api/cart/cart/{cart}", "/api/catalogue/metrics"]
         path = paths[i % len(paths)]
         i += 1
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection(base.hostname, base.port or 80, timeout=30)
-            conn.request("GET", path, headers={"X-Request-Id": f"traffic-{n}-{i}"})
-            r = conn.getresponse()
-            body = r.read()
-            ok = r.status == 200
-            record(path, ok, f"status {r.status} {body[:80]!r}")
-            if ok and path.endswith("/metrics"):
-                for line in body.decode("utf-8", "replace").splitlines():
-                    if line.startswith("shop_build_info{"):
-                        v = line.split('version="', 1)[1].split('"', 1)[0]
-                        with lock:
-                            stats["versions"][v] = stats["versions"].get(v, 0) + 1
-            if r.getheader("Connection", "").lower() == "close":
-                conn.close()
-                conn = None
-        except Exception as e:  # no answer at all: a failed request
-            record(path, False, f"{type(e).__name__}: {e}")
-            try:
-                conn.close()
-            except Exception:
-                pass
-            conn = None
-            time.sleep(0.05)
-        if path.startswith("/api/cart/add") and i % 50 == 0:
+        conn, status, body = request(conn, "GET", path, n, i)
+        if status == 200 and path.endswith("/metrics"):
+            note_version(body)
+        if i % 250 == 0:
             cart = f"deploytest-{uuid.uuid4().hex[:8]}-{n}"  # keep carts small
-            paths[2], paths[3] = f"/api/cart/add/{cart}/EMM/1", f"/api/cart/cart/{cart}"
 
 
+def checkout(n):
+    conn = None
+    i = rounds = 0
+    while running():
+        cart = f"paytest-{uuid.uuid4().hex[:12]}"
+        i += 1
+        conn, status, body = request(conn, "GET", f"/api/cart/add/{cart}/Watson/1", n, i)
+        if status != 200:
+            continue
+        i += 1  # shipping, as the web UI does it: shipping confirms, cart adds the SHIP line
+        ship = json.dumps({"location": "London, United Kingdom", "distance": 707, "cost": 35.35})
+        conn, status, body = request(conn, "POST", f"/api/shipping/confirm/{cart}", n, i, ship)
+        if status != 200:
+            continue
+        i += 1
+        conn, status, paid = request(conn, "POST", f"/api/payment/pay/{cart}", n, i, body)
+        if status == 200:
+            try:
+                oid = json.loads(paid)["orderid"]
+                with lock:
+                    stats["orders"].append(oid)
+            except (ValueError, KeyError, TypeError):
+                record("/api/payment/pay", False, f"200 without an order id: {paid[:80]!r}")
+        rounds += 1
+        if rounds % 20 == 1:
+            i += 1
+            conn, status, body = request(conn, "GET", "/api/payment/metrics", n, i)
+            if status == 200:
+                note_version(body)
+
+
+worker = checkout if mode == "checkout" else browse
 ts = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(threads)]
 for t in ts:
     t.start()

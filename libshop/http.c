@@ -306,8 +306,8 @@ static void access_log(struct shop_req *req, double secs)
     for (const char *u = req->url; *u && i < sizeof(path) - 1; u++)
         path[i++] = (*u > 0x20 && *u < 0x7f && *u != '"') ? *u : '?';
     path[i] = '\0';
-    shop_log(SHOP_LOG_INFO, "rid=%s method=%s path=\"%s\" status=%d ms=%.3f", req->rid, req->method,
-             path, req->status, secs * 1000.0);
+    shop_log_access("rid=%s method=%s path=\"%s\" status=%d ms=%.3f", req->rid, req->method, path,
+                    req->status, secs * 1000.0);
 }
 
 void shop_reply(struct shop_req *req, int status, const char *content_type, const char *body,

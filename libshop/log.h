@@ -21,6 +21,10 @@ void shop_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 void shop_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shop_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shop_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One access line (level info): batched, written within 50 ms (see log.c). */
+void shop_log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes out pending access lines now (also done at exit and before every ordinary line). */
+void shop_log_flush(void);
 void shop_fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #define shop_log_debug(...)                                                                        \

@@ -1,0 +1,81 @@
+"""What libshop's HTTP layer gives every service alike (issue 2): the request id (X-Request-Id taken
+from the client when it is safe, made up otherwise, always echoed) and exactly one access-log line per
+request, `<6>svc=NAME rid=ID method=M path="P" status=S ms=T`, in the service's log.
+"""
+import os
+import re
+import socket
+import urllib.parse
+import uuid
+
+import pytest
+import requests
+
+from conftest import service_url, wait_for
+
+SERVICES = ["catalogue", "user", "cart", "shipping", "ratings", "payment", "dispatch"]
+HEALTH = {"ratings": "/_health"}  # ratings answers /_health for every method; 405 is shown on /api/fetch
+WRONG_METHOD = {"ratings": ("DELETE", "/api/fetch/Watson")}
+LINE = re.compile(r'^<6>svc=(\S+) rid=(\S+) method=(\S+) path="([^"]*)" status=(\d+) ms=(\d+\.\d{3})$')
+
+
+def log_path(name):
+    path = os.path.join(os.environ.get("SHOP_LOG_DIR", ""), name + ".log")
+    if not os.path.exists(path):
+        pytest.skip("no log for %s at %s: run through tests/run" % (name, path))
+    return path
+
+
+def access_lines(name, rid):
+    with open(log_path(name), errors="replace") as f:
+        return [m for m in map(LINE.match, f.read().splitlines()) if m and m.group(2) == rid]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_one_access_line_per_request(name):
+    base = service_url(name)
+    s = requests.Session()
+    want = []
+    health = HEALTH.get(name, "/health")
+    wrong = WRONG_METHOD.get(name, ("DELETE", health))
+    for method, path, status in [("GET", health, 200), ("GET", "/no/such/route", 404),
+                                 (wrong[0], wrong[1], 405)]:
+        rid = "acc-%s-%s" % (name, uuid.uuid4().hex[:12])
+        r = s.request(method, base + path, headers={"X-Request-Id": rid}, timeout=10)
+        assert r.status_code == status, (method, path, r.text)
+        assert r.headers.get("X-Request-Id") == rid
+        want.append((rid, method, path, status))
+    for rid, method, path, status in want:
+        lines = wait_for(lambda: access_lines(name, rid), timeout=5)
+        assert len(lines) == 1, "%s %s: %d access lines for rid %s" % (method, path, len(lines), rid)
+        m = lines[0]
+        assert (m.group(1), m.group(3), m.group(4), int(m.group(5))) == (name, method, path, status)
+
+
+@pytest.mark.parametrize("name", ["catalogue", "cart"])
+def test_request_id_made_up_when_missing_or_unsafe(name):
+    base = service_url(name)
+    r = requests.get(base + "/health", timeout=10)
+    made = r.headers.get("X-Request-Id", "")
+    assert re.fullmatch(r"[0-9a-f]{16}", made), made
+    assert requests.get(base + "/health", timeout=10).headers["X-Request-Id"] != made
+    for unsafe in ["a b", "x" * 100, "id\"quote", "<script>"]:
+        r = requests.get(base + "/health", headers={"X-Request-Id": unsafe}, timeout=10)
+        got = r.headers.get("X-Request-Id", "")
+        assert re.fullmatch(r"[0-9a-f]{16}", got), (unsafe, got)
+        assert wait_for(lambda: access_lines(name, got), timeout=5), "no access line for %s" % got
+
+
+def test_quotes_and_raw_bytes_in_the_path_stay_out_of_the_log():
+    """A request line with a quote and bytes outside printable ASCII is logged with '?' in their place,
+    so the path can neither end the quoted field early nor smuggle a fake line into the log."""
+    url = urllib.parse.urlsplit(service_url("catalogue"))
+    rid = "acc-forge-%s" % uuid.uuid4().hex[:12]
+    with socket.create_connection((url.hostname, url.port), timeout=10) as c:
+        c.sendall(b'GET /no"such\xc3\xa9\x7fpath HTTP/1.1\r\nHost: x\r\nX-Request-Id: ' + rid.encode() +
+                  b"\r\nConnection: close\r\n\r\n")
+        head = c.recv(4096)
+    assert head.startswith(b"HTTP/1.1 404"), head[:80]
+    lines = wait_for(lambda: access_lines("catalogue", rid), timeout=5)
+    assert len(lines) == 1
+    assert lines[0].group(4) == "/no?such???path"

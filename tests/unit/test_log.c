@@ -34,7 +34,8 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Every line is one whole access line or the marker; counts per thread are complete and in order. */
+/* Every line is one whole access line or the marker; counts per thread are complete and in order.
+ */
 static bool lines_ok(const char *text)
 {
     int next[THREADS] = {0}, bad = 0, marker_at = -1, n = 0;

@@ -186,3 +186,36 @@ int shop_url_parse(const char *s, struct shop_url *u)
     }
     return 0;
 }
+
+/* Puts "http://host:port" in out, with brackets around an IPv6 literal; -1 when it does not fit. */
+static int http_base(char *out, size_t outlen, const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    int n = snprintf(out, outlen, "http://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+void shop_conf_peer(char *out, size_t outlen, const char *host_var, const char *def_host,
+                    const char *port_var, int def_port)
+{
+    const char *value = shop_conf_str(host_var, def_host);
+    int port = shop_conf_port(port_var, def_port);
+    char host[256];
+    if (shop_hostport_parse(value, host, sizeof(host), &port) == -1 ||
+        http_base(out, outlen, host, port) == -1)
+        shop_fatalx("config: %s=\"%s\" is not host or host:port", host_var, value);
+}
+
+void shop_conf_base_url(char *out, size_t outlen, const char *names, const char *def)
+{
+    const char *value = shop_conf_str(names, def);
+    bool has_scheme = strstr(value, "://") != NULL;
+    int n = snprintf(out, outlen, "%s%s", has_scheme ? "" : "http://", value);
+    struct shop_url u;
+    if (n <= 0 || (size_t)n >= outlen || shop_url_parse(out, &u) == -1 ||
+        (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0))
+        shop_fatalx("config: %s=\"%s\" is not host:port or an http(s):// URL", names, value);
+    size_t len = (size_t)n;
+    while (len > 0 && out[len - 1] == '/')
+        out[--len] = '\0';
+}

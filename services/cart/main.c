@@ -404,14 +404,8 @@ static const struct shop_route routes[] = {
  * CATALOGUE_PORT. */
 static void catalogue_init(void)
 {
-    const char *value = shop_conf_str("CATALOGUE_HOST", "catalogue");
-    int port = shop_conf_port("CATALOGUE_PORT", 8080);
-    char host[256];
-    if (shop_hostport_parse(value, host, sizeof(host), &port) == -1)
-        shop_fatalx("config: CATALOGUE_HOST=\"%s\" is not host or host:port", value);
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(catalogue_base, sizeof(catalogue_base), "http://%s%s%s:%d", v6 ? "[" : "", host,
-             v6 ? "]" : "", port);
+    shop_conf_peer(catalogue_base, sizeof(catalogue_base), "CATALOGUE_HOST", "catalogue",
+                   "CATALOGUE_PORT", 8080);
     catalogue_timeout_ms = shop_conf_long("SHOP_CATALOGUE_TIMEOUT_MS", 10000, 100, 600000);
 }
 

@@ -214,16 +214,6 @@ static const struct shop_route routes[] = {
     {"POST", "/pay/:id", pay},
 };
 
-/* "http://host:port", with brackets around an IPv6 literal. */
-static void base_url(char *out, size_t outlen, const char *host_var, const char *port_var,
-                     const char *def_host)
-{
-    const char *host = shop_conf_str(host_var, def_host);
-    int port = shop_conf_port(port_var, 8080);
-    bool v6 = strchr(host, ':') && host[0] != '[';
-    snprintf(out, outlen, "http://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
-}
-
 int main(int argc, char **argv)
 {
     shop_service_init(argc, argv, "payment");
@@ -235,8 +225,8 @@ int main(int argc, char **argv)
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
     };
-    base_url(cfg.user_base, sizeof(cfg.user_base), "USER_HOST", "USER_PORT", "user");
-    base_url(cfg.cart_base, sizeof(cfg.cart_base), "CART_HOST", "CART_PORT", "cart");
+    shop_conf_peer(cfg.user_base, sizeof(cfg.user_base), "USER_HOST", "user", "USER_PORT", 8080);
+    shop_conf_peer(cfg.cart_base, sizeof(cfg.cart_base), "CART_HOST", "cart", "CART_PORT", 8080);
     cfg.gateway = shop_conf_str("PAYMENT_GATEWAY", "");
     struct shop_url u;
     if (*cfg.gateway && (shop_url_parse(cfg.gateway, &u) == -1 ||

@@ -165,18 +165,6 @@ static void db_conf(struct shop_mysql_conf *db)
                     dsn);
 }
 
-static void catalogue_conf(void)
-{
-    const char *url = shop_conf_str("CATALOGUE_URL", "http://catalogue:8080");
-    struct shop_url u;
-    if (shop_url_parse(url, &u) == -1 || strlen(url) >= sizeof(catalogue_base))
-        shop_fatalx("config: CATALOGUE_URL=\"%s\" is not an http:// URL", url);
-    snprintf(catalogue_base, sizeof(catalogue_base), "%s", url);
-    size_t len = strlen(catalogue_base);
-    while (len > 0 && catalogue_base[len - 1] == '/')
-        catalogue_base[--len] = '\0';
-}
-
 int main(int argc, char **argv)
 {
     shop_service_init(argc, argv, "ratings");
@@ -191,7 +179,8 @@ int main(int argc, char **argv)
     };
     struct shop_mysql_conf db;
     db_conf(&db);
-    catalogue_conf();
+    shop_conf_base_url(catalogue_base, sizeof(catalogue_base), "CATALOGUE_URL",
+                       "http://catalogue:8080");
     shop_mysql_init(&db);
     int rc = shop_server_run(&conf);
     shop_mysql_cleanup();

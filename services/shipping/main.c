@@ -384,19 +384,6 @@ static const struct shop_route routes[] = {
     {"GET", "/actuator/info", actuator_info},
 };
 
-/* CART_ENDPOINT is host:port (the course's form); a full http:// URL is accepted too. */
-static void cart_conf(void)
-{
-    const char *ep = shop_conf_str("CART_ENDPOINT", "cart:8080");
-    bool has_scheme = strncmp(ep, "http://", 7) == 0 || strncmp(ep, "https://", 8) == 0;
-    int n = snprintf(cart_base, sizeof(cart_base), "%s%s", has_scheme ? "" : "http://", ep);
-    if (n <= 0 || (size_t)n >= sizeof(cart_base) || strlen(ep) == 0)
-        shop_fatalx("config: CART_ENDPOINT=\"%s\" is not host:port", ep);
-    size_t len = strlen(cart_base);
-    while (len > 0 && cart_base[len - 1] == '/')
-        cart_base[--len] = '\0';
-}
-
 int main(int argc, char **argv)
 {
     shop_service_init(argc, argv, "shipping");
@@ -415,7 +402,8 @@ int main(int argc, char **argv)
                                  .password = "RoboShop@1",
                                  .db = "cities"};
     shop_mysql_conf_env(&db);
-    cart_conf();
+    /* CART_ENDPOINT is host:port (the course's form); a full http:// URL is accepted too */
+    shop_conf_base_url(cart_base, sizeof(cart_base), "CART_ENDPOINT", "cart:8080");
     memory_max_mb = shop_conf_long("SHIPPING_MEMORY_MAX_MB", 512, 0, 1024L * 1024);
     shop_mysql_init(&db);
     int rc = shop_server_run(&conf);

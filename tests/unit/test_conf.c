@@ -63,11 +63,40 @@ static void test_hostport(void)
     CHECK(shop_hostport_parse("h:", host, sizeof(host), &port) == -1);
 }
 
+/* Peer base URLs, as cart, payment, shipping and ratings build them (bad values are fatal and
+ * tested through the services' start-up in the contract tests). */
+static void test_peers(void)
+{
+    char out[128];
+    unsetenv("T_HOST");
+    setenv("T_PORTV", "8085", 1);
+    shop_conf_peer(out, sizeof(out), "T_HOST", "cart", "T_PORTV", 8080);
+    CHECK_STR(out, "http://cart:8085");
+    setenv("T_HOST", "10.1.2.3:9000", 1); /* a port in the host wins */
+    shop_conf_peer(out, sizeof(out), "T_HOST", "cart", "T_PORTV", 8080);
+    CHECK_STR(out, "http://10.1.2.3:9000");
+    setenv("T_HOST", "[::1]", 1);
+    unsetenv("T_PORTV");
+    shop_conf_peer(out, sizeof(out), "T_HOST", "cart", "T_PORTV", 8080);
+    CHECK_STR(out, "http://[::1]:8080");
+
+    unsetenv("T_BASE");
+    shop_conf_base_url(out, sizeof(out), "T_BASE", "cart:8080");
+    CHECK_STR(out, "http://cart:8080");
+    setenv("T_BASE", "https://catalogue.example:8443//", 1);
+    shop_conf_base_url(out, sizeof(out), "T_BASE", "cart:8080");
+    CHECK_STR(out, "https://catalogue.example:8443");
+    setenv("T_BASE", "http://10.0.0.7/api/", 1);
+    shop_conf_base_url(out, sizeof(out), "T_BASE", "cart:8080");
+    CHECK_STR(out, "http://10.0.0.7/api");
+}
+
 int main(void)
 {
     shop_log_set_level("error");
     test_aliases();
     test_urls();
     test_hostport();
+    test_peers();
     return check_report("conf");
 }

@@ -223,7 +223,7 @@ const char *shop_req_body(const struct shop_req *req, size_t *len)
     return req->body.data ? req->body.data : "";
 }
 
-static bool ctype_is(const char *ct, const char *want)
+bool shop_ctype_is(const char *ct, const char *want)
 {
     size_t n = strlen(want);
     if (!ct)
@@ -267,13 +267,13 @@ static json_t *parse_form(const char *s, size_t len)
 json_t *shop_req_body_object(struct shop_req *req)
 {
     const char *ct = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ctype_is(ct, "application/json")) {
+    if (shop_ctype_is(ct, "application/json")) {
         json_error_t err;
         if (req->body.len == 0)
             return json_object();
         return shop_json_parse(req->body.data, req->body.len, &err);
     }
-    if (ctype_is(ct, "application/x-www-form-urlencoded"))
+    if (shop_ctype_is(ct, "application/x-www-form-urlencoded"))
         return parse_form(req->body.data ? req->body.data : "", req->body.len);
     return json_object();
 }

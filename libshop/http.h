@@ -49,6 +49,9 @@ const char *shop_req_id(const struct shop_req *req);
  * (D2: no '/', NUL or control characters, at most 256 bytes, else 400). */
 const char *shop_req_param(const struct shop_req *req, const char *name);
 const char *shop_req_header(struct shop_req *req, const char *name);
+/* true when a Content-Type value ct names the media type want (case-insensitive, parameters
+ * after ';' ignored); false for NULL. */
+bool shop_ctype_is(const char *ct, const char *want);
 /* The raw request body (NUL-terminated) and its length. */
 const char *shop_req_body(const struct shop_req *req, size_t *len);
 /* The body as an object: parsed JSON for application/json, a flat object of strings for

@@ -275,6 +275,8 @@ int shop_json_to_bson(const json_t *obj, bson_t *out)
     json_t *m;
     int rc = 0;
     json_t *src = shop_json_mut(obj);
+    if (!json_is_object(src))
+        return -1;
     json_object_foreach(src, k, m)
     {
         if (rc == 0)

@@ -26,8 +26,8 @@ bool shop_mongo_unavailable(const bson_error_t *err);
 
 /* BSON document -> new JSON object (ObjectId as 24-char hex, dates as epoch ms). */
 json_t *shop_bson_to_json(const bson_t *doc);
-/* JSON object -> BSON appended into out (initialised by the caller). Returns 0, or -1 for
- * values BSON cannot hold (nesting deeper than 32). */
+/* JSON object -> BSON appended into out (initialised by the caller). Returns 0, or -1 when obj
+ * is not an object or holds values BSON cannot hold (nesting deeper than 32). */
 int shop_json_to_bson(const json_t *obj, bson_t *out);
 
 #endif

@@ -35,13 +35,12 @@ static int insert_missing(mongoc_collection_t *coll, const char *key, const json
     }
     bson_t sel = BSON_INITIALIZER, ins = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&sel, key, k);
-    bson_error_t err;
+    bson_error_t err = {.message = "the document cannot be stored as BSON"};
     int rc = -1;
     int64_t n = mongoc_collection_count_documents(coll, &sel, NULL, NULL, NULL, &err);
     if (n > 0) {
         rc = 0;
-    } else if (n == 0) {
-        shop_json_to_bson(doc, &ins);
+    } else if (n == 0 && shop_json_to_bson(doc, &ins) == 0) {
         if (mongoc_collection_insert_one(coll, &ins, NULL, NULL, &err))
             rc = 1;
         else if (err.code == 11000)

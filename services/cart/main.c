@@ -17,7 +17,6 @@
 #include <string.h>
 
 #define COUNTER_KEY "anonymous-counter" /* the user service's key shares the keyspace (D11) */
-#define CART_MAX    (1024 * 1024)
 
 /* Codes of the update callbacks (positive: handled by the caller, nothing written). */
 enum {
@@ -239,6 +238,20 @@ static void health(struct shop_req *req)
     shop_reply_json(req, up ? 200 : 503, json_pack("{s:s,s:b}", "app", "OK", "redis", up));
 }
 
+/* A stored value that GET and rename may hand on as it is: checked quickly when it looks like
+ * the carts this service writes, with jansson otherwise (whose answer is final). */
+static bool stored_cart_ok(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_STRING)
+        return false;
+    if (cart_check_quick(r->str, r->len))
+        return true;
+    json_t *cart = cart_parse(r->str, r->len);
+    bool ok = cart != NULL;
+    json_decref(cart);
+    return ok;
+}
+
 static void get_cart(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id");
@@ -250,20 +263,9 @@ static void get_cart(struct shop_req *req)
         reply_redis(req, rc);
         return;
     }
-    /* the stored bytes go back as they are; they are only checked, quickly when they look like
-     * the carts this service writes, with jansson otherwise */
-    bool valid = false;
-    if (r->type == REDIS_REPLY_STRING) {
-        valid = cart_check_quick(r->str, r->len);
-        if (!valid) {
-            json_t *cart = cart_parse(r->str, r->len);
-            valid = cart != NULL;
-            json_decref(cart);
-        }
-    }
     if (r->type == REDIS_REPLY_NIL)
         shop_reply_text(req, 404, "cart not found");
-    else if (!valid)
+    else if (!stored_cart_ok(r))
         reply_update(req, UPD_CORRUPT, NULL);
     else
         shop_reply(req, 200, JSON_TYPE, r->str, r->len);
@@ -299,10 +301,9 @@ static void rename_cart(struct shop_req *req)
         reply_redis(req, rc);
         return;
     }
-    json_t *cart = r->type == REDIS_REPLY_STRING ? cart_parse(r->str, r->len) : NULL;
     if (r->type == REDIS_REPLY_NIL) {
         shop_reply_text(req, 404, "cart not found");
-    } else if (!cart) {
+    } else if (!stored_cart_ok(r)) {
         reply_update(req, UPD_CORRUPT, NULL);
     } else {
         rc = shop_redis_cmd(&w, "SETEX %s %ld %b", to, cart_ttl, r->str, r->len);
@@ -313,7 +314,6 @@ static void rename_cart(struct shop_req *req)
             reply_redis(req, rc);
         }
     }
-    json_decref(cart);
     freeReplyObject(r);
 }
 

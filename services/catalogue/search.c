@@ -1,5 +1,6 @@
 /* search.c - pure search logic for the catalogue: tokenising, stop words, stemming, matching. */
 #include "services/catalogue/search.h"
+#include "libshop/util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -118,9 +119,7 @@ void search_sort_by_name(json_t *products)
     size_t n = json_array_size(products);
     if (n < 2)
         return;
-    json_t **v = calloc(n, sizeof(*v));
-    if (!v)
-        abort();
+    json_t **v = shop_xcalloc(n, sizeof(*v));
     for (size_t i = 0; i < n; i++)
         v[i] = json_incref(json_array_get(products, i));
     qsort(v, n, sizeof(*v), by_name);

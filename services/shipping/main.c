@@ -276,21 +276,10 @@ static void calc(struct shop_req *req)
 
 /* ---- /confirm ------------------------------------------------------------------------------- */
 
-static bool is_json_type(const char *ct)
-{
-    if (!ct)
-        return false;
-    while (*ct == ' ')
-        ct++;
-    size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 &&
-           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 /* Forwards the raw body to cart's POST /shipping/{id}: cart 200 -> its body, else 404. */
 static void confirm(struct shop_req *req)
 {
-    if (!is_json_type(shop_req_header(req, "Content-Type"))) {
+    if (!shop_ctype_is(shop_req_header(req, "Content-Type"), "application/json")) {
         spring_error(req, 415);
         return;
     }

@@ -295,6 +295,8 @@ static void register_user(struct shop_req *req)
 static int order_doc(const char *name, const json_t *body, bson_t *out)
 {
     json_t *doc = json_pack("{s:s,s:O}", "name", name, "order", shop_json_mut(body));
+    if (!doc) /* name is not UTF-8: store nothing rather than an empty document */
+        return -1;
     int rc = shop_json_to_bson(doc, out);
     json_decref(doc);
     return rc;

@@ -101,6 +101,9 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method);
     }
     CURLcode rc = curl_easy_perform(h);
+    /* the handle outlives this call: it must not keep pointers to the header list or errbuf */
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
         if (!res->error[0])

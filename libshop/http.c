@@ -4,6 +4,7 @@
  * buffer and the reply scratch buffer are per worker thread, since a handler runs to its reply
  * on one thread; only the small request object and a body that was sent live per connection. */
 #include "libshop/http.h"
+#include "libshop/conf.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
 #include "libshop/metrics.h"
@@ -81,14 +82,9 @@ static struct route_stats *g_stats; /* g_nroutes + 1 (unmatched) */
 static atomic_bool g_stopping;
 static atomic_int g_inflight; /* requests begun and not yet completed */
 
-bool shop_server_stopping(void)
+static bool server_stopping(void)
 {
     return atomic_load(&g_stopping);
-}
-
-const char *shop_version(void)
-{
-    return SHOP_VERSION;
 }
 
 /* ---- path decoding and routing ---------------------------------------------------------- */
@@ -185,11 +181,6 @@ int shop_route_match(const char *pattern, const char *path, char *buf, size_t bu
 }
 
 /* ---- request accessors ------------------------------------------------------------------ */
-
-const char *shop_req_method(const struct shop_req *req)
-{
-    return req->method;
-}
 
 const char *shop_req_path(const struct shop_req *req)
 {
@@ -332,7 +323,7 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
     }
     for (size_t i = 0; i < req->nhdr; i++)
         MHD_add_response_header(r, req->hdr_names[i], req->hdr_values[i]);
-    if (shop_server_stopping())
+    if (server_stopping())
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_queue_response(req->conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -395,14 +386,13 @@ void shop_reply_json(struct shop_req *req, int status, json_t *v)
         shop_reply_text(req, 500, "response could not be encoded");
         return;
     }
-    if (shop_json_dump(v, g_conf->json_flags, out) == -1) {
-        json_decref(v);
-        shop_reply_text(req, 500, "response too large");
-        return;
-    }
+    int dumped = shop_json_dump(v, g_conf->json_flags, out);
     json_decref(v);
-    shop_reply(req, status, g_conf->json_type, out->data, out->len); /* copies */
-    if (out->cap > OUT_KEEP)
+    if (dumped == -1)
+        shop_reply_text(req, 500, "response too large");
+    else
+        shop_reply(req, status, g_conf->json_type, out->data, out->len); /* copies */
+    if (out->cap > OUT_KEEP) /* also after a failed dump that grew it */
         shop_buf_cleanup(out);
 }
 
@@ -801,18 +791,6 @@ static void drain(long drain_ms)
     }
 }
 
-static long env_long(const char *name, long def, long min, long max)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < min || n > max)
-        shop_fatalx("config: %s=\"%s\" is not an integer in [%ld, %ld]", name, v, min, max);
-    return n;
-}
-
 int shop_server_run(const struct shop_server_conf *user_conf)
 {
     static struct shop_server_conf conf;
@@ -826,8 +804,8 @@ int shop_server_run(const struct shop_server_conf *user_conf)
     g_conf = &conf;
     setup_routes(&conf);
 
-    unsigned threads = (unsigned)env_long("SHOP_THREADS", 4, 1, 256);
-    long drain_ms = env_long("SHOP_DRAIN_MS", 5000, 0, 600000);
+    unsigned threads = (unsigned)shop_conf_long("SHOP_THREADS", 4, 1, 256);
+    long drain_ms = shop_conf_long("SHOP_DRAIN_MS", 5000, 0, 600000);
 
     sigset_t set;
     sigemptyset(&set);

@@ -34,15 +34,12 @@ struct shop_server_conf {
 
 /* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version. Call first in main. */
 void shop_service_init(int argc, char **argv, const char *service);
-/* The version compiled in (D17). */
-const char *shop_version(void);
 
 /* Serves until SIGTERM/SIGINT, then quiesces, drains and stops. Returns 0 on a clean stop,
  * 1 when the server could not start. */
 int shop_server_run(const struct shop_server_conf *conf);
 
 /* Request accessors. Strings live until the handler returns. */
-const char *shop_req_method(const struct shop_req *req);
 const char *shop_req_path(const struct shop_req *req);
 const char *shop_req_id(const struct shop_req *req);
 /* The percent-decoded value of :name, or NULL. Values are checked before the handler runs
@@ -67,9 +64,6 @@ void shop_reply_text(struct shop_req *req, int status, const char *text);
 void shop_reply_json(struct shop_req *req, int status, json_t *v);
 /* Adds a response header to the reply made next (at most 4 per request). */
 void shop_reply_add_header(struct shop_req *req, const char *name, const char *value);
-
-/* The libmicrohttpd daemon stops taking new work: true after SIGTERM. */
-bool shop_server_stopping(void);
 
 /* Splits a path into segments and matches it against a pattern; exposed for unit tests.
  * Returns 1 on a match (params filled with decoded values in buf), 0 on no match, -1 when a

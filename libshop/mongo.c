@@ -116,11 +116,6 @@ void shop_mongo_push(mongoc_client_t *client)
         mongoc_client_pool_push(pool, client);
 }
 
-const char *shop_mongo_db(void)
-{
-    return db_name;
-}
-
 mongoc_collection_t *shop_mongo_collection(mongoc_client_t *client, const char *name)
 {
     return mongoc_client_get_collection(client, db_name, name);
@@ -180,7 +175,8 @@ static json_t *value_to_json(bson_iter_t *it, int depth)
         return json_integer(bson_iter_int64(it));
     case BSON_TYPE_UTF8: {
         const char *s = bson_iter_utf8(it, &len);
-        return json_stringn(s, len);
+        json_t *j = json_stringn(s, len); /* bad UTF-8 kept as stored, as mysql.c does */
+        return j ? j : json_stringn_nocheck(s, len);
     }
     case BSON_TYPE_BOOL:
         return json_boolean(bson_iter_bool(it));

@@ -17,7 +17,6 @@ mongoc_client_t *shop_mongo_pop(void);
 void shop_mongo_push(mongoc_client_t *client);
 /* A collection of the configured database; caller destroys it. */
 mongoc_collection_t *shop_mongo_collection(mongoc_client_t *client, const char *name);
-const char *shop_mongo_db(void);
 
 /* true when the server answers a ping within the selection timeout. */
 bool shop_mongo_ping(void);

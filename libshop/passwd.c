@@ -93,7 +93,6 @@ static char *run_crypt(const char *password, const char *setting)
 
 char *shop_passwd_hash(const char *password)
 {
-    pthread_once(&once, params_init);
     char *setting = crypt_gensalt_ra("$y$", YESCRYPT_COST, NULL, 0);
     if (!setting) {
         shop_log_warn("crypt_gensalt_ra($y$)");

@@ -182,8 +182,8 @@ static int classify(redisReply *r, redisReply **out)
 /* Sends n pre-formatted commands in one round trip and collects n replies. On a transport
  * failure the connection is dropped; a reused connection is retried once when may_retry
  * (a stale socket after a Redis restart) unless the failure was a timeout. */
-static int run(struct conn *c, int n, char **cmds, const int *lens, redisReply **replies,
-               bool may_retry)
+static int run(struct conn *c, int n, const char *const *cmds, const int *lens,
+               redisReply **replies, bool may_retry)
 {
     for (int attempt = 0;; attempt++) {
         if (!c->ctx) {
@@ -224,7 +224,7 @@ static int run(struct conn *c, int n, char **cmds, const int *lens, redisReply *
     }
 }
 
-static int run_one(struct conn *c, char *cmd, int len, redisReply **reply, bool may_retry)
+static int run_one(struct conn *c, const char *cmd, int len, redisReply **reply, bool may_retry)
 {
     redisReply *r = NULL;
     int rc = run(c, 1, &cmd, &len, &r, may_retry);
@@ -252,20 +252,6 @@ int shop_redis_cmd(redisReply **reply, const char *fmt, ...)
     return rc;
 }
 
-int shop_redis_cmd_argv(redisReply **reply, int argc, const char **argv, const size_t *lens)
-{
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    *reply = NULL;
-    if (len < 0) {
-        set_err("bad redis command");
-        return SHOP_REDIS_ERROR;
-    }
-    int rc = run_one(thread_conn(), cmd, len, reply, true);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
 bool shop_redis_ping(void)
 {
     redisReply *r;
@@ -278,14 +264,16 @@ bool shop_redis_ping(void)
 
 /* ---- optimistic updates ------------------------------------------------------------------ */
 
+/* The commands without arguments, in the protocol's form once and for all. */
+static const char CMD_MULTI[] = "*1\r\n$5\r\nMULTI\r\n";
+static const char CMD_EXEC[] = "*1\r\n$4\r\nEXEC\r\n";
+static const char CMD_UNWATCH[] = "*1\r\n$7\r\nUNWATCH\r\n";
+
 static void unwatch(struct conn *c)
 {
-    char *cmd = NULL;
-    int len = redisFormatCommand(&cmd, "UNWATCH");
     redisReply *r;
-    if (c->ctx && len > 0 && run_one(c, cmd, len, &r, false) == SHOP_REDIS_OK)
+    if (c->ctx && run_one(c, CMD_UNWATCH, sizeof(CMD_UNWATCH) - 1, &r, false) == SHOP_REDIS_OK)
         freeReplyObject(r);
-    redisFreeCommand(cmd);
 }
 
 /* WATCH key and GET it, pipelined in one round trip. Both run on the same socket, WATCH
@@ -301,7 +289,7 @@ static int watch_get(struct conn *c, const char *key, redisReply **val)
     *val = NULL;
     int rc = SHOP_REDIS_ERROR;
     if (lens[0] > 0 && lens[1] > 0)
-        rc = run(c, 2, cmds, lens, rep, true);
+        rc = run(c, 2, (const char *const *)cmds, lens, rep, true);
     if (rc == SHOP_REDIS_OK) {
         rc = classify(rep[0], &w); /* consumes rep[0] */
         if (rc == SHOP_REDIS_OK) {
@@ -345,14 +333,13 @@ static int tx_failure(redisReply **rep)
  * (EXEC answered nil), or a negative code. */
 static int exec_setex(struct conn *c, const char *key, long ttl, const char *val)
 {
-    char *cmds[3] = {NULL, NULL, NULL};
-    int lens[3];
+    char *setex = NULL;
+    int setex_len = redisFormatCommand(&setex, "SETEX %s %ld %s", key, ttl, val);
+    const char *cmds[3] = {CMD_MULTI, setex, CMD_EXEC};
+    int lens[3] = {sizeof(CMD_MULTI) - 1, setex_len, sizeof(CMD_EXEC) - 1};
     redisReply *rep[3] = {NULL, NULL, NULL};
-    lens[0] = redisFormatCommand(&cmds[0], "MULTI");
-    lens[1] = redisFormatCommand(&cmds[1], "SETEX %s %ld %s", key, ttl, val);
-    lens[2] = redisFormatCommand(&cmds[2], "EXEC");
     int rc = SHOP_REDIS_ERROR;
-    if (lens[0] > 0 && lens[1] > 0 && lens[2] > 0)
+    if (setex_len > 0)
         rc = run(c, 3, cmds, lens, rep, false);
     if (rc == SHOP_REDIS_OK) {
         redisReply *ex = rep[2];
@@ -365,12 +352,10 @@ static int exec_setex(struct conn *c, const char *key, long ttl, const char *val
             rc = tx_failure(rep);
         }
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++)
         if (rep[i])
             freeReplyObject(rep[i]);
-        if (cmds[i])
-            redisFreeCommand(cmds[i]);
-    }
+    redisFreeCommand(setex);
     return rc;
 }
 

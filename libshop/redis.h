@@ -45,8 +45,6 @@ void shop_redis_cleanup(void);
  * (never an error reply; free it with freeReplyObject). An error reply gives
  * SHOP_REDIS_ERROR (LOADING/BUSY/MASTERDOWN count as UNAVAILABLE). */
 int shop_redis_cmd(redisReply **reply, const char *fmt, ...);
-/* Same with an argument vector (binary-safe). */
-int shop_redis_cmd_argv(redisReply **reply, int argc, const char **argv, const size_t *lens);
 
 /* Why the calling thread's last call failed (for logs; never contains a password). */
 const char *shop_redis_last_error(void);

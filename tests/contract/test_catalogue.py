@@ -149,17 +149,22 @@ def test_raw_garbage_does_not_crash(catalogue):
 
 
 def test_keep_alive_holds(catalogue):
+    """§1.1 (Express keep-alive): one connection serves 200s and 404s alike without being closed."""
     host, port = urllib.parse.urlsplit(catalogue).netloc.split(":")
     conn = httpclient.HTTPConnection(host, int(port), timeout=5)
-    socks = set()
-    for path in ["/health", "/products", "/product/nope", "/nope", "/categories"]:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        r.read()
-        assert (r.getheader("Connection") or "").lower() != "close"
-        socks.add(id(conn.sock))
-    assert len(socks) == 1
-    conn.close()
+    conn.connect()
+    first = conn.sock
+    try:
+        for path in ["/health", "/products", "/product/nope", "/nope", "/categories"]:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            assert (r.getheader("Connection") or "").lower() != "close", path
+            assert not r.will_close, path
+            # http.client silently reconnects when the server closed: the socket must be the same
+            assert conn.sock is first, path
+    finally:
+        conn.close()
 
 
 def test_request_id(http, catalogue):

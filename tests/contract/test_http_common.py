@@ -99,3 +99,76 @@ def test_bad_peer_address_stops_at_start_naming_it(name, port_var, var, value):
     p = subprocess.run([binary], env=env, capture_output=True, timeout=20)
     assert p.returncode == 1, p.stderr.decode(errors="replace")[-500:]
     assert ("config: %s=" % var).encode() in p.stderr
+
+
+# ---- /metrics and --version everywhere (D8, D17) ---------------------------------------------------
+
+def expected_version():
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "VERSION")) as f:
+        return f.read().strip()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_metrics_build_info_and_request_counter(name):
+    """D8/D17: GET /metrics is Prometheus text with shop_build_info{service,version} 1 and
+    http_requests_total{route,code} counting a request just made."""
+    base = service_url(name)
+    health = HEALTH.get(name, "/health")
+    # a backend may still be recovering from another test's outage: wait for a 200
+    assert wait_for(lambda: requests.get(base + health, timeout=10).status_code == 200, 30), health
+    r = requests.get(base + "/metrics", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    m = re.search(r'^shop_build_info\{service="%s",version="([^"]+)"\} 1$' % name, r.text, re.M)
+    assert m, r.text[-500:]
+    assert m.group(1) == expected_version()
+    route = re.escape(health)
+    assert re.search(r'^http_requests_total\{route="%s",code="200"\} [1-9]\d*$' % route, r.text, re.M), \
+        [l for l in r.text.splitlines() if l.startswith("http_requests_total")]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_binary_version_flag(name):
+    """D17: `<binary> --version` prints "<name> <version>" and exits 0."""
+    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), name)
+    p = subprocess.run([binary, "--version"], capture_output=True, timeout=20)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")[-500:]
+    assert p.stdout.decode() == "%s %s\n" % (name, expected_version())
+
+
+# ---- path parameters (D2) ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("param,status,text", [
+    ("x" * 256, 404, "SKU not found"),
+    ("%41" * 256, 404, "SKU not found"),   # 256 bytes once decoded
+    ("%41" * 257, 400, "bad path parameter"),
+    ("x" * 257, 400, "bad path parameter"),
+], ids=["256-raw", "256-decoded", "257-decoded", "257-raw"])
+def test_path_parameter_length_limit(param, status, text):
+    """D2: a decoded path parameter of up to 256 bytes is used; longer is 400 (catalogue §3.2)."""
+    r = requests.get(service_url("catalogue") + "/product/" + param, timeout=10)
+    assert (r.status_code, r.text) == (status, text)
+
+
+def test_one_trailing_slash_accepted():
+    """D2: the services' routers accept one trailing slash, as Express did."""
+    r = requests.get(service_url("user") + "/check/user/", timeout=10)
+    assert (r.status_code, r.text) == (200, "OK")
+    cart = service_url("cart")
+    cart_id = "slash-%s" % uuid.uuid4().hex[:12]
+    sku = next(p["sku"] for p in requests.get(service_url("catalogue") + "/products", timeout=10).json()
+               if p.get("instock", 1) != 0)
+    assert requests.get("%s/add/%s/%s/1" % (cart, cart_id, sku), timeout=10).status_code == 200
+    try:
+        plain = requests.get("%s/cart/%s" % (cart, cart_id), timeout=10)
+        slash = requests.get("%s/cart/%s/" % (cart, cart_id), timeout=10)
+        assert plain.status_code == 200
+        assert (slash.status_code, slash.json()) == (200, plain.json())
+        assert slash.json()["items"][0]["sku"] == sku
+    finally:
+        requests.delete("%s/cart/%s" % (cart, cart_id), timeout=10)
+    plain = requests.get(service_url("ratings") + "/api/fetch/Watson", timeout=10)
+    slash = requests.get(service_url("ratings") + "/api/fetch/Watson/", timeout=10)
+    assert (slash.status_code, slash.json()) == (200, plain.json())
+    assert set(slash.json()) == {"avg_rating", "rating_count"}

@@ -61,7 +61,7 @@ def restore_rabbitmq():
     finally:
         stack("start", "rabbitmq")
         stack("start", "dispatch")
-        wait_for(rabbit_up, 30)
+        assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
 
 
 def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):
@@ -144,7 +144,7 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: len(results) >= 20, 30)
+        assert wait_for(lambda: len(results) >= 20, 30), "only %d payments before the outage" % len(results)
         t_stop = time.time()
         stack("stop", "rabbitmq")
         time.sleep(1.0)

@@ -494,3 +494,122 @@ def test_bad_configuration_stops_at_start(env, name):
     os.unlink(p.log.name)
     assert rc == 1
     assert name in text
+
+
+# ---- user service answers (§7.3 steps 2 and 8), with a fake user service ----------------------
+
+class FakeUser:
+    """A tiny user service: GET /check/<id> answers check_status; POST /order/<id> answers
+    order_status, or closes the connection without a reply when order_status is None.
+    Records every request as (method, path, parsed JSON body or None)."""
+
+    def __init__(self, check_status=200, order_status=200):
+        self.requests = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def reply(self, status, body=b"OK"):
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path, None))
+                if self.path.startswith("/check/"):
+                    self.reply(check_status)
+                else:
+                    self.reply(404, b"not found")
+
+            def do_POST(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(data)
+                except ValueError:
+                    body = data
+                fake.requests.append(("POST", self.path, body))
+                if self.path.startswith("/order/") and order_status is None:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)  # no status line, nothing
+                    return
+                self.reply(order_status if self.path.startswith("/order/") else 404)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def posts(self):
+        return [(p, b) for m, p, b in self.requests if m == "POST"]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pay_with_fake_user(http, fake):
+    """A real cart in the stack's cart service, paid through a second payment process whose
+    USER_HOST/USER_PORT point at the fake. Returns (cart_id, cart, response)."""
+    p = Payment(USER_HOST="127.0.0.1", USER_PORT=fake.port).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        r = pay(requests, cart_id, cart, base=p.url)
+        return cart_id, cart, r
+    finally:
+        p.stop()
+
+
+def cart_status(http, cart_id):
+    return http.get("%s/cart/%s" % (service_url("cart"), cart_id), timeout=10).status_code
+
+
+def test_check_503_means_anonymous_no_history(http):
+    """§7.3 step 2: any /check status other than 200 (here 503) means anonymous: paid, no step 8."""
+    fake = FakeUser(check_status=503, order_status=200)
+    try:
+        cart_id, cart, r = pay_with_fake_user(http, fake)
+        assert r.status_code == 200, r.text
+        assert UUID4.match(r.json()["orderid"])
+        assert ("GET", "/check/" + cart_id, None) in fake.requests
+        assert fake.posts() == []
+        assert cart_status(http, cart_id) == 404
+        assert wait_dispatched([r.json()["orderid"]]) == set()
+    finally:
+        fake.close()
+
+
+def test_order_history_500_is_ignored(http):
+    """§7.3 step 8: the order-history POST's status is ignored (500 here): paid, cart deleted."""
+    fake = FakeUser(check_status=200, order_status=500)
+    try:
+        cart_id, cart, r = pay_with_fake_user(http, fake)
+        assert r.status_code == 200, r.text
+        orderid = r.json()["orderid"]
+        assert UUID4.match(orderid)
+        assert fake.posts() == [("/order/" + cart_id, {"orderid": orderid, "cart": cart})]
+        assert cart_status(http, cart_id) == 404
+    finally:
+        fake.close()
+
+
+def test_order_history_transport_error_is_500(http):
+    """§7.3 step 8: a transport error on the order-history POST (connection closed, no reply) is a
+    500 (the contract names no body); step 9 is not reached, so the cart is still there."""
+    fake = FakeUser(check_status=200, order_status=None)
+    cart_id = None
+    try:
+        cart_id, cart, r = pay_with_fake_user(http, fake)
+        assert r.status_code == 500, r.text
+        assert "orderid" not in r.text
+        posts = fake.posts()
+        assert posts and all(p == "/order/" + cart_id for p, _ in posts), posts
+        assert cart_status(http, cart_id) == 200
+    finally:
+        fake.close()
+        if cart_id:
+            http.delete("%s/cart/%s" % (service_url("cart"), cart_id), timeout=10)

@@ -163,6 +163,9 @@ int shop_route_match(const char *pattern, const char *path, char *buf, size_t bu
             values[np] = buf + used;
             np++;
             used += ulen + 1;
+        } else if (!memchr(u, '%', ulen)) { /* the usual literal segment: compare in place */
+            if (ulen != plen || strncasecmp(u, p, plen) != 0)
+                return 0;
         } else {
             char lit[PATH_MAX_LEN];
             if (ulen >= sizeof(lit))

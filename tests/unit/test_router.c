@@ -46,6 +46,13 @@ static void test_params(void)
     CHECK_STR(a, "a+b"); /* '+' is not a space in a path */
     CHECK(match("/search/:text", "/search/caf%C3%A9", &a, NULL) == 1);
     CHECK_STR(a, "caf\xc3\xa9");
+    /* literal segments: compared case-insensitively, in place or after percent-decoding */
+    CHECK(match("/products", "/PRODUCTS", NULL, NULL) == 1);
+    CHECK(match("/product/:sku", "/%70roduct/Watson", &a, NULL) == 1);
+    CHECK_STR(a, "Watson");
+    CHECK(match("/products", "/product", NULL, NULL) == 0);
+    CHECK(match("/product", "/products", NULL, NULL) == 0);
+    CHECK(match("/products", "/%70roduct", NULL, NULL) == 0);
 }
 
 static void test_bad_params(void)

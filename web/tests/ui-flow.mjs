@@ -65,8 +65,10 @@ const ws = new WebSocket(wsUrl);
 await new Promise((ok, bad) => { ws.onopen = ok; ws.onerror = () => bad(new Error('CDP connect failed')); });
 let nextId = 0;
 const pending = new Map();
+const listeners = new Set();     // CDP events (e.g. Fetch.requestPaused)
 ws.onmessage = (ev) => {
   const msg = JSON.parse(ev.data);
+  if (msg.method) for (const l of listeners) l(msg);
   if (msg.id && pending.has(msg.id)) {
     const { ok, bad } = pending.get(msg.id);
     pending.delete(msg.id);
@@ -161,6 +163,13 @@ async function step(name, fn) {
   }
 }
 function expect(cond, msg) { if (!cond) throw new Error(msg); }
+async function waitFor(fn, what, ms = 15000) {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 25))) {
+    if (await fn()) return true;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+const pageText = async (s) => { try { return await js(`return T.text(${q(s)});`); } catch { return null; } };
 
 const run = Date.now().toString(36);
 let anon = '';
@@ -276,6 +285,57 @@ await step('cart view drops a trailing shipping line', async () => {
   await js(`await T.el(${q(T('cart-item'))}); await T.until(() => T.text('#cart-total') === '€42.00', 'SHIP removed, total €42.00');`);
   const skus = await js(`return T.all(${q(T('cart-item'))}).map((e) => e.dataset.sku);`);
   expect(skus.join() === 'RMC', `lines ${skus}`);
+});
+
+// Opening /cart reads the cart twice at once (the header's reload at boot and the
+// view's own); the view then removes the shipping line. Whichever read answers
+// last must not put the removed line back. The reads are held in the browser and
+// released one at a time, in both orders; in one of them the shipping line is
+// removed while the other read is still outstanding.
+await step('a cart read overtaken by the shipping-line removal does not bring it back', async () => {
+  const id = await js(`return T.text('#user-id');`);
+  let overtaken = 0;
+  for (const first of [0, 1]) {
+    await js(`const r = await fetch('/api/shipping/confirm/' + encodeURIComponent(${q(id)}), { method: 'POST',
+                headers: { 'Content-Type': 'application/json' },
+                body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
+              if (!r.ok) throw new Error('confirm ' + r.status);`);
+    const held = [], updates = [];
+    const onEvent = (msg) => {
+      if (msg.method !== 'Fetch.requestPaused' || msg.sessionId !== sessionId) return;
+      const { requestId, request } = msg.params;
+      if (request.url.includes('/api/cart/update/')) {
+        updates.push(requestId);
+        cdp('Fetch.continueRequest', { requestId }).catch(() => {});
+      } else {
+        held.push(requestId);
+      }
+    };
+    listeners.add(onEvent);
+    await cdp('Fetch.enable', { patterns: [{ urlPattern: '*/api/cart/cart/*', requestStage: 'Response' }, { urlPattern: '*/api/cart/update/*' }] });
+    try {
+      await cdp('Page.navigate', { url: BASE + '/cart' });
+      await waitFor(() => held.length >= 2, 'two cart reads');
+      await cdp('Fetch.continueRequest', { requestId: held[first] });
+      const early = await waitFor(() => updates.length > 0, 'removal', 2000).then(() => true, () => false);
+      if (early) {
+        await waitFor(async () => (await pageText('#cart-total')) === '€42.00', 'total €42.00 after the removal');
+        overtaken++;
+      }
+      await cdp('Fetch.continueRequest', { requestId: held[1 - first] });
+      await waitFor(() => updates.length > 0, 'removal');
+    } finally {
+      for (const requestId of held.slice(2)) await cdp('Fetch.continueRequest', { requestId }).catch(() => {});
+      await cdp('Fetch.disable');
+      listeners.delete(onEvent);
+    }
+    await waitFor(async () => (await pageText('#cart-total')) === '€42.00', 'total €42.00');
+    await new Promise((r) => setTimeout(r, 500));       // the late read has landed by now
+    const total = await pageText('#cart-total');
+    const skus = await js(`return T.all(${q(T('cart-item'))}).map((e) => e.dataset.sku);`);
+    expect(total === '€42.00' && skus.join() === 'RMC', `order ${first}: header ${total}, lines ${skus}`);
+  }
+  expect(overtaken > 0, 'no order had the removal finish before the other read');
 });
 
 const name = `ui${run}`;

@@ -46,7 +46,13 @@ export async function ensureId() {
   return idRequest;
 }
 
+// Bumped by every setCart: a cart read that was overtaken by a newer answer
+// (say the boot-time reload finishing after the cart view removed its shipping
+// line) must not put the older cart back.
+let cartSeq = 0;
+
 export function setCart(c) {
+  cartSeq++;
   state.cart = c && Array.isArray(c.items) ? c : EMPTY_CART;
   renderCartTotal();
 }
@@ -56,12 +62,15 @@ export const emptyCart = () => ({ total: 0, tax: 0, items: [] });
 export async function refreshCart() {
   const id = identity();
   if (!id) { setCart(EMPTY_CART); return state.cart; }
+  const seq = cartSeq;
+  let c;
   try {
-    setCart(await api.cart.get(id));
+    c = await api.cart.get(id);
   } catch (e) {
-    if (e instanceof api.ApiError && e.status === 404) setCart(EMPTY_CART);
-    else throw e;
+    if (!(e instanceof api.ApiError && e.status === 404)) throw e;
+    c = EMPTY_CART;
   }
+  if (seq === cartSeq && id === identity()) setCart(c);
   return state.cart;
 }
 

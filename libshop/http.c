@@ -381,6 +381,15 @@ static struct thread_scratch *scratch(void)
     return t;
 }
 
+struct shop_buf *shop_reply_scratch(void)
+{
+    struct shop_buf *out = &scratch()->out;
+    if (out->cap > OUT_KEEP) /* the last body built here was large: give it back */
+        shop_buf_cleanup(out);
+    shop_buf_reset(out);
+    return out;
+}
+
 void shop_reply_json(struct shop_req *req, int status, json_t *v)
 {
     struct shop_buf *out = &scratch()->out;

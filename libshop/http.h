@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct shop_req; /* one request; valid only inside its handler */
+struct shop_buf;
 
 /* A handler answers with exactly one shop_reply* call. Handlers run on worker threads
  * and may block on backends (the pool is sized for it). */
@@ -62,6 +63,9 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
 void shop_reply_text(struct shop_req *req, int status, const char *text);
 /* Steals v (decref'd even on failure). */
 void shop_reply_json(struct shop_req *req, int status, json_t *v);
+/* The calling thread's reply buffer, emptied: build a body in it, then shop_reply() it. Valid
+ * until the thread's next shop_reply_json() or shop_reply_scratch(). */
+struct shop_buf *shop_reply_scratch(void);
 /* Adds a response header to the reply made next (at most 4 per request). */
 void shop_reply_add_header(struct shop_req *req, const char *name, const char *value);
 

@@ -5,6 +5,7 @@
 #include "services/catalogue/cache.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "services/catalogue/search.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -51,6 +52,17 @@ json_t *cat_distinct_categories(const json_t *products)
     return out;
 }
 
+bool cat_has_category(const json_t *product, const void *cat)
+{
+    json_t *cats = json_object_get(product, "categories");
+    for (size_t j = 0; j < json_array_size(cats); j++) {
+        const char *c = json_string_value(json_array_get(cats, j));
+        if (c && strcmp(c, cat) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void snapshot_free(struct cat_snapshot *s)
 {
     json_decref(s->products);
@@ -59,6 +71,7 @@ static void snapshot_free(struct cat_snapshot *s)
     shop_buf_cleanup(&s->bodies);
     free(s->off);
     free(s->len);
+    free(s->by_name);
     free(s);
 }
 
@@ -70,6 +83,8 @@ static struct cat_snapshot *snapshot_new(json_t *products)
     s->n = json_array_size(products);
     s->off = shop_xcalloc(s->n + 1, sizeof(*s->off));
     s->len = shop_xcalloc(s->n + 1, sizeof(*s->len));
+    s->by_name = shop_xcalloc(s->n + 1, sizeof(*s->by_name));
+    search_name_order(products, s->by_name);
     shop_buf_init(&s->all, BODY_MAX);
     shop_buf_init(&s->categories, BODY_MAX);
     shop_buf_init(&s->bodies, BODY_MAX);
@@ -204,4 +219,21 @@ long cat_snapshot_find(const struct cat_snapshot *s, const char *sku)
             return (long)i;
     }
     return -1;
+}
+
+int cat_snapshot_select(const struct cat_snapshot *s, cat_keep_fn keep, const void *arg,
+                        struct shop_buf *out)
+{
+    int rc = shop_buf_putc(out, '[');
+    bool first = true;
+    for (size_t k = 0; rc == 0 && k < s->n; k++) {
+        size_t i = s->by_name[k];
+        if (!keep(json_array_get(s->products, i), arg))
+            continue;
+        if (!first)
+            rc |= shop_buf_putc(out, ',');
+        rc |= shop_buf_append(out, s->bodies.data + s->off[i], s->len[i]);
+        first = false;
+    }
+    return rc | shop_buf_putc(out, ']');
 }

@@ -10,6 +10,7 @@
 #include "libshop/util.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <mongoc/mongoc.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@ struct cat_snapshot {
     struct shop_buf bodies;     /* bodies of GET /product/{sku}, back to back */
     size_t n;                   /* number of products */
     size_t *off, *len;          /* product i's body: bodies.data + off[i], len[i] bytes */
+    size_t *by_name;            /* product indices in name order (search_name_order) */
     long long loaded_ns;
     atomic_int refs;
 };
@@ -39,6 +41,14 @@ void cat_cache_release(struct cat_snapshot *s);
 void cat_cache_forget(void);
 void cat_cache_cleanup(void);
 
+/* Appends to out a JSON array of the products for which keep(product, arg) is true, in name
+ * order, joined from the pre-serialised bodies (nothing is parsed, copied or reference-counted:
+ * keep must only read). Returns 0, or -1 when out is full. */
+typedef bool (*cat_keep_fn)(const json_t *product, const void *arg);
+int cat_snapshot_select(const struct cat_snapshot *s, cat_keep_fn keep, const void *arg,
+                        struct shop_buf *out);
+/* A cat_keep_fn: true when the product's "categories" hold the string cat exactly. */
+bool cat_has_category(const json_t *product, const void *cat);
 /* Index of the product with exactly this sku, or -1. */
 long cat_snapshot_find(const struct cat_snapshot *s, const char *sku);
 /* The distinct category strings of products (array of objects), sorted. New reference. */

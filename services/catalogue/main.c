@@ -56,22 +56,6 @@ static int load_all(json_t **out, bson_error_t *err)
     return rc;
 }
 
-/* Every product: a private deep copy of the cached array, or a fresh query when the cache is
- * off. A copy, because jansson's reference counts of shared values are not safe to touch from
- * several threads (json_incref reads the count without atomics): the snapshot is only read.
- * Returns 0, or -1 with err set. */
-static int all_products(json_t **out, bson_error_t *err)
-{
-    if (cat_cache_ttl() <= 0)
-        return load_all(out, err);
-    struct cat_snapshot *s = cat_cache_get(err);
-    if (!s)
-        return -1;
-    *out = json_deep_copy(s->products);
-    cat_cache_release(s);
-    return 0;
-}
-
 /* Answers a failed query: 503 with the reference's text when MongoDB is unreachable (D16),
  * else 500 with a JSON error object. */
 static void reply_db_error(struct shop_req *req, const bson_error_t *err, const char *down_text)
@@ -147,36 +131,50 @@ static void product(struct shop_req *req)
     cat_cache_release(s);
 }
 
-/* The products whose categories contain cat exactly. New array. */
-static json_t *in_category(const json_t *all, const char *cat)
+/* The cache off: every product from MongoDB, filtered and ordered by name. */
+static void select_uncached(struct shop_req *req, cat_keep_fn keep, const void *arg,
+                            const char *down_text)
 {
-    json_t *out = json_array();
-    for (size_t i = 0; i < json_array_size(all); i++) {
-        json_t *p = json_array_get(all, i);
-        json_t *cats = json_object_get(p, "categories");
-        for (size_t j = 0; j < json_array_size(cats); j++) {
-            const char *c = json_string_value(json_array_get(cats, j));
-            if (c && strcmp(c, cat) == 0) {
-                json_array_append(out, p);
-                break;
-            }
-        }
+    bson_error_t err;
+    json_t *all;
+    if (load_all(&all, &err) == -1) {
+        reply_db_error(req, &err, down_text);
+        return;
     }
-    return out;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < json_array_size(all); i++)
+        if (keep(json_array_get(all, i), arg))
+            json_array_append(arr, json_array_get(all, i));
+    json_decref(all);
+    search_sort_by_name(arr);
+    shop_reply_json(req, 200, arr);
+}
+
+/* Answers the products for which keep() holds, ordered by name (by_category, search). */
+static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *arg,
+                           const char *down_text)
+{
+    if (cat_cache_ttl() <= 0) {
+        select_uncached(req, keep, arg, down_text);
+        return;
+    }
+    bson_error_t err;
+    struct cat_snapshot *s = cat_cache_get(&err);
+    if (!s) {
+        reply_db_error(req, &err, down_text);
+        return;
+    }
+    struct shop_buf *out = shop_reply_scratch();
+    if (cat_snapshot_select(s, keep, arg, out) == -1)
+        shop_reply_text(req, 500, "response too large");
+    else
+        shop_reply(req, 200, JSON_TYPE, out->data, out->len);
+    cat_cache_release(s);
 }
 
 static void by_category(struct shop_req *req)
 {
-    bson_error_t err;
-    json_t *all;
-    if (all_products(&all, &err) == -1) {
-        reply_db_error(req, &err, DOWN_AVAIABLE);
-        return;
-    }
-    json_t *arr = in_category(all, shop_req_param(req, "cat"));
-    json_decref(all);
-    search_sort_by_name(arr);
-    shop_reply_json(req, 200, arr);
+    reply_selected(req, cat_has_category, shop_req_param(req, "cat"), DOWN_AVAIABLE);
 }
 
 static void categories(struct shop_req *req)
@@ -197,14 +195,9 @@ static void categories(struct shop_req *req)
 
 static void search(struct shop_req *req)
 {
-    bson_error_t err;
-    json_t *arr;
-    if (all_products(&arr, &err) == -1) {
-        reply_db_error(req, &err, DOWN_AVAILABLE);
-    } else {
-        shop_reply_json(req, 200, search_filter(arr, shop_req_param(req, "text")));
-        json_decref(arr);
-    }
+    struct search_query q;
+    search_query_parse(shop_req_param(req, "text"), &q);
+    reply_selected(req, search_product_matches, &q, DOWN_AVAILABLE);
 }
 
 static const struct shop_route routes[] = {

@@ -107,11 +107,37 @@ bool search_matches(const struct search_query *q, const char *name, const char *
     return q->nterms > 0 && (text_matches(q, name) || text_matches(q, description));
 }
 
+bool search_product_matches(const json_t *product, const void *query)
+{
+    const struct search_query *q = query;
+    return search_matches(q, json_string_value(json_object_get(product, "name")),
+                          json_string_value(json_object_get(product, "description")));
+}
+
+struct named {
+    const char *name;
+    size_t i;
+};
+
 static int by_name(const void *a, const void *b)
 {
-    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
-    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
-    return strcmp(x ? x : "", y ? y : "");
+    const struct named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+void search_name_order(const json_t *products, size_t *order)
+{
+    size_t n = json_array_size(products);
+    struct named *v = shop_xcalloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(products, i), "name"));
+        v[i] = (struct named){name ? name : "", i};
+    }
+    qsort(v, n, sizeof(*v), by_name);
+    for (size_t i = 0; i < n; i++)
+        order[i] = v[i].i;
+    free(v);
 }
 
 void search_sort_by_name(json_t *products)
@@ -119,28 +145,14 @@ void search_sort_by_name(json_t *products)
     size_t n = json_array_size(products);
     if (n < 2)
         return;
+    size_t *order = shop_xcalloc(n, sizeof(*order));
     json_t **v = shop_xcalloc(n, sizeof(*v));
+    search_name_order(products, order);
     for (size_t i = 0; i < n; i++)
-        v[i] = json_incref(json_array_get(products, i));
-    qsort(v, n, sizeof(*v), by_name);
+        v[i] = json_incref(json_array_get(products, order[i]));
     json_array_clear(products);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(products, v[i]);
     free(v);
-}
-
-json_t *search_filter(const json_t *products, const char *text)
-{
-    struct search_query q;
-    search_query_parse(text, &q);
-    json_t *out = json_array();
-    for (size_t i = 0; i < json_array_size(products); i++) {
-        json_t *p = json_array_get(products, i);
-        const char *name = json_string_value(json_object_get(p, "name"));
-        const char *desc = json_string_value(json_object_get(p, "description"));
-        if (search_matches(&q, name, desc))
-            json_array_append(out, p);
-    }
-    search_sort_by_name(out);
-    return out;
+    free(order);
 }

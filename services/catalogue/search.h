@@ -21,9 +21,12 @@ void search_stem(char *word);
 bool search_is_stop_word(const char *word);
 /* true when any query term is a prefix of the stem of a word in name or description. */
 bool search_matches(const struct search_query *q, const char *name, const char *description);
-/* Keeps the products (array of objects) that match text, ordered by name. New reference. */
-json_t *search_filter(const json_t *products, const char *text);
-/* Sorts an array of product objects by "name", byte order, in place. */
+/* search_matches on a product object's name and description; query is a struct search_query. */
+bool search_product_matches(const json_t *product, const void *query);
+/* Fills order (n = json_array_size(products) entries) with the product indices ordered by
+ * "name", byte order, equal names in array order. */
+void search_name_order(const json_t *products, size_t *order);
+/* Sorts an array of product objects as search_name_order does, in place. */
 void search_sort_by_name(json_t *products);
 
 #endif

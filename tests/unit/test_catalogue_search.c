@@ -19,6 +19,19 @@ static json_t *products(void)
                      "Exceptional Medical Machine", "description", "A steady-handed medical droid");
 }
 
+/* The products (array of objects) that match text, ordered by name. New reference. */
+static json_t *search_filter(const json_t *products, const char *text)
+{
+    struct search_query q;
+    search_query_parse(text, &q);
+    json_t *out = json_array();
+    for (size_t i = 0; i < json_array_size(products); i++)
+        if (search_product_matches(json_array_get(products, i), &q))
+            json_array_append(out, json_array_get(products, i));
+    search_sort_by_name(out);
+    return out;
+}
+
 static char *names(json_t *arr)
 {
     static char buf[512];
@@ -64,6 +77,17 @@ int main(void)
     r = search_filter(p, "tunnel android");
     CHECK_STR(names(r), "Cybernated Android|Robotic Mining Cyborg");
     json_decref(r);
+    json_decref(p);
+
+    /* equal names keep their array order; a missing name sorts as "" */
+    p = json_pack("[{s:s,s:i},{s:s,s:i},{s:i},{s:s,s:i},{s:s,s:i}]", "name", "b", "n", 0, "name",
+                  "a", "n", 1, "n", 2, "name", "b", "n", 3, "name", "a", "n", 4);
+    size_t order[5];
+    search_name_order(p, order);
+    CHECK(order[0] == 2 && order[1] == 1 && order[2] == 4 && order[3] == 0 && order[4] == 3);
+    search_sort_by_name(p);
+    CHECK(json_integer_value(json_object_get(json_array_get(p, 1), "n")) == 1);
+    CHECK(json_integer_value(json_object_get(json_array_get(p, 4), "n")) == 3);
     json_decref(p);
     return check_report("catalogue_search");
 }

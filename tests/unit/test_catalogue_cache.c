@@ -1,0 +1,129 @@
+/* test_catalogue_cache.c - the catalogue's snapshot answers /products/{cat} and /search/{text}
+ * by joining pre-serialised product bodies in a name order kept from load time. Checked
+ * against the plain way (filter the array, sort it by name, serialise it) on random
+ * catalogues with repeated and missing names, odd categories and odd queries. */
+#include "services/catalogue/cache.c"
+#include "services/catalogue/search.c"
+#include "tests/unit/check.h"
+
+static json_t *next_load;
+
+static int test_load(json_t **out, bson_error_t *err)
+{
+    (void)err;
+    *out = json_deep_copy(next_load);
+    return 0;
+}
+
+static const char *const names[] = {"Robotic Mining Cyborg",
+                                    "Cybernated Android",
+                                    "Watson",
+                                    "Ewooid",
+                                    "Responsive Droid",
+                                    "Ewooid",
+                                    "Élan vital",
+                                    "droid",
+                                    ""};
+static const char *const cats[] = {"Robot", "Artificial Intelligence", "robot", "Robot ", "A/B"};
+static const char *const words[] = {"droid",        "robots", "the", "mining",
+                                    "intelligence", "élan",   "x"};
+
+static json_t *random_catalogue(unsigned *seed)
+{
+    json_t *arr = json_array();
+    int n = rand_r(seed) % 14;
+    for (int i = 0; i < n; i++) {
+        json_t *p = json_pack("{s:s,s:f}", "sku", "S", "price", (rand_r(seed) % 10000) / 100.0);
+        if (rand_r(seed) % 8)
+            json_object_set_new(p, "name", json_string(names[rand_r(seed) % 9]));
+        json_object_set_new(p, "description",
+                            json_string(rand_r(seed) % 2 ? "Mines with robots" : "An android"));
+        json_t *c = json_array();
+        for (int k = rand_r(seed) % 3; k > 0; k--)
+            json_array_append_new(c, json_string(cats[rand_r(seed) % 5]));
+        if (rand_r(seed) % 10 == 0)
+            json_array_append_new(c, json_integer(7)); /* not a string: never matches */
+        json_object_set_new(p, "categories", c);
+        json_array_append_new(arr, p);
+    }
+    return arr;
+}
+
+/* The plain way: keep, sort by name, serialise. */
+static void expected(const json_t *all, cat_keep_fn keep, const void *arg, struct shop_buf *out)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < json_array_size(all); i++)
+        if (keep(json_array_get(all, i), arg))
+            json_array_append(arr, json_array_get(all, i));
+    search_sort_by_name(arr);
+    shop_buf_reset(out);
+    shop_json_dump(arr, 0, out);
+    json_decref(arr);
+}
+
+static int same(const struct cat_snapshot *s, cat_keep_fn keep, const void *arg)
+{
+    struct shop_buf got, want;
+    shop_buf_init(&got, 1 << 20);
+    shop_buf_init(&want, 1 << 20);
+    int rc = cat_snapshot_select(s, keep, arg, &got);
+    expected(next_load, keep, arg, &want);
+    int ok = rc == 0 && got.len == want.len && memcmp(got.data, want.data, got.len) == 0;
+    if (!ok)
+        fprintf(stderr, "got  %.*s\nwant %.*s\n", (int)got.len, got.data, (int)want.len, want.data);
+    shop_buf_cleanup(&got);
+    shop_buf_cleanup(&want);
+    return ok;
+}
+
+int main(void)
+{
+    cat_cache_init(60000, test_load);
+    unsigned seed = 42;
+    int bad = 0, rounds = 2000;
+    for (int r = 0; r < rounds; r++) {
+        next_load = random_catalogue(&seed);
+        cat_cache_forget();
+        bson_error_t err;
+        struct cat_snapshot *s = cat_cache_get(&err);
+        if (!s) {
+            bad++;
+            json_decref(next_load);
+            continue;
+        }
+        for (size_t c = 0; c < 5; c++)
+            bad += !same(s, cat_has_category, cats[c]);
+        bad += !same(s, cat_has_category, "Nothing");
+        char text[64];
+        snprintf(text, sizeof(text), "%s %s", words[rand_r(&seed) % 7], words[rand_r(&seed) % 7]);
+        struct search_query q;
+        search_query_parse(text, &q);
+        bad += !same(s, search_product_matches, &q);
+        cat_cache_release(s);
+        json_decref(next_load);
+    }
+    CHECK(bad == 0);
+
+    /* the fixed case the shop serves: Robot, in name order, bodies byte for byte */
+    next_load = json_pack("[{s:s,s:s,s:[s]},{s:s,s:s,s:[s,s]},{s:s,s:s,s:[s]}]", "sku", "CNA",
+                          "name", "Cybernated Android", "categories", "Robot", "sku", "RMC", "name",
+                          "Robotic Mining Cyborg", "categories", "Artificial Intelligence", "Robot",
+                          "sku", "WAT", "name", "Watson", "categories", "Artificial Intelligence");
+    cat_cache_forget();
+    bson_error_t err;
+    struct cat_snapshot *s = cat_cache_get(&err);
+    struct shop_buf out;
+    shop_buf_init(&out, 4096);
+    CHECK(s && cat_snapshot_select(s, cat_has_category, "Robot", &out) == 0);
+    CHECK(out.len > 0 && strncmp(out.data, "[{\"sku\":\"CNA\"", 13) == 0 &&
+          strstr(out.data, "{\"sku\":\"RMC\"") && !strstr(out.data, "WAT"));
+    shop_buf_reset(&out);
+    CHECK(s && cat_snapshot_select(s, cat_has_category, "None", &out) == 0 && out.len == 2 &&
+          memcmp(out.data, "[]", 2) == 0);
+    shop_buf_cleanup(&out);
+    cat_cache_release(s);
+    cat_cache_cleanup();
+    json_decref(next_load);
+    return check_report("catalogue_cache");
+}

@@ -133,3 +133,31 @@ int shop_url_escape_segment(struct shop_buf *out, const char *segment)
     }
     return rc;
 }
+
+int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_result *res)
+{
+    struct shop_buf url;
+    shop_buf_init(&url, 4096);
+    int rc = shop_buf_printf(&url, "%s/%s/", peer->base, peer->verb) |
+             shop_url_escape_segment(&url, peer->id);
+    if (rc != 0) {
+        res->status = 0;
+        snprintf(res->error, sizeof(res->error), "URL too long");
+    } else {
+        struct shop_http_call call = {
+            .method = peer->method,
+            .url = url.data,
+            .content_type = peer->body ? "application/json" : NULL,
+            .body = peer->body,
+            .body_len = peer->body_len,
+            .timeout_ms = peer->timeout_ms,
+            .request_id = peer->request_id,
+        };
+        rc = shop_http_call(&call, res);
+    }
+    if (rc != 0)
+        shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
+                       url.len ? url.data : peer->base, res->error);
+    shop_buf_cleanup(&url);
+    return rc ? -1 : 0;
+}

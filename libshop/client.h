@@ -32,6 +32,22 @@ struct shop_http_call {
  * (res->error says which). res must be initialised; its body is reset first. */
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res);
 
+/* A call to another shop service's route with one parameter: base + "/" + verb + "/" + id. */
+struct shop_peer_call {
+    const char *method; /* GET, POST, DELETE */
+    const char *base;   /* the service's base URL (shop_conf_base_url) */
+    const char *verb;   /* the route's first segment: "product", "cart", "check", ... */
+    const char *id;     /* the parameter, percent-encoded here */
+    const char *body;   /* a JSON body, or NULL */
+    size_t body_len;
+    long timeout_ms;
+    const char *request_id; /* forwarded as X-Request-Id */
+};
+
+/* Performs a peer call as shop_http_call does (same result), and logs a transport failure
+ * with the request id and the URL. */
+int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_result *res);
+
 /* Percent-encodes a path segment (RFC 3986 unreserved kept) into out. Returns 0 or -1 if full. */
 int shop_url_escape_segment(struct shop_buf *out, const char *segment);
 

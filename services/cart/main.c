@@ -195,21 +195,17 @@ static bool out_of_stock(const json_t *v)
 /* Fetches the product. Returns 0 with *product set, or replies and returns -1. */
 static int fetch_product(struct shop_req *req, const char *sku, json_t **product)
 {
-    struct shop_buf url;
-    shop_buf_init(&url, 2048);
-    shop_buf_puts(&url, catalogue_base);
-    shop_buf_puts(&url, "/product/");
-    shop_url_escape_segment(&url, sku);
     struct shop_http_result res;
     shop_http_result_init(&res, 256 * 1024);
-    struct shop_http_call call = {.method = "GET",
-                                  .url = url.data,
+    struct shop_peer_call call = {.method = "GET",
+                                  .base = catalogue_base,
+                                  .verb = "product",
+                                  .id = sku,
                                   .timeout_ms = catalogue_timeout_ms,
                                   .request_id = shop_req_id(req)};
-    int rc = shop_http_call(&call, &res);
+    int rc = shop_http_call_peer(&call, &res);
     *product = NULL;
     if (rc == -1) {
-        shop_log_warnx("rid=%s catalogue %s: %s", shop_req_id(req), url.data, res.error);
         reply_error(req, 500, res.error);
     } else if (res.status != 200) {
         shop_reply_text(req, 404, "product not found");
@@ -226,7 +222,6 @@ static int fetch_product(struct shop_req *req, const char *sku, json_t **product
         }
     }
     shop_http_result_cleanup(&res);
-    shop_buf_cleanup(&url);
     return rc;
 }
 

@@ -39,29 +39,22 @@ static struct shop_histogram cart_value =
     SHOP_HISTOGRAM_INIT("cart_value", "Avergae Value Sale", SHOP_NUM_PYTHON, value_bounds,
                         sizeof(value_bounds) / sizeof(value_bounds[0]));
 
-/* One outbound call: base + "/" + verb + "/" + escaped id. Returns shop_http_call's result. */
+/* One call to the user or cart service: base + "/" + verb + "/" + escaped id. */
 static int call_service(struct shop_req *req, const char *method, const char *base,
                         const char *verb, const char *id, const char *body,
                         struct shop_http_result *res)
 {
-    struct shop_buf url;
-    shop_buf_init(&url, 2048);
-    shop_buf_printf(&url, "%s/%s/", base, verb);
-    shop_url_escape_segment(&url, id);
-    struct shop_http_call call = {
+    struct shop_peer_call call = {
         .method = method,
-        .url = url.data,
-        .content_type = body ? "application/json" : NULL,
+        .base = base,
+        .verb = verb,
+        .id = id,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = CALL_TIMEOUT_MS,
         .request_id = shop_req_id(req),
     };
-    int rc = shop_http_call(&call, res);
-    if (rc == -1)
-        shop_log_warnx("rid=%s %s %s: %s", shop_req_id(req), method, url.data, res->error);
-    shop_buf_cleanup(&url);
-    return rc;
+    return shop_http_call_peer(&call, res);
 }
 
 /* Step 4 (D6). Returns 0 to go on, or -1 after replying. */

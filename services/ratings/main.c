@@ -81,20 +81,18 @@ static void fetch(struct shop_req *req)
  * (the reference's answer to both a missing SKU and an unreachable catalogue, Q-RA1). */
 static int check_sku(struct shop_req *req, const char *sku)
 {
-    struct shop_buf url;
-    shop_buf_init(&url, 2048);
-    shop_buf_printf(&url, "%s/product/", catalogue_base);
-    shop_url_escape_segment(&url, sku);
     struct shop_http_result res;
     shop_http_result_init(&res, CATALOGUE_BODY_MAX);
-    int rc = shop_http_call(&(struct shop_http_call){.method = "GET",
-                                                     .url = url.data,
-                                                     .timeout_ms = CATALOGUE_TIMEOUT_MS,
-                                                     .request_id = shop_req_id(req)},
-                            &res);
+    int rc = shop_http_call_peer(&(struct shop_peer_call){.method = "GET",
+                                                          .base = catalogue_base,
+                                                          .verb = "product",
+                                                          .id = sku,
+                                                          .timeout_ms = CATALOGUE_TIMEOUT_MS,
+                                                          .request_id = shop_req_id(req)},
+                                 &res);
     if (rc == -1 || res.body.len == 0) {
-        shop_log_warnx("rid=%s catalogue call failed: %s", shop_req_id(req),
-                       rc == -1 ? res.error : "empty body");
+        if (rc == 0)
+            shop_log_warnx("rid=%s catalogue answered an empty body", shop_req_id(req));
         shop_reply_text(req, 500, "Failed to connect to catalogue");
         rc = -1;
     } else if (res.status != 200) {
@@ -106,7 +104,6 @@ static int check_sku(struct shop_req *req, const char *sku)
         rc = -1;
     }
     shop_http_result_cleanup(&res);
-    shop_buf_cleanup(&url);
     return rc;
 }
 

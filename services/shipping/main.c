@@ -289,28 +289,22 @@ static void confirm(struct shop_req *req)
         spring_error(req, 400);
         return;
     }
-    struct shop_buf url;
-    shop_buf_init(&url, 2048);
-    shop_buf_printf(&url, "%s/shipping/", cart_base);
-    shop_url_escape_segment(&url, shop_req_param(req, "id"));
     struct shop_http_result res;
     shop_http_result_init(&res, CART_BODY_MAX);
-    int rc = shop_http_call(&(struct shop_http_call){.method = "POST",
-                                                     .url = url.data,
-                                                     .content_type = "application/json",
-                                                     .body = body,
-                                                     .body_len = len,
-                                                     .timeout_ms = CART_TIMEOUT_MS,
-                                                     .request_id = shop_req_id(req)},
-                            &res);
-    if (rc == -1)
-        shop_log_warnx("rid=%s cart call failed: %s", shop_req_id(req), res.error);
+    int rc = shop_http_call_peer(&(struct shop_peer_call){.method = "POST",
+                                                          .base = cart_base,
+                                                          .verb = "shipping",
+                                                          .id = shop_req_param(req, "id"),
+                                                          .body = body,
+                                                          .body_len = len,
+                                                          .timeout_ms = CART_TIMEOUT_MS,
+                                                          .request_id = shop_req_id(req)},
+                                 &res);
     if (rc == 0 && res.status == 200)
         shop_reply(req, 200, "application/json", res.body.data, res.body.len);
     else
         spring_error(req, 404);
     shop_http_result_cleanup(&res);
-    shop_buf_cleanup(&url);
 }
 
 /* ---- /memory and /free (D14) -------------------------------------------------------------- */

@@ -52,15 +52,20 @@ json_t *cat_distinct_categories(const json_t *products)
     return out;
 }
 
-bool cat_has_category(const json_t *product, const void *cat)
+bool cat_has_category(const struct cat_snapshot *s, size_t i, const void *cat)
 {
-    json_t *cats = json_object_get(product, "categories");
+    json_t *cats = json_object_get(json_array_get(s->products, i), "categories");
     for (size_t j = 0; j < json_array_size(cats); j++) {
         const char *c = json_string_value(json_array_get(cats, j));
         if (c && strcmp(c, cat) == 0)
             return true;
     }
     return false;
+}
+
+bool cat_matches_query(const struct cat_snapshot *s, size_t i, const void *query)
+{
+    return s->wlen[i] > 0 && search_words_match(query, s->words.data + s->woff[i], s->wlen[i]);
 }
 
 static void snapshot_free(struct cat_snapshot *s)
@@ -72,11 +77,24 @@ static void snapshot_free(struct cat_snapshot *s)
     free(s->off);
     free(s->len);
     free(s->by_name);
+    shop_buf_cleanup(&s->words);
+    free(s->woff);
+    free(s->wlen);
     free(s);
 }
 
-/* Builds a snapshot from products (stolen). NULL when a body exceeds BODY_MAX. */
-static struct cat_snapshot *snapshot_new(json_t *products)
+/* Appends product i's search words. Returns 0 or -1 when full. */
+static int index_words(struct cat_snapshot *s, size_t i)
+{
+    json_t *p = json_array_get(s->products, i);
+    s->woff[i] = s->words.len;
+    int rc = search_index_words(json_string_value(json_object_get(p, "name")), &s->words) |
+             search_index_words(json_string_value(json_object_get(p, "description")), &s->words);
+    s->wlen[i] = s->words.len - s->woff[i];
+    return rc;
+}
+
+struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
 {
     struct cat_snapshot *s = shop_xcalloc(1, sizeof(*s));
     s->products = products;
@@ -84,10 +102,13 @@ static struct cat_snapshot *snapshot_new(json_t *products)
     s->off = shop_xcalloc(s->n + 1, sizeof(*s->off));
     s->len = shop_xcalloc(s->n + 1, sizeof(*s->len));
     s->by_name = shop_xcalloc(s->n + 1, sizeof(*s->by_name));
+    s->woff = shop_xcalloc(s->n + 1, sizeof(*s->woff));
+    s->wlen = shop_xcalloc(s->n + 1, sizeof(*s->wlen));
     search_name_order(products, s->by_name);
     shop_buf_init(&s->all, BODY_MAX);
     shop_buf_init(&s->categories, BODY_MAX);
     shop_buf_init(&s->bodies, BODY_MAX);
+    shop_buf_init(&s->words, BODY_MAX);
     json_t *cats = cat_distinct_categories(products);
     int rc = shop_json_dump(products, 0, &s->all) | shop_json_dump(cats, 0, &s->categories);
     json_decref(cats);
@@ -95,9 +116,12 @@ static struct cat_snapshot *snapshot_new(json_t *products)
         s->off[i] = s->bodies.len;
         rc = shop_json_dump(json_array_get(products, i), 0, &s->bodies);
         s->len[i] = s->bodies.len - s->off[i];
+        rc |= index_words(s, i);
     }
     if (rc != 0) {
         snapshot_free(s);
+        memset(err, 0, sizeof(*err));
+        bson_set_error(err, 0, 0, "catalogue too large to cache");
         return NULL;
     }
     s->loaded_ns = shop_now_ns();
@@ -143,13 +167,8 @@ static struct cat_snapshot *refresh(bson_error_t *err)
 {
     json_t *arr = NULL;
     struct cat_snapshot *s = NULL, *old;
-    if (loader(&arr, err) == 0) {
-        s = snapshot_new(arr);
-        if (!s) {
-            memset(err, 0, sizeof(*err));
-            bson_set_error(err, 0, 0, "catalogue too large to cache");
-        }
-    }
+    if (loader(&arr, err) == 0)
+        s = cat_snapshot_build(arr, err);
     pthread_mutex_lock(&mu);
     old = current;
     current = s;
@@ -228,7 +247,7 @@ int cat_snapshot_select(const struct cat_snapshot *s, cat_keep_fn keep, const vo
     bool first = true;
     for (size_t k = 0; rc == 0 && k < s->n; k++) {
         size_t i = s->by_name[k];
-        if (!keep(json_array_get(s->products, i), arg))
+        if (!keep(s, i, arg))
             continue;
         if (!first)
             rc |= shop_buf_putc(out, ',');

@@ -23,6 +23,8 @@ struct cat_snapshot {
     size_t n;                   /* number of products */
     size_t *off, *len;          /* product i's body: bodies.data + off[i], len[i] bytes */
     size_t *by_name;            /* product indices in name order (search_name_order) */
+    struct shop_buf words;      /* stemmed words of each name + description (search.h) */
+    size_t *woff, *wlen;        /* product i's words: words.data + woff[i], wlen[i] bytes */
     long long loaded_ns;
     atomic_int refs;
 };
@@ -41,14 +43,19 @@ void cat_cache_release(struct cat_snapshot *s);
 void cat_cache_forget(void);
 void cat_cache_cleanup(void);
 
-/* Appends to out a JSON array of the products for which keep(product, arg) is true, in name
- * order, joined from the pre-serialised bodies (nothing is parsed, copied or reference-counted:
- * keep must only read). Returns 0, or -1 when out is full. */
-typedef bool (*cat_keep_fn)(const json_t *product, const void *arg);
+/* A snapshot of products (stolen), as the cache builds them; one built outside the cache (the
+ * cache-off path) is released with cat_cache_release too. NULL with err set when it would
+ * exceed the size bound. */
+struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err);
+/* Appends to out a JSON array of the products i for which keep(s, i, arg) is true, in name
+ * order, joined from the pre-serialised bodies. Returns 0, or -1 when out is full. */
+typedef bool (*cat_keep_fn)(const struct cat_snapshot *s, size_t i, const void *arg);
 int cat_snapshot_select(const struct cat_snapshot *s, cat_keep_fn keep, const void *arg,
                         struct shop_buf *out);
-/* A cat_keep_fn: true when the product's "categories" hold the string cat exactly. */
-bool cat_has_category(const json_t *product, const void *cat);
+/* cat_keep_fn: product i's "categories" hold the string cat exactly. */
+bool cat_has_category(const struct cat_snapshot *s, size_t i, const void *cat);
+/* cat_keep_fn: product i's name or description matches query (a struct search_query). */
+bool cat_matches_query(const struct cat_snapshot *s, size_t i, const void *query);
 /* Index of the product with exactly this sku, or -1. */
 long cat_snapshot_find(const struct cat_snapshot *s, const char *sku);
 /* The distinct category strings of products (array of objects), sorted. New reference. */

@@ -131,35 +131,24 @@ static void product(struct shop_req *req)
     cat_cache_release(s);
 }
 
-/* The cache off: every product from MongoDB, filtered and ordered by name. */
-static void select_uncached(struct shop_req *req, cat_keep_fn keep, const void *arg,
-                            const char *down_text)
+/* The snapshot to answer from: the cache's, or with the cache off a private one built from a
+ * fresh read. NULL with err set when MongoDB could not be read. */
+static struct cat_snapshot *snapshot(bson_error_t *err)
 {
-    bson_error_t err;
+    if (cat_cache_ttl() > 0)
+        return cat_cache_get(err);
     json_t *all;
-    if (load_all(&all, &err) == -1) {
-        reply_db_error(req, &err, down_text);
-        return;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < json_array_size(all); i++)
-        if (keep(json_array_get(all, i), arg))
-            json_array_append(arr, json_array_get(all, i));
-    json_decref(all);
-    search_sort_by_name(arr);
-    shop_reply_json(req, 200, arr);
+    if (load_all(&all, err) == -1)
+        return NULL;
+    return cat_snapshot_build(all, err);
 }
 
 /* Answers the products for which keep() holds, ordered by name (by_category, search). */
 static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *arg,
                            const char *down_text)
 {
-    if (cat_cache_ttl() <= 0) {
-        select_uncached(req, keep, arg, down_text);
-        return;
-    }
     bson_error_t err;
-    struct cat_snapshot *s = cat_cache_get(&err);
+    struct cat_snapshot *s = snapshot(&err);
     if (!s) {
         reply_db_error(req, &err, down_text);
         return;
@@ -197,7 +186,7 @@ static void search(struct shop_req *req)
 {
     struct search_query q;
     search_query_parse(shop_req_param(req, "text"), &q);
-    reply_selected(req, search_product_matches, &q, DOWN_AVAILABLE);
+    reply_selected(req, cat_matches_query, &q, DOWN_AVAILABLE);
 }
 
 static const struct shop_route routes[] = {

@@ -90,28 +90,24 @@ void search_query_parse(const char *text, struct search_query *q)
     }
 }
 
-static bool text_matches(const struct search_query *q, const char *text)
+int search_index_words(const char *text, struct shop_buf *out)
 {
     char w[SEARCH_TERM_LEN];
-    while (text && next_word(&text, w, sizeof(w))) {
+    int rc = 0;
+    while (rc == 0 && text && next_word(&text, w, sizeof(w))) {
         search_stem(w);
+        rc = shop_buf_append(out, w, strlen(w) + 1);
+    }
+    return rc;
+}
+
+bool search_words_match(const struct search_query *q, const char *words, size_t len)
+{
+    for (const char *w = words, *end = words + len; w < end; w += strlen(w) + 1)
         for (size_t i = 0; i < q->nterms; i++)
             if (strncmp(w, q->terms[i], strlen(q->terms[i])) == 0)
                 return true;
-    }
     return false;
-}
-
-bool search_matches(const struct search_query *q, const char *name, const char *description)
-{
-    return q->nterms > 0 && (text_matches(q, name) || text_matches(q, description));
-}
-
-bool search_product_matches(const json_t *product, const void *query)
-{
-    const struct search_query *q = query;
-    return search_matches(q, json_string_value(json_object_get(product, "name")),
-                          json_string_value(json_object_get(product, "description")));
 }
 
 struct named {
@@ -138,21 +134,4 @@ void search_name_order(const json_t *products, size_t *order)
     for (size_t i = 0; i < n; i++)
         order[i] = v[i].i;
     free(v);
-}
-
-void search_sort_by_name(json_t *products)
-{
-    size_t n = json_array_size(products);
-    if (n < 2)
-        return;
-    size_t *order = shop_xcalloc(n, sizeof(*order));
-    json_t **v = shop_xcalloc(n, sizeof(*v));
-    search_name_order(products, order);
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_incref(json_array_get(products, order[i]));
-    json_array_clear(products);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(products, v[i]);
-    free(v);
-    free(order);
 }

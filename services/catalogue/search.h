@@ -2,6 +2,7 @@
 #ifndef CATALOGUE_SEARCH_H
 #define CATALOGUE_SEARCH_H
 
+#include "libshop/util.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,14 +20,13 @@ void search_query_parse(const char *text, struct search_query *q);
 /* Reduces a lower-case word to its stem in place (s, es, ed, ing, ic, ...). */
 void search_stem(char *word);
 bool search_is_stop_word(const char *word);
-/* true when any query term is a prefix of the stem of a word in name or description. */
-bool search_matches(const struct search_query *q, const char *name, const char *description);
-/* search_matches on a product object's name and description; query is a struct search_query. */
-bool search_product_matches(const json_t *product, const void *query);
+/* Appends the stemmed words of text to out, each followed by a NUL. Returns 0, or -1 when out
+ * is full. */
+int search_index_words(const char *text, struct shop_buf *out);
+/* true when a query term is a prefix of one of words (len bytes from search_index_words). */
+bool search_words_match(const struct search_query *q, const char *words, size_t len);
 /* Fills order (n = json_array_size(products) entries) with the product indices ordered by
  * "name", byte order, equal names in array order. */
 void search_name_order(const json_t *products, size_t *order);
-/* Sorts an array of product objects as search_name_order does, in place. */
-void search_sort_by_name(json_t *products);
 
 #endif

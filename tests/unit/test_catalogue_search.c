@@ -19,16 +19,26 @@ static json_t *products(void)
                      "Exceptional Medical Machine", "description", "A steady-handed medical droid");
 }
 
-/* The products (array of objects) that match text, ordered by name. New reference. */
+/* The products (array of objects) whose name or description matches text, ordered by name.
+ * New reference. */
 static json_t *search_filter(const json_t *products, const char *text)
 {
     struct search_query q;
     search_query_parse(text, &q);
+    size_t n = json_array_size(products);
+    size_t order[16];
+    search_name_order(products, order);
     json_t *out = json_array();
-    for (size_t i = 0; i < json_array_size(products); i++)
-        if (search_product_matches(json_array_get(products, i), &q))
-            json_array_append(out, json_array_get(products, i));
-    search_sort_by_name(out);
+    for (size_t k = 0; k < n && k < 16; k++) {
+        json_t *p = json_array_get(products, order[k]);
+        struct shop_buf words;
+        shop_buf_init(&words, 4096);
+        search_index_words(json_string_value(json_object_get(p, "name")), &words);
+        search_index_words(json_string_value(json_object_get(p, "description")), &words);
+        if (words.len && search_words_match(&q, words.data, words.len))
+            json_array_append(out, p);
+        shop_buf_cleanup(&words);
+    }
     return out;
 }
 
@@ -85,9 +95,20 @@ int main(void)
     size_t order[5];
     search_name_order(p, order);
     CHECK(order[0] == 2 && order[1] == 1 && order[2] == 4 && order[3] == 0 && order[4] == 3);
-    search_sort_by_name(p);
-    CHECK(json_integer_value(json_object_get(json_array_get(p, 1), "n")) == 1);
-    CHECK(json_integer_value(json_object_get(json_array_get(p, 4), "n")) == 3);
     json_decref(p);
+
+    /* the index: stemmed words, each NUL-terminated; terms match as prefixes */
+    struct shop_buf w;
+    shop_buf_init(&w, 4096);
+    CHECK(search_index_words("Robotic MINING, droids!", &w) == 0);
+    CHECK(w.len == sizeof("robot\0min\0droid") && memcmp(w.data, "robot\0min\0droid", w.len) == 0);
+    CHECK(search_index_words(NULL, &w) == 0);
+    search_query_parse("rob", &q);
+    CHECK(search_words_match(&q, w.data, w.len));
+    search_query_parse("obot", &q);
+    CHECK(!search_words_match(&q, w.data, w.len));
+    search_query_parse("the", &q);
+    CHECK(!search_words_match(&q, w.data, w.len));
+    shop_buf_cleanup(&w);
     return check_report("catalogue_search");
 }

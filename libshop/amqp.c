@@ -214,8 +214,6 @@ struct pub {
 };
 
 static struct shop_amqp_conf pub_conf;
-static pthread_once_t pub_once = PTHREAD_ONCE_INIT;
-static pthread_key_t pub_key;
 /* Shared outage state: after a failed connect nobody dials again before retry_at. */
 static pthread_mutex_t pub_mu = PTHREAD_MUTEX_INITIALIZER;
 static long long pub_retry_at_ns;
@@ -234,15 +232,16 @@ static void pub_free(void *p)
     free(pb);
 }
 
-static void pub_key_init(void)
+static void *pub_new(void)
 {
-    pthread_key_create(&pub_key, pub_free);
+    return shop_xcalloc(1, sizeof(struct pub));
 }
+
+static struct shop_tls pubs = SHOP_TLS(pub_new, pub_free);
 
 void shop_amqp_publisher_init(const struct shop_amqp_conf *conf)
 {
     pub_conf = *conf;
-    pthread_once(&pub_once, pub_key_init);
 }
 
 static void pub_reset(struct pub *p)
@@ -313,12 +312,7 @@ static int pub_connect(struct pub *p, char *err, size_t errlen)
 /* This thread's healthy connection, (re)connecting as needed. NULL with err set. */
 static struct pub *pub_get(char *err, size_t errlen)
 {
-    pthread_once(&pub_once, pub_key_init);
-    struct pub *p = pthread_getspecific(pub_key);
-    if (!p) {
-        p = shop_xcalloc(1, sizeof(*p));
-        pthread_setspecific(pub_key, p);
-    }
+    struct pub *p = shop_tls_get(&pubs);
     if (p->conn && pub_drain(p) == -1) {
         shop_log_info("amqp: publisher connection closed; reconnecting");
         pub_reset(p);
@@ -434,12 +428,7 @@ bool shop_amqp_publisher_ping(char *err, size_t errlen)
 
 void shop_amqp_publisher_close_thread(void)
 {
-    pthread_once(&pub_once, pub_key_init);
-    struct pub *p = pthread_getspecific(pub_key);
-    if (p) {
-        pthread_setspecific(pub_key, NULL);
-        pub_free(p);
-    }
+    shop_tls_drop(&pubs);
 }
 
 /* ---- consumer -------------------------------------------------------------------------- */

@@ -9,30 +9,28 @@
 #include <string.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_key_t handle_key;
+
+static void global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void *handle_new(void)
+{
+    pthread_once(&once, global_init);
+    return curl_easy_init();
+}
 
 static void handle_free(void *p)
 {
     curl_easy_cleanup(p);
 }
 
-static void global_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    pthread_key_create(&handle_key, handle_free);
-}
+static struct shop_tls handles = SHOP_TLS(handle_new, handle_free);
 
 static CURL *thread_handle(void)
 {
-    pthread_once(&once, global_init);
-    CURL *h = pthread_getspecific(handle_key);
-    if (!h) {
-        h = curl_easy_init();
-        if (!h)
-            return NULL;
-        pthread_setspecific(handle_key, h);
-    }
-    return h;
+    return shop_tls_get(&handles);
 }
 
 void shop_http_result_init(struct shop_http_result *res, size_t body_max)

@@ -354,8 +354,12 @@ struct thread_scratch {
     char pathbuf[PATH_MAX_LEN];
 };
 
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static pthread_key_t scratch_key;
+static void *scratch_new(void)
+{
+    struct thread_scratch *t = shop_xmalloc(sizeof(*t));
+    shop_buf_init(&t->out, OUT_MAX);
+    return t;
+}
 
 static void scratch_free(void *p)
 {
@@ -364,21 +368,11 @@ static void scratch_free(void *p)
     free(t);
 }
 
-static void scratch_key_init(void)
-{
-    pthread_key_create(&scratch_key, scratch_free);
-}
+static struct shop_tls scratches = SHOP_TLS(scratch_new, scratch_free);
 
 static struct thread_scratch *scratch(void)
 {
-    pthread_once(&scratch_once, scratch_key_init);
-    struct thread_scratch *t = pthread_getspecific(scratch_key);
-    if (!t) {
-        t = shop_xmalloc(sizeof(*t));
-        shop_buf_init(&t->out, OUT_MAX);
-        pthread_setspecific(scratch_key, t);
-    }
-    return t;
+    return shop_tls_get(&scratches);
 }
 
 struct shop_buf *shop_reply_scratch(void)

@@ -25,8 +25,6 @@
 #define COL_BUF_MAX       (16 * 1024 * 1024)
 
 static struct shop_mysql_conf g_conf;
-static pthread_key_t conn_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static atomic_llong down_until_ns; /* no connect attempt before this (fail fast) */
 static atomic_bool down_logged;    /* the outage was logged once; cleared on reconnect */
 
@@ -66,21 +64,17 @@ static void tconn_free(void *p)
     mysql_thread_end();
 }
 
-static void key_init(void)
+static void *tconn_new(void)
 {
-    pthread_key_create(&conn_key, tconn_free);
+    mysql_thread_init();
+    return shop_xcalloc(1, sizeof(struct tconn));
 }
+
+static struct shop_tls conns = SHOP_TLS(tconn_new, tconn_free);
 
 static struct tconn *thread_conn(void)
 {
-    pthread_once(&key_once, key_init);
-    struct tconn *tc = pthread_getspecific(conn_key);
-    if (!tc) {
-        mysql_thread_init();
-        tc = shop_xcalloc(1, sizeof(*tc));
-        pthread_setspecific(conn_key, tc);
-    }
-    return tc;
+    return shop_tls_get(&conns);
 }
 
 static void conn_drop(struct tconn *tc)
@@ -167,19 +161,13 @@ void shop_mysql_init(const struct shop_mysql_conf *c)
     g_conf = *c;
     if (mysql_library_init(0, NULL, NULL))
         shop_fatalx("mysql: cannot initialise the client library");
-    pthread_once(&key_once, key_init);
     shop_log_info("mysql host=%s port=%d user=%s database=%s", g_conf.host, g_conf.port,
                   g_conf.user, g_conf.db);
 }
 
 void shop_mysql_cleanup(void)
 {
-    pthread_once(&key_once, key_init);
-    struct tconn *tc = pthread_getspecific(conn_key);
-    if (tc) {
-        pthread_setspecific(conn_key, NULL);
-        tconn_free(tc);
-    }
+    shop_tls_drop(&conns);
     mysql_library_end();
 }
 

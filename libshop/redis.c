@@ -31,8 +31,6 @@ static struct shop_redis_conf g_conf = {
     .command_timeout_ms = 2000,
     .retry_after_ms = 250,
 };
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_key_t conn_key;
 static _Atomic long long down_until_ns;
 static atomic_bool g_down;
 static _Thread_local char last_err[200];
@@ -60,20 +58,16 @@ static void conn_free(void *p)
     free(c);
 }
 
-static void key_init(void)
+static void *conn_new(void)
 {
-    pthread_key_create(&conn_key, conn_free);
+    return shop_xcalloc(1, sizeof(struct conn));
 }
+
+static struct shop_tls conns = SHOP_TLS(conn_new, conn_free);
 
 static struct conn *thread_conn(void)
 {
-    pthread_once(&once, key_init);
-    struct conn *c = pthread_getspecific(conn_key);
-    if (!c) {
-        c = shop_xcalloc(1, sizeof(*c));
-        pthread_setspecific(conn_key, c);
-    }
-    return c;
+    return shop_tls_get(&conns);
 }
 
 static void drop(struct conn *c)
@@ -452,10 +446,5 @@ void shop_redis_init(void)
 
 void shop_redis_cleanup(void)
 {
-    pthread_once(&once, key_init);
-    struct conn *c = pthread_getspecific(conn_key);
-    if (c) {
-        pthread_setspecific(conn_key, NULL);
-        conn_free(c);
-    }
+    shop_tls_drop(&conns);
 }

@@ -121,6 +121,41 @@ int shop_buf_printf(struct shop_buf *b, const char *fmt, ...)
     return rc;
 }
 
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static pthread_key_t tls_key(struct shop_tls *t)
+{
+    if (!atomic_load_explicit(&t->ready, memory_order_acquire)) {
+        pthread_mutex_lock(&tls_mu);
+        if (!atomic_load_explicit(&t->ready, memory_order_relaxed)) {
+            if (pthread_key_create(&t->key, t->destroy) != 0)
+                abort(); /* out of keys: a build with more per-thread objects than the system has */
+            atomic_store_explicit(&t->ready, true, memory_order_release);
+        }
+        pthread_mutex_unlock(&tls_mu);
+    }
+    return t->key;
+}
+
+void *shop_tls_get(struct shop_tls *t)
+{
+    pthread_key_t key = tls_key(t);
+    void *p = pthread_getspecific(key);
+    if (!p && (p = t->make()) != NULL && pthread_setspecific(key, p) != 0)
+        abort(); /* ENOMEM, like the x allocators */
+    return p;
+}
+
+void shop_tls_drop(struct shop_tls *t)
+{
+    pthread_key_t key = tls_key(t);
+    void *p = pthread_getspecific(key);
+    if (p) {
+        pthread_setspecific(key, NULL);
+        t->destroy(p);
+    }
+}
+
 long long shop_now_ns(void)
 {
     struct timespec ts;

@@ -1,9 +1,13 @@
-/* util.h - allocation that never returns NULL, and a bounded growable byte buffer. */
+/* util.h - allocation that never returns NULL, a bounded growable byte buffer, per-thread
+ * objects, clocks. */
 #ifndef SHOP_UTIL_H
 #define SHOP_UTIL_H
 
-#include <stddef.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 /* Allocators that abort() on out-of-memory, so callers have no NULL branch. */
@@ -30,6 +34,23 @@ int shop_buf_append(struct shop_buf *b, const void *p, size_t n);
 int shop_buf_puts(struct shop_buf *b, const char *s);
 int shop_buf_putc(struct shop_buf *b, char c);
 int shop_buf_printf(struct shop_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A per-thread object (a backend connection, a scratch buffer): made by make() on the thread's
+ * first shop_tls_get, destroyed by destroy() when the thread ends. Define it statically:
+ *     static struct shop_tls conns = SHOP_TLS(conn_new, conn_free);  */
+struct shop_tls {
+    void *(*make)(void); /* may return NULL: shop_tls_get then returns NULL and tries again later */
+    void (*destroy)(void *);
+    atomic_bool ready; /* key created */
+    pthread_key_t key;
+};
+#define SHOP_TLS(make_fn, destroy_fn)                                                              \
+    {                                                                                              \
+        .make = (make_fn), .destroy = (destroy_fn)                                                 \
+    }
+void *shop_tls_get(struct shop_tls *t);
+/* Destroys the calling thread's object now, if it has one (a clean shutdown of that thread). */
+void shop_tls_drop(struct shop_tls *t);
 
 /* Monotonic clock in nanoseconds. */
 long long shop_now_ns(void);

@@ -69,13 +69,6 @@ bool shop_amqp_confirm_covers(uint64_t acked_tag, bool multiple, uint64_t tag)
 
 /* ---- shared connection set-up --------------------------------------------------------- */
 
-static struct timeval ms_tv(long ms)
-{
-    if (ms < 1)
-        ms = 1;
-    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-}
-
 /* Describes a failed RPC reply in err. */
 static void reply_error(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
 {
@@ -134,7 +127,7 @@ static amqp_connection_state_t amqp_open(const struct shop_amqp_conf *c, const s
         return NULL;
     }
     amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-    struct timeval tv = ms_tv(c->timeout_ms);
+    struct timeval tv = shop_ms_timeval(c->timeout_ms);
     if (!sock) {
         snprintf(err, errlen, "cannot create a socket");
         goto fail;
@@ -187,7 +180,7 @@ fail:
 /* Closes politely (channel, then connection, each bounded by a short RPC timeout) and frees. */
 static void amqp_close_graceful(amqp_connection_state_t conn)
 {
-    struct timeval tv = ms_tv(1000);
+    struct timeval tv = shop_ms_timeval(1000);
     amqp_set_rpc_timeout(conn, &tv);
     amqp_rpc_reply_t r = amqp_channel_close(conn, CHANNEL, AMQP_REPLY_SUCCESS);
     if (r.reply_type == AMQP_RESPONSE_NORMAL)
@@ -330,7 +323,7 @@ static int pub_wait_confirm(struct pub *p, uint64_t tag, char *err, size_t errle
     bool returned = false;
     for (;;) {
         long long left_ms = (deadline - shop_now_ns()) / 1000000LL;
-        struct timeval tv = ms_tv(left_ms);
+        struct timeval tv = shop_ms_timeval(left_ms);
         amqp_frame_t f;
         int rc =
             left_ms > 0 ? amqp_simple_wait_frame_noblock(p->conn, &f, &tv) : AMQP_STATUS_TIMEOUT;

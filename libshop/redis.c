@@ -92,11 +92,6 @@ static void mark_up(void)
         shop_log_info("redis %s:%d reachable again", g_conf.host, g_conf.port);
 }
 
-static struct timeval ms_tv(long ms)
-{
-    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-}
-
 static bool busy_error(const char *msg)
 {
     return strncmp(msg, "LOADING", 7) == 0 || strncmp(msg, "BUSY", 4) == 0 ||
@@ -137,8 +132,8 @@ static int conn_open(struct conn *c)
         set_err("redis %s:%d down (fail-fast window)", g_conf.host, g_conf.port);
         return SHOP_REDIS_UNAVAILABLE;
     }
-    redisContext *ctx =
-        redisConnectWithTimeout(g_conf.host, g_conf.port, ms_tv(g_conf.connect_timeout_ms));
+    redisContext *ctx = redisConnectWithTimeout(g_conf.host, g_conf.port,
+                                                shop_ms_timeval(g_conf.connect_timeout_ms));
     if (!ctx || ctx->err) {
         set_err("connect %s:%d: %s", g_conf.host, g_conf.port, ctx ? ctx->errstr : "no memory");
         if (ctx)
@@ -146,7 +141,7 @@ static int conn_open(struct conn *c)
         mark_down();
         return SHOP_REDIS_UNAVAILABLE;
     }
-    redisSetTimeout(ctx, ms_tv(g_conf.command_timeout_ms));
+    redisSetTimeout(ctx, shop_ms_timeval(g_conf.command_timeout_ms));
     redisEnableKeepAlive(ctx);
     if (handshake(ctx) == -1) {
         redisFree(ctx);

@@ -156,6 +156,13 @@ void shop_tls_drop(struct shop_tls *t)
     }
 }
 
+struct timeval shop_ms_timeval(long ms)
+{
+    if (ms < 1)
+        ms = 1;
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}
+
 long long shop_now_ns(void)
 {
     struct timespec ts;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* Allocators that abort() on out-of-memory, so callers have no NULL branch. */
@@ -56,6 +57,9 @@ void shop_tls_drop(struct shop_tls *t);
 long long shop_now_ns(void);
 /* The time ms milliseconds from now on the given clock, for pthread_cond_timedwait. */
 struct timespec shop_deadline(clockid_t clock, long ms);
+/* ms milliseconds as a struct timeval for socket and client-library timeouts; at least 1 ms,
+ * as a zero timeval means "no timeout" to most of them. */
+struct timeval shop_ms_timeval(long ms);
 /* Sleep for ms milliseconds (restarts on EINTR). */
 void shop_sleep_ms(long ms);
 

@@ -375,6 +375,11 @@ static struct thread_scratch *scratch(void)
     return shop_tls_get(&scratches);
 }
 
+void shop_reply_json_text(struct shop_req *req, int status, const char *json, size_t len)
+{
+    shop_reply(req, status, g_conf->json_type, json, len);
+}
+
 struct shop_buf *shop_reply_scratch(void)
 {
     struct shop_buf *out = &scratch()->out;

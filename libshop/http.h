@@ -63,6 +63,8 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
 void shop_reply_text(struct shop_req *req, int status, const char *text);
 /* Steals v (decref'd even on failure). */
 void shop_reply_json(struct shop_req *req, int status, json_t *v);
+/* A body already serialised as JSON, sent with the server's JSON content type. */
+void shop_reply_json_text(struct shop_req *req, int status, const char *json, size_t len);
 /* The calling thread's reply buffer, emptied: build a body in it, then shop_reply() it. Valid
  * until the thread's next shop_reply_json() or shop_reply_scratch(). */
 struct shop_buf *shop_reply_scratch(void);

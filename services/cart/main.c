@@ -33,8 +33,6 @@ static char catalogue_base[320]; /* http://host:port */
 static struct shop_counter items_added =
     SHOP_COUNTER_INIT("items_added", "running count of items added to cart", SHOP_NUM_JS);
 
-#define JSON_TYPE "application/json; charset=utf-8"
-
 /* ---- replies ------------------------------------------------------------------------------ */
 
 static void reply_error(struct shop_req *req, int status, const char *msg)
@@ -56,7 +54,7 @@ static void reply_redis(struct shop_req *req, int rc)
 
 static void reply_cart(struct shop_req *req, const char *text)
 {
-    shop_reply(req, 200, JSON_TYPE, text, strlen(text));
+    shop_reply_json_text(req, 200, text, strlen(text));
 }
 
 /* Answers an update's outcome: the stored cart, or the matching error. */
@@ -263,7 +261,7 @@ static void get_cart(struct shop_req *req)
     else if (!stored_cart_ok(r))
         reply_update(req, UPD_CORRUPT, NULL);
     else
-        shop_reply(req, 200, JSON_TYPE, r->str, r->len);
+        shop_reply_json_text(req, 200, r->str, r->len);
     freeReplyObject(r);
 }
 
@@ -304,7 +302,7 @@ static void rename_cart(struct shop_req *req)
         rc = shop_redis_cmd(&w, "SETEX %s %ld %b", to, cart_ttl, r->str, r->len);
         if (rc == SHOP_REDIS_OK) {
             freeReplyObject(w);
-            shop_reply(req, 200, JSON_TYPE, r->str, r->len);
+            shop_reply_json_text(req, 200, r->str, r->len);
         } else {
             reply_redis(req, rc);
         }

@@ -23,7 +23,6 @@
 #define CART_BODY_MAX   (4 * 1024 * 1024)
 #define MEMORY_BLOCK    (25u * 1024 * 1024)
 #define CITY_COLUMNS    "uuid, country_code AS code, city, name, region, latitude, longitude"
-#define JSON_TYPE       "application/json"
 #define JSON_FLAGS      SHOP_JSON_JAVA
 #define CODES_CACHE_MS  1000
 
@@ -206,7 +205,7 @@ static void codes(struct shop_req *req)
         len = strlen(body);
         codes_keep(body, len, read_ns);
     }
-    shop_reply(req, 200, JSON_TYPE, body, len);
+    shop_reply_json_text(req, 200, body, len);
     free(body);
 }
 
@@ -301,7 +300,7 @@ static void confirm(struct shop_req *req)
                                                           .request_id = shop_req_id(req)},
                                  &res);
     if (rc == 0 && res.status == 200)
-        shop_reply(req, 200, "application/json", res.body.data, res.body.len);
+        shop_reply_json_text(req, 200, res.body.data, res.body.len);
     else
         spring_error(req, 404);
     shop_http_result_cleanup(&res);
@@ -376,7 +375,7 @@ int main(int argc, char **argv)
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .text_type = "text/plain; charset=utf-8",
-        .json_type = JSON_TYPE,
+        .json_type = "application/json",
         .json_flags = JSON_FLAGS,
     };
     struct shop_mysql_conf db = {.host = "mysql",

@@ -3,6 +3,7 @@
 #include "libshop/log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,14 @@ static int copy_part(char *dst, size_t dstlen, const char *src, size_t n)
     return 0;
 }
 
+/* true for an IPv6 address written without brackets: hex digits, dots (an embedded IPv4) and
+ * at least two colons. It has no port: its last group is not one. */
+static bool bare_ipv6(const char *s)
+{
+    const char *c = strchr(s, ':');
+    return c && strchr(c + 1, ':') && s[strspn(s, "0123456789abcdefABCDEF:.")] == '\0';
+}
+
 int shop_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
 {
     const char *colon;
@@ -132,7 +141,7 @@ int shop_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
             return -1;
         hlen = (size_t)(close - s - 1);
     } else {
-        colon = strrchr(s, ':');
+        colon = bare_ipv6(s) ? NULL : strrchr(s, ':');
         hlen = colon ? (size_t)(colon - s) : strlen(s);
         if (copy_part(host, hostlen, s, hlen) == -1)
             return -1;

@@ -29,7 +29,8 @@ struct shop_url {
 
 /* Parses s into u. Returns 0 or -1 when s is not a URL of that shape. */
 int shop_url_parse(const char *s, struct shop_url *u);
-/* Splits "host" or "host:port" (also "[v6]:port"). port is left unchanged when absent.
+/* Splits "host" or "host:port" (also "[v6]:port"; a bare "v6" address has no port). port is
+ * left unchanged when absent.
  * Returns 0, or -1 for an empty host or a bad port. */
 int shop_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
 

@@ -61,6 +61,15 @@ static void test_hostport(void)
     CHECK(shop_hostport_parse(":3307", host, sizeof(host), &port) == -1);
     CHECK(shop_hostport_parse("h:0", host, sizeof(host), &port) == -1);
     CHECK(shop_hostport_parse("h:", host, sizeof(host), &port) == -1);
+    port = 8080; /* a bare IPv6 address is all host: its last group is not a port */
+    CHECK(shop_hostport_parse("fd00::5", host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "fd00::5");
+    CHECK(port == 8080);
+    CHECK(shop_hostport_parse("::1", host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "::1");
+    CHECK(shop_hostport_parse("[fd00::5]:81", host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "fd00::5");
+    CHECK(port == 81);
 }
 
 /* Peer base URLs, as cart, payment, shipping and ratings build them (bad values are fatal and
@@ -79,6 +88,9 @@ static void test_peers(void)
     unsetenv("T_PORTV");
     shop_conf_peer(out, sizeof(out), "T_HOST", "cart", "T_PORTV", 8080);
     CHECK_STR(out, "http://[::1]:8080");
+    setenv("T_HOST", "fd00::5", 1); /* bare: bracketed, default port */
+    shop_conf_peer(out, sizeof(out), "T_HOST", "cart", "T_PORTV", 8080);
+    CHECK_STR(out, "http://[fd00::5]:8080");
 
     unsetenv("T_BASE");
     shop_conf_base_url(out, sizeof(out), "T_BASE", "cart:8080");

@@ -451,8 +451,16 @@ static char *random_hostport(size_t *host_len, size_t *host_off, int *port, bool
         *port = pc->port;
         if (!pc->port)
             *bad = true;
-        if (!v6 && strchr(pc->text, ':')) /* host:: - the last colon splits */
-            *bad = true;
+        if (!v6 && strchr(pc->text, ':')) { /* host:: */
+            const char *h = b.data + b.len - hl - 2;
+            if (strspn(h, "0123456789abcdef.") >= hl) { /* a bare IPv6 address, "::" too */
+                *bad = false;
+                *port = -1;
+                hl += 2;
+            } else { /* the last colon splits: an empty port */
+                *bad = true;
+            }
+        }
     }
     if (!b.data)
         shop_buf_puts(&b, "");

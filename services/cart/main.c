@@ -12,7 +12,6 @@
 #include "services/cart/cartcheck.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

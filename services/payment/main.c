@@ -13,7 +13,6 @@
 #include "services/payment/order.h"
 
 #include <sodium.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define DB_DOWN_TEXT    "MySQL database cities not available"
@@ -159,18 +158,15 @@ static struct {
     long long read_ns; /* when the query that produced it started */
 } codes_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* A copy of the kept body while it is fresh (caller frees), else NULL. */
-static char *codes_cached(size_t *len)
+/* Appends the kept body to out while it is fresh; false (out unchanged) when it is not. */
+static bool codes_cached(struct shop_buf *out)
 {
-    char *copy = NULL;
+    bool hit = false;
     pthread_mutex_lock(&codes_cache.lock);
-    if (codes_cache.body && shop_now_ns() - codes_cache.read_ns < CODES_CACHE_MS * 1000000LL) {
-        copy = shop_xmalloc(codes_cache.len);
-        memcpy(copy, codes_cache.body, codes_cache.len);
-        *len = codes_cache.len;
-    }
+    if (codes_cache.body && shop_now_ns() - codes_cache.read_ns < CODES_CACHE_MS * 1000000LL)
+        hit = shop_buf_append(out, codes_cache.body, codes_cache.len) == 0;
     pthread_mutex_unlock(&codes_cache.lock);
-    return copy;
+    return hit;
 }
 
 /* Keeps a copy of body, read at read_ns, unless a later read is kept already. */
@@ -189,9 +185,8 @@ static void codes_keep(const char *body, size_t len, long long read_ns)
 
 static void codes(struct shop_req *req)
 {
-    size_t len;
-    char *body = codes_cached(&len);
-    if (!body) {
+    struct shop_buf *out = shop_reply_scratch();
+    if (!codes_cached(out)) {
         long long read_ns = shop_now_ns();
         struct shop_mysql_err err;
         json_t *rows;
@@ -200,13 +195,15 @@ static void codes(struct shop_req *req)
             db_error(req, &err);
             return;
         }
-        body = shop_json_dumps(rows, JSON_FLAGS);
+        int dumped = shop_json_dump(rows, JSON_FLAGS, out);
         json_decref(rows);
-        len = strlen(body);
-        codes_keep(body, len, read_ns);
+        if (dumped == -1) {
+            shop_reply_text(req, 500, "response too large");
+            return;
+        }
+        codes_keep(out->data, out->len, read_ns);
     }
-    shop_reply_json_text(req, 200, body, len);
-    free(body);
+    shop_reply_json_text(req, 200, out->data, out->len);
 }
 
 static void cities(struct shop_req *req)

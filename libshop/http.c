@@ -324,6 +324,8 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
         MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
         MHD_add_response_header(r, "Timing-Allow-Origin", "*");
     }
+    if (g_conf->cors_methods)
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", g_conf->cors_methods);
     for (size_t i = 0; i < req->nhdr; i++)
         MHD_add_response_header(r, req->hdr_names[i], req->hdr_values[i]);
     if (server_stopping())

@@ -29,8 +29,9 @@ struct shop_server_conf {
     const char *text_type; /* content type of shop_reply_text; default text/html; charset=utf-8 */
     const char *json_type; /* default application/json; charset=utf-8 */
     bool cors;             /* add Access-Control-Allow-Origin and Timing-Allow-Origin: * */
-    size_t body_max;       /* request body cap (413 above it); default 64 KiB */
-    int json_flags;        /* shop_json_flags for shop_reply_json */
+    const char *cors_methods; /* when set, Access-Control-Allow-Methods on every reply too */
+    size_t body_max;          /* request body cap (413 above it); default 64 KiB */
+    int json_flags;           /* shop_json_flags for shop_reply_json */
 };
 
 /* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version. Call first in main. */

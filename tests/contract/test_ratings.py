@@ -135,6 +135,19 @@ def test_routing_errors(http, rat):
     assert http.get(rat + "/api/fetch/a%2Fb").status_code == 400
 
 
+def test_cors_headers_on_every_reply(http, rat):
+    """§9: the reference kernel's listener adds both CORS headers to every response, the
+    router's own errors, the preflight and the handlers' errors included."""
+    cases = [("GET", "/nope", 404), ("GET", "/api/rate/EPE/4", 405), ("OPTIONS", "/api/rate/EPE/4", 200),
+             ("GET", "/api/fetch/a%2Fb", 400), ("PUT", "/api/rate/NO-SUCH-SKU/3", 500),
+             ("GET", "/api/fetch/Watson", 200)]
+    for method, path, status in cases:
+        r = http.request(method, rat + path)
+        assert r.status_code == status, (method, path, r.status_code)
+        assert r.headers.get("Access-Control-Allow-Origin") == "*", (method, path)
+        assert r.headers.get("Access-Control-Allow-Methods") == "*", (method, path)
+
+
 def test_mariadb_outage_gives_503_then_recovers(http, rat):
     pid = service_pid("ratings")
     assert http.get(rat + "/_health").status_code == 200

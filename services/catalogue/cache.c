@@ -28,7 +28,8 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-json_t *cat_distinct_categories(const json_t *products)
+/* The distinct category strings of products (array of objects), sorted. New reference. */
+static json_t *distinct_categories(const json_t *products)
 {
     size_t cap = 16, n = 0;
     const char **names = shop_xcalloc(cap, sizeof(*names));
@@ -65,7 +66,9 @@ bool cat_has_category(const struct cat_snapshot *s, size_t i, const void *cat)
 
 bool cat_matches_query(const struct cat_snapshot *s, size_t i, const void *query)
 {
-    return s->wlen[i] > 0 && search_words_match(query, s->words.data + s->woff[i], s->wlen[i]);
+    const struct search_query *q = query;
+    size_t len = s->woff[i + 1] - s->woff[i];
+    return q->nterms > 0 && len > 0 && search_words_match(q, s->words.data + s->woff[i], len);
 }
 
 static void snapshot_free(struct cat_snapshot *s)
@@ -75,23 +78,22 @@ static void snapshot_free(struct cat_snapshot *s)
     shop_buf_cleanup(&s->categories);
     shop_buf_cleanup(&s->bodies);
     free(s->off);
-    free(s->len);
     free(s->by_name);
     shop_buf_cleanup(&s->words);
     free(s->woff);
-    free(s->wlen);
     free(s);
 }
 
-/* Appends product i's search words. Returns 0 or -1 when full. */
-static int index_words(struct cat_snapshot *s, size_t i)
+/* Appends product i's body and search words, recording where they start. Returns 0 or -1
+ * when full. */
+static int add_product(struct cat_snapshot *s, size_t i)
 {
     json_t *p = json_array_get(s->products, i);
+    s->off[i] = s->bodies.len;
     s->woff[i] = s->words.len;
-    int rc = search_index_words(json_string_value(json_object_get(p, "name")), &s->words) |
-             search_index_words(json_string_value(json_object_get(p, "description")), &s->words);
-    s->wlen[i] = s->words.len - s->woff[i];
-    return rc;
+    return shop_json_dump(p, 0, &s->bodies) |
+           search_index_words(json_string_value(json_object_get(p, "name")), &s->words) |
+           search_index_words(json_string_value(json_object_get(p, "description")), &s->words);
 }
 
 struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
@@ -100,24 +102,20 @@ struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
     s->products = products;
     s->n = json_array_size(products);
     s->off = shop_xcalloc(s->n + 1, sizeof(*s->off));
-    s->len = shop_xcalloc(s->n + 1, sizeof(*s->len));
     s->by_name = shop_xcalloc(s->n + 1, sizeof(*s->by_name));
     s->woff = shop_xcalloc(s->n + 1, sizeof(*s->woff));
-    s->wlen = shop_xcalloc(s->n + 1, sizeof(*s->wlen));
     search_name_order(products, s->by_name);
     shop_buf_init(&s->all, BODY_MAX);
     shop_buf_init(&s->categories, BODY_MAX);
     shop_buf_init(&s->bodies, BODY_MAX);
     shop_buf_init(&s->words, BODY_MAX);
-    json_t *cats = cat_distinct_categories(products);
+    json_t *cats = distinct_categories(products);
     int rc = shop_json_dump(products, 0, &s->all) | shop_json_dump(cats, 0, &s->categories);
     json_decref(cats);
-    for (size_t i = 0; rc == 0 && i < s->n; i++) {
-        s->off[i] = s->bodies.len;
-        rc = shop_json_dump(json_array_get(products, i), 0, &s->bodies);
-        s->len[i] = s->bodies.len - s->off[i];
-        rc |= index_words(s, i);
-    }
+    for (size_t i = 0; rc == 0 && i < s->n; i++)
+        rc = add_product(s, i);
+    s->off[s->n] = s->bodies.len;
+    s->woff[s->n] = s->words.len;
     if (rc != 0) {
         snapshot_free(s);
         memset(err, 0, sizeof(*err));
@@ -251,7 +249,7 @@ int cat_snapshot_select(const struct cat_snapshot *s, cat_keep_fn keep, const vo
             continue;
         if (!first)
             rc |= shop_buf_putc(out, ',');
-        rc |= shop_buf_append(out, s->bodies.data + s->off[i], s->len[i]);
+        rc |= shop_buf_append(out, s->bodies.data + s->off[i], s->off[i + 1] - s->off[i]);
         first = false;
     }
     return rc | shop_buf_putc(out, ']');

@@ -20,11 +20,11 @@ struct cat_snapshot {
     struct shop_buf all;        /* body of GET /products */
     struct shop_buf categories; /* body of GET /categories */
     struct shop_buf bodies;     /* bodies of GET /product/{sku}, back to back */
-    size_t n;                   /* number of products */
-    size_t *off, *len;          /* product i's body: bodies.data + off[i], len[i] bytes */
-    size_t *by_name;            /* product indices in name order (search_name_order) */
     struct shop_buf words;      /* stemmed words of each name + description (search.h) */
-    size_t *woff, *wlen;        /* product i's words: words.data + woff[i], wlen[i] bytes */
+    size_t n;                   /* number of products */
+    size_t *off;                /* product i's body: bodies.data + off[i] up to off[i + 1] */
+    size_t *woff;               /* product i's words: words.data + woff[i] up to woff[i + 1] */
+    size_t *by_name;            /* product indices in name order (search_name_order) */
     long long loaded_ns;
     atomic_int refs;
 };
@@ -58,7 +58,5 @@ bool cat_has_category(const struct cat_snapshot *s, size_t i, const void *cat);
 bool cat_matches_query(const struct cat_snapshot *s, size_t i, const void *query);
 /* Index of the product with exactly this sku, or -1. */
 long cat_snapshot_find(const struct cat_snapshot *s, const char *sku);
-/* The distinct category strings of products (array of objects), sorted. New reference. */
-json_t *cat_distinct_categories(const json_t *products);
 
 #endif

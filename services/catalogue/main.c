@@ -75,21 +75,35 @@ static void health(struct shop_req *req)
     shop_reply_json(req, up ? 200 : 503, json_pack("{s:s,s:b}", "app", "OK", "mongo", up));
 }
 
-static void products(struct shop_req *req)
+/* The snapshot to answer from: the cache's, or with the cache off a private one built from a
+ * fresh read. NULL with err set when MongoDB could not be read. */
+static struct cat_snapshot *snapshot(bson_error_t *err)
+{
+    if (cat_cache_ttl() > 0)
+        return cat_cache_get(err);
+    json_t *all;
+    if (load_all(&all, err) == -1)
+        return NULL;
+    return cat_snapshot_build(all, err);
+}
+
+/* Answers one of the snapshot's whole bodies: all products, or the categories. */
+static void reply_whole(struct shop_req *req, bool categories, const char *down_text)
 {
     bson_error_t err;
-    json_t *arr;
-    struct cat_snapshot *s = cat_cache_get(&err);
-    if (s) {
-        shop_reply_json_text(req, 200, s->all.data, s->all.len);
-        cat_cache_release(s);
-    } else if (cat_cache_ttl() > 0) {
-        reply_db_error(req, &err, DOWN_AVAIABLE);
-    } else if (load_all(&arr, &err) == -1) {
-        reply_db_error(req, &err, DOWN_AVAIABLE);
-    } else {
-        shop_reply_json(req, 200, arr);
+    struct cat_snapshot *s = snapshot(&err);
+    if (!s) {
+        reply_db_error(req, &err, down_text);
+        return;
     }
+    const struct shop_buf *b = categories ? &s->categories : &s->all;
+    shop_reply_json_text(req, 200, b->data, b->len);
+    cat_cache_release(s);
+}
+
+static void products(struct shop_req *req)
+{
+    reply_whole(req, false, DOWN_AVAIABLE);
 }
 
 /* GET /product/{sku} without the cache: one find with the sku. */
@@ -126,20 +140,8 @@ static void product(struct shop_req *req)
     if (i < 0)
         shop_reply_text(req, 404, "SKU not found");
     else
-        shop_reply_json_text(req, 200, s->bodies.data + s->off[i], s->len[i]);
+        shop_reply_json_text(req, 200, s->bodies.data + s->off[i], s->off[i + 1] - s->off[i]);
     cat_cache_release(s);
-}
-
-/* The snapshot to answer from: the cache's, or with the cache off a private one built from a
- * fresh read. NULL with err set when MongoDB could not be read. */
-static struct cat_snapshot *snapshot(bson_error_t *err)
-{
-    if (cat_cache_ttl() > 0)
-        return cat_cache_get(err);
-    json_t *all;
-    if (load_all(&all, err) == -1)
-        return NULL;
-    return cat_snapshot_build(all, err);
 }
 
 /* Answers the products for which keep() holds, ordered by name (by_category, search). */
@@ -167,18 +169,7 @@ static void by_category(struct shop_req *req)
 
 static void categories(struct shop_req *req)
 {
-    bson_error_t err;
-    json_t *arr;
-    struct cat_snapshot *s = cat_cache_get(&err);
-    if (s) {
-        shop_reply_json_text(req, 200, s->categories.data, s->categories.len);
-        cat_cache_release(s);
-    } else if (cat_cache_ttl() > 0 || load_all(&arr, &err) == -1) {
-        reply_db_error(req, &err, DOWN_AVAILABLE);
-    } else {
-        shop_reply_json(req, 200, cat_distinct_categories(arr));
-        json_decref(arr);
-    }
+    reply_whole(req, true, DOWN_AVAILABLE);
 }
 
 static void search(struct shop_req *req)

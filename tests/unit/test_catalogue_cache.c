@@ -33,7 +33,9 @@ static json_t *random_catalogue(unsigned *seed)
     json_t *arr = json_array();
     int n = rand_r(seed) % 14;
     for (int i = 0; i < n; i++) {
-        json_t *p = json_pack("{s:s,s:f}", "sku", "S", "price", (rand_r(seed) % 10000) / 100.0);
+        char sku[16];
+        snprintf(sku, sizeof(sku), "S%d", i);
+        json_t *p = json_pack("{s:s,s:f}", "sku", sku, "price", (rand_r(seed) % 10000) / 100.0);
         if (rand_r(seed) % 8)
             json_object_set_new(p, "name", json_string(names[rand_r(seed) % 9]));
         static const char *const descs[] = {"Mines with robots", "An android",
@@ -130,6 +132,30 @@ static int same(const struct cat_snapshot *s, cat_keep_fn keep, plain_keep_fn pl
     return ok;
 }
 
+/* The names /search/{text} answers from a snapshot of next_load, joined with '|'. */
+static const char *found(const char *text)
+{
+    static char got[512];
+    bson_error_t err;
+    struct cat_snapshot *s = cat_cache_get(&err);
+    struct shop_buf out;
+    shop_buf_init(&out, 1 << 20);
+    struct search_query q;
+    search_query_parse(text, &q);
+    got[0] = '\0';
+    json_t *arr = NULL;
+    if (s && cat_snapshot_select(s, cat_matches_query, &q, &out) == 0)
+        arr = json_loadb(out.data, out.len, 0, NULL);
+    size_t at = 0;
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        at += (size_t)snprintf(got + at, sizeof(got) - at, "%s%s", i ? "|" : "",
+                               json_string_value(json_object_get(json_array_get(arr, i), "name")));
+    json_decref(arr);
+    shop_buf_cleanup(&out);
+    cat_cache_release(s);
+    return arr || s ? got : "(no snapshot)";
+}
+
 int main(void)
 {
     cat_cache_init(60000, test_load);
@@ -157,6 +183,22 @@ int main(void)
         json_decref(next_load);
     }
     CHECK(bad == 0);
+
+    /* search examples through a real snapshot, as GET /search/{text} answers them */
+    next_load = json_pack(
+        "[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "Responsive Enforcer Droid",
+        "description", "Patrols the warehouse", "name", "Cybernated Android", "description",
+        "An android specialist", "name", "Robotic Mining Cyborg", "description", "Digs tunnels",
+        "name", "Exceptional Medical Machine", "description", "A steady-handed medical droid");
+    cat_cache_forget();
+    CHECK_STR(found("droid"),
+              "Exceptional Medical Machine|Responsive Enforcer Droid"); /* not Android */
+    CHECK_STR(found("robot"), "Robotic Mining Cyborg");
+    CHECK_STR(found("Robotic"), "Robotic Mining Cyborg");
+    CHECK_STR(found("the"), ""); /* stop words only: nothing */
+    CHECK_STR(found(""), "");
+    CHECK_STR(found("tunnel android"), "Cybernated Android|Robotic Mining Cyborg");
+    json_decref(next_load);
 
     /* the fixed case the shop serves: Robot, in name order, bodies byte for byte */
     next_load = json_pack("[{s:s,s:s,s:[s]},{s:s,s:s,s:[s,s]},{s:s,s:s,s:[s]}]", "sku", "CNA",

@@ -109,9 +109,13 @@ def start_service(name, ready_path, env, out=subprocess.DEVNULL):
             return requests.get(env["SHOP_TEST_URL"] + ready_path, timeout=1).status_code == 200
         except requests.RequestException:
             return proc.poll() is not None  # died: stop waiting
-    wait_for(ready, 15)
+    answered = wait_for(ready, 15)
     if proc.poll() is not None:
         pytest.fail("%s exited with %d at start" % (name, proc.returncode))
+    if not answered:
+        proc.kill()
+        proc.wait()
+        pytest.fail("%s: %s did not answer 200 within 15 s" % (name, ready_path))
     return proc
 
 

@@ -329,8 +329,12 @@ await step('a cart read overtaken by the shipping-line removal does not bring it
       await cdp('Fetch.disable');
       listeners.delete(onEvent);
     }
+    // both cart reads delivered to the page (resource timing has their ends), then a moment
+    // for the page's own handling of the later one
+    await waitFor(() => js(`return performance.getEntriesByType('resource')
+      .filter((e) => e.name.includes('/api/cart/cart/') && e.responseEnd > 0).length >= 2;`), 'both cart reads delivered');
+    await new Promise((r) => setTimeout(r, 100));
     await waitFor(async () => (await pageText('#cart-total')) === '€42.00', 'total €42.00');
-    await new Promise((r) => setTimeout(r, 500));       // the late read has landed by now
     const total = await pageText('#cart-total');
     const skus = await js(`return T.all(${q(T('cart-item'))}).map((e) => e.dataset.sku);`);
     expect(total === '€42.00' && skus.join() === 'RMC', `order ${first}: header ${total}, lines ${skus}`);

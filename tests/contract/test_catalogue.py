@@ -83,6 +83,8 @@ def test_categories(http, catalogue):
     ("harvest mining", ["RMC", "UHJ"]),
     ("android", ["CNA"]),
     ("High-Powered", ["HPTD"]),
+    ("robot", ["RMC"]),                 # "Robotic" stems to "robot" (reference example)
+    ("Robotic", ["RMC"]),
 ])
 def test_search(http, catalogue, text, expected):
     r = http.get(catalogue + "/search/" + urllib.parse.quote(text))

@@ -126,6 +126,17 @@ def test_metrics_build_info_and_request_counter(name):
     route = re.escape(health)
     assert re.search(r'^http_requests_total\{route="%s",code="200"\} [1-9]\d*$' % route, r.text, re.M), \
         [l for l in r.text.splitlines() if l.startswith("http_requests_total")]
+    assert re.search(r'^http_request_duration_seconds_bucket\{route="%s",le="\+Inf"\} [1-9]\d*$' % route,
+                     r.text, re.M), [l for l in r.text.splitlines() if "duration" in l][:8]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_version_logged_at_start(name):
+    """D17: every binary logs its version as it starts."""
+    with open(log_path(name), errors="replace") as f:
+        text = f.read()
+    assert re.search(r"^<6>svc=%s starting version=%s pid=\d+$" % (name, re.escape(expected_version())),
+                     text, re.M), text[:300]
 
 
 @pytest.mark.parametrize("name", SERVICES)

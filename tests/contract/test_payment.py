@@ -613,3 +613,18 @@ def test_order_history_transport_error_is_500(http):
         fake.close()
         if cart_id:
             http.delete("%s/cart/%s" % (service_url("cart"), cart_id), timeout=10)
+
+
+def test_cart_unreachable_at_delete_is_500_after_the_sale(http):
+    """§7.3 step 9 with Q-PA3: a transport error on the cart DELETE (CART_HOST/CART_PORT pointing
+    at a closed port) answers 500 without an order id; the sale was counted before it."""
+    p = Payment(CART_HOST="127.0.0.1", CART_PORT=free_port()).wait_ready()
+    try:
+        before = metrics(http, p.url)
+        r = requests.post("%s/pay/%s" % (p.url, anon_id()), json=VALID, timeout=30)
+        assert r.status_code == 500, r.text
+        assert "orderid" not in r.text
+        after = metrics(http, p.url)
+        assert after["sold_count_total"] - before.get("sold_count_total", 0) == 2
+    finally:
+        p.stop()

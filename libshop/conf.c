@@ -215,14 +215,19 @@ void shop_conf_peer(char *out, size_t outlen, const char *host_var, const char *
         shop_fatalx("config: %s=\"%s\" is not host or host:port", host_var, value);
 }
 
+bool shop_url_is_http(const char *s)
+{
+    struct shop_url u;
+    return shop_url_parse(s, &u) == 0 &&
+           (strcmp(u.scheme, "http") == 0 || strcmp(u.scheme, "https") == 0);
+}
+
 void shop_conf_base_url(char *out, size_t outlen, const char *names, const char *def)
 {
     const char *value = shop_conf_str(names, def);
     bool has_scheme = strstr(value, "://") != NULL;
     int n = snprintf(out, outlen, "%s%s", has_scheme ? "" : "http://", value);
-    struct shop_url u;
-    if (n <= 0 || (size_t)n >= outlen || shop_url_parse(out, &u) == -1 ||
-        (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0))
+    if (n <= 0 || (size_t)n >= outlen || !shop_url_is_http(out))
         shop_fatalx("config: %s=\"%s\" is not host:port or an http(s):// URL", names, value);
     size_t len = (size_t)n;
     while (len > 0 && out[len - 1] == '/')

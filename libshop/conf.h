@@ -34,6 +34,8 @@ int shop_url_parse(const char *s, struct shop_url *u);
  * Returns 0, or -1 for an empty host or a bad port. */
 int shop_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
 
+/* true when s parses as an http:// or https:// URL. */
+bool shop_url_is_http(const char *s);
 /* A peer service's base URL "http://host:port" from a host variable (host, host:port or
  * [v6]:port; without a port, port_var or def_port gives it). A bad value is fatal. */
 void shop_conf_peer(char *out, size_t outlen, const char *host_var, const char *def_host,

@@ -220,9 +220,7 @@ int main(int argc, char **argv)
     shop_conf_peer(cfg.user_base, sizeof(cfg.user_base), "USER_HOST", "user", "USER_PORT", 8080);
     shop_conf_peer(cfg.cart_base, sizeof(cfg.cart_base), "CART_HOST", "cart", "CART_PORT", 8080);
     cfg.gateway = shop_conf_str("PAYMENT_GATEWAY", "");
-    struct shop_url u;
-    if (*cfg.gateway && (shop_url_parse(cfg.gateway, &u) == -1 ||
-                         (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0)))
+    if (*cfg.gateway && !shop_url_is_http(cfg.gateway))
         shop_fatalx("config: PAYMENT_GATEWAY=\"%s\" is not an http(s) URL", cfg.gateway);
     cfg.gateway_timeout_ms = shop_conf_long("PAYMENT_GATEWAY_TIMEOUT_MS", 5000, 1, 600000);
     cfg.delay_ms = shop_conf_long("PAYMENT_DELAY_MS", 0, 0, 600000);

@@ -1,11 +1,12 @@
-/* client.c - libcurl easy handles kept per thread, so connections to the same service are reused.
- */
+/* client.c - outbound HTTP: a libcurl easy handle (and a URL buffer) kept per thread, so
+ * connections to the same service are reused. */
 #include "libshop/client.h"
 #include "libshop/log.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -15,22 +16,38 @@ static void global_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static void *handle_new(void)
+/* A thread's outbound state: its curl handle (keep-alive connections) and a URL buffer. */
+struct thread_client {
+    CURL *h;
+    struct shop_buf url;
+};
+
+static void *client_new(void)
 {
     pthread_once(&once, global_init);
-    return curl_easy_init();
+    CURL *h = curl_easy_init();
+    if (!h)
+        return NULL;
+    struct thread_client *c = shop_xmalloc(sizeof(*c));
+    c->h = h;
+    shop_buf_init(&c->url, 4096);
+    return c;
 }
 
-static void handle_free(void *p)
+static void client_free(void *p)
 {
-    curl_easy_cleanup(p);
+    struct thread_client *c = p;
+    curl_easy_cleanup(c->h);
+    shop_buf_cleanup(&c->url);
+    free(c);
 }
 
-static struct shop_tls handles = SHOP_TLS(handle_new, handle_free);
+static struct shop_tls clients = SHOP_TLS(client_new, client_free);
 
 static CURL *thread_handle(void)
 {
-    return shop_tls_get(&handles);
+    struct thread_client *c = shop_tls_get(&clients);
+    return c ? c->h : NULL;
 }
 
 void shop_http_result_init(struct shop_http_result *res, size_t body_max)
@@ -134,17 +151,26 @@ int shop_url_escape_segment(struct shop_buf *out, const char *segment)
 
 int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_result *res)
 {
-    struct shop_buf url;
-    shop_buf_init(&url, 4096);
-    int rc = shop_buf_printf(&url, "%s/%s/", peer->base, peer->verb) |
-             shop_url_escape_segment(&url, peer->id);
+    struct thread_client *c = shop_tls_get(&clients);
+    if (!c) {
+        res->status = 0;
+        snprintf(res->error, sizeof(res->error), "cannot create a curl handle");
+        shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
+                       peer->base, res->error);
+        return -1;
+    }
+    struct shop_buf *url = &c->url;
+    shop_buf_reset(url);
+    int rc = shop_buf_printf(url, "%s/%s/", peer->base, peer->verb);
+    if (rc == 0)
+        rc = shop_url_escape_segment(url, peer->id);
     if (rc != 0) {
         res->status = 0;
         snprintf(res->error, sizeof(res->error), "URL too long");
     } else {
         struct shop_http_call call = {
             .method = peer->method,
-            .url = url.data,
+            .url = url->data,
             .content_type = peer->body ? "application/json" : NULL,
             .body = peer->body,
             .body_len = peer->body_len,
@@ -155,7 +181,6 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
     }
     if (rc != 0)
         shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
-                       url.len ? url.data : peer->base, res->error);
-    shop_buf_cleanup(&url);
+                       url->len ? url->data : peer->base, res->error);
     return rc ? -1 : 0;
 }

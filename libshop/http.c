@@ -382,31 +382,43 @@ void shop_reply_json_text(struct shop_req *req, int status, const char *json, si
     shop_reply(req, status, g_conf->json_type, json, len);
 }
 
+/* A scratch buffer grown past OUT_KEEP for one large body is given back, not kept per thread. */
+static void scratch_trim(struct shop_buf *out)
+{
+    if (out->cap > OUT_KEEP)
+        shop_buf_cleanup(out);
+}
+
 struct shop_buf *shop_reply_scratch(void)
 {
     struct shop_buf *out = &scratch()->out;
-    if (out->cap > OUT_KEEP) /* the last body built here was large: give it back */
-        shop_buf_cleanup(out);
+    scratch_trim(out);
     shop_buf_reset(out);
     return out;
 }
 
-void shop_reply_json(struct shop_req *req, int status, json_t *v)
+void shop_reply_scratch_json(struct shop_req *req, int status)
 {
     struct shop_buf *out = &scratch()->out;
-    shop_buf_reset(out);
+    shop_reply(req, status, g_conf->json_type, out->data, out->len); /* copies */
+    scratch_trim(out);
+}
+
+void shop_reply_json(struct shop_req *req, int status, json_t *v)
+{
     if (!v) { /* a json_pack that failed, e.g. on a string that is not UTF-8 */
         shop_reply_text(req, 500, "response could not be encoded");
         return;
     }
+    struct shop_buf *out = shop_reply_scratch();
     int dumped = shop_json_dump(v, g_conf->json_flags, out);
     json_decref(v);
-    if (dumped == -1)
+    if (dumped == -1) {
+        scratch_trim(out); /* a failed dump may have grown it */
         shop_reply_text(req, 500, "response too large");
-    else
-        shop_reply(req, status, g_conf->json_type, out->data, out->len); /* copies */
-    if (out->cap > OUT_KEEP) /* also after a failed dump that grew it */
-        shop_buf_cleanup(out);
+    } else {
+        shop_reply_scratch_json(req, status);
+    }
 }
 
 /* ---- built-in /metrics -------------------------------------------------------------------- */

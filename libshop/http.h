@@ -66,9 +66,11 @@ void shop_reply_text(struct shop_req *req, int status, const char *text);
 void shop_reply_json(struct shop_req *req, int status, json_t *v);
 /* A body already serialised as JSON, sent with the server's JSON content type. */
 void shop_reply_json_text(struct shop_req *req, int status, const char *json, size_t len);
-/* The calling thread's reply buffer, emptied: build a body in it, then shop_reply() it. Valid
- * until the thread's next shop_reply_json() or shop_reply_scratch(). */
+/* The calling thread's reply buffer, emptied: build a JSON body in it, then send it with
+ * shop_reply_scratch_json(). Valid until the thread's next shop_reply_json() or
+ * shop_reply_scratch(). */
 struct shop_buf *shop_reply_scratch(void);
+void shop_reply_scratch_json(struct shop_req *req, int status);
 /* Adds a response header to the reply made next (at most 4 per request). */
 void shop_reply_add_header(struct shop_req *req, const char *name, const char *value);
 

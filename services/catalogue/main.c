@@ -158,7 +158,7 @@ static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *a
     if (cat_snapshot_select(s, keep, arg, out) == -1)
         shop_reply_text(req, 500, "response too large");
     else
-        shop_reply_json_text(req, 200, out->data, out->len);
+        shop_reply_scratch_json(req, 200);
     cat_cache_release(s);
 }
 

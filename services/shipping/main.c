@@ -203,7 +203,7 @@ static void codes(struct shop_req *req)
         }
         codes_keep(out->data, out->len, read_ns);
     }
-    shop_reply_json_text(req, 200, out->data, out->len);
+    shop_reply_scratch_json(req, 200);
 }
 
 static void cities(struct shop_req *req)

@@ -7,7 +7,6 @@ dispatch running (try/finally).
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -17,7 +16,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import dispatch_log, dispatched_ids, service_url, stack, wait_dispatched, wait_for
+from conftest import dispatch_log, dispatched_ids, free_port, service_url, stack, wait_dispatched, wait_for
 
 BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
 
@@ -170,9 +169,7 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
 
 class Dispatch:
     def __init__(self, **env):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="dispatch-", suffix=".log", delete=False)
         e = dict(os.environ, DISPATCH_SERVER_PORT=str(port))
         e.update({k: str(v) for k, v in env.items()})

@@ -170,6 +170,28 @@ async function waitFor(fn, what, ms = 15000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 const pageText = async (s) => { try { return await js(`return T.text(${q(s)});`); } catch { return null; } };
+// Runs body() while the browser pauses requests matching patterns (CDP Fetch) and hands each to
+// onPaused(params), which must continue, fulfil or fail it.
+async function intercepting(patterns, onPaused, body) {
+  const onEvent = (msg) => {
+    if (msg.method === 'Fetch.requestPaused' && msg.sessionId === sessionId) onPaused(msg.params);
+  };
+  listeners.add(onEvent);
+  await cdp('Fetch.enable', { patterns });
+  try {
+    return await body();
+  } finally {
+    await cdp('Fetch.disable');
+    listeners.delete(onEvent);
+  }
+}
+const quietly = (p) => p.catch(() => {});
+// Puts RMC and a shipping line in the cart of id through the API (the cart page's shape).
+const cartWithShipping = (id) => js(`const id = ${q(id)};
+  let r = await fetch('/api/cart/add/' + encodeURIComponent(id) + '/RMC/1'); if (!r.ok) throw new Error('add ' + r.status);
+  r = await fetch('/api/shipping/confirm/' + encodeURIComponent(id), { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
+  if (!r.ok) throw new Error('confirm ' + r.status);`);
 
 const run = Date.now().toString(36);
 let anon = '';
@@ -231,6 +253,20 @@ await step('rating a product (hidden quietly when ratings is not deployed)', asy
   expect(/^\d\.\d · \d+ votes?$/.test(avg), `average reads "${avg}"`);
 });
 
+await step('ratings failing: the rating block stays hidden and no error is shown', async () => {
+  let failed = 0;
+  const fail = ({ requestId }) => { failed++; quietly(cdp('Fetch.failRequest', { requestId, errorReason: 'ConnectionRefused' })); };
+  await intercepting([{ urlPattern: '*/api/ratings/*' }], fail, async () => {
+    await go('/product/EPE');
+    await js(`await T.el(${q(T('product-name'))});`);
+    await waitFor(() => failed > 0, 'the ratings request');
+    await new Promise((r) => setTimeout(r, 300));
+  });
+  expect(await js(`return T.q('#rating').hidden;`), 'rating block shown');
+  const errors = await js(`return T.all('.msg-error, [role="alert"]').map((e) => e.textContent.trim()).filter(Boolean);`);
+  expect(errors.length === 0, `error shown: ${errors}`);
+});
+
 await step('add to cart updates the header total', async () => {
   await go('/product/Watson');
   await js(`await T.set(${q(T('add-qty'))}, '2'); await T.click(${q(T('add-to-cart'))});
@@ -274,13 +310,26 @@ await step('anonymous checkout: shipping to London, pay, order placed', async ()
   await shot('order');
 });
 
+await step('a failed payment says "ERROR placing order" and the Pay button works again', async () => {
+  await cartWithShipping(await js(`return T.text('#user-id');`));
+  await go('/payment');
+  let refused = 0;
+  const refuse = ({ requestId }) => {
+    refused++;
+    quietly(cdp('Fetch.fulfillRequest', { requestId, responseCode: 503,
+      responseHeaders: [{ name: 'Content-Type', value: 'text/plain' }], body: Buffer.from('RabbitMQ not available').toString('base64') }));
+  };
+  await intercepting([{ urlPattern: '*/api/payment/pay/*' }], refuse, () => js(`await T.click('#pay-now');
+    await T.until(() => (T.text(${q(T('payment-message'))}) || '').includes('ERROR placing order'), 'error message');
+    await T.until(() => !T.q('#pay-now').disabled, 'Pay enabled again');`));
+  expect(refused === 1, `${refused} payment requests refused`);
+  await js(`await T.click('#pay-now'); await T.el('#order-id', 30000);`);
+  expect(/^[0-9a-f-]{36}$/.test(await js(`return T.text('#order-id');`)), 'no order id on the second try');
+  expect(await js(`return T.text('#cart-total');`) === 'Empty', 'cart not cleared');
+});
+
 await step('cart view drops a trailing shipping line', async () => {
-  const id = await js(`return T.text('#user-id');`);
-  await js(`const id = ${q(id)};
-            let r = await fetch('/api/cart/add/' + encodeURIComponent(id) + '/RMC/1'); if (!r.ok) throw new Error('add ' + r.status);
-            r = await fetch('/api/shipping/confirm/' + encodeURIComponent(id), { method: 'POST', headers: { 'Content-Type': 'application/json' },
-                  body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
-            if (!r.ok) throw new Error('confirm ' + r.status);`);
+  await cartWithShipping(await js(`return T.text('#user-id');`));
   await go('/cart');
   await js(`await T.el(${q(T('cart-item'))}); await T.until(() => T.text('#cart-total') === '€42.00', 'SHIP removed, total €42.00');`);
   const skus = await js(`return T.all(${q(T('cart-item'))}).map((e) => e.dataset.sku);`);
@@ -301,34 +350,31 @@ await step('a cart read overtaken by the shipping-line removal does not bring it
                 body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
               if (!r.ok) throw new Error('confirm ' + r.status);`);
     const held = [], updates = [];
-    const onEvent = (msg) => {
-      if (msg.method !== 'Fetch.requestPaused' || msg.sessionId !== sessionId) return;
-      const { requestId, request } = msg.params;
+    const onPaused = ({ requestId, request }) => {
       if (request.url.includes('/api/cart/update/')) {
         updates.push(requestId);
-        cdp('Fetch.continueRequest', { requestId }).catch(() => {});
+        quietly(cdp('Fetch.continueRequest', { requestId }));
       } else {
         held.push(requestId);
       }
     };
-    listeners.add(onEvent);
-    await cdp('Fetch.enable', { patterns: [{ urlPattern: '*/api/cart/cart/*', requestStage: 'Response' }, { urlPattern: '*/api/cart/update/*' }] });
-    try {
-      await cdp('Page.navigate', { url: BASE + '/cart' });
-      await waitFor(() => held.length >= 2, 'two cart reads');
-      await cdp('Fetch.continueRequest', { requestId: held[first] });
-      const early = await waitFor(() => updates.length > 0, 'removal', 2000).then(() => true, () => false);
-      if (early) {
-        await waitFor(async () => (await pageText('#cart-total')) === '€42.00', 'total €42.00 after the removal');
-        overtaken++;
+    const patterns = [{ urlPattern: '*/api/cart/cart/*', requestStage: 'Response' }, { urlPattern: '*/api/cart/update/*' }];
+    await intercepting(patterns, onPaused, async () => {
+      try {
+        await cdp('Page.navigate', { url: BASE + '/cart' });
+        await waitFor(() => held.length >= 2, 'two cart reads');
+        await cdp('Fetch.continueRequest', { requestId: held[first] });
+        const early = await waitFor(() => updates.length > 0, 'removal', 2000).then(() => true, () => false);
+        if (early) {
+          await waitFor(async () => (await pageText('#cart-total')) === '€42.00', 'total €42.00 after the removal');
+          overtaken++;
+        }
+        await cdp('Fetch.continueRequest', { requestId: held[1 - first] });
+        await waitFor(() => updates.length > 0, 'removal');
+      } finally {
+        for (const requestId of held.slice(2)) await quietly(cdp('Fetch.continueRequest', { requestId }));
       }
-      await cdp('Fetch.continueRequest', { requestId: held[1 - first] });
-      await waitFor(() => updates.length > 0, 'removal');
-    } finally {
-      for (const requestId of held.slice(2)) await cdp('Fetch.continueRequest', { requestId }).catch(() => {});
-      await cdp('Fetch.disable');
-      listeners.delete(onEvent);
-    }
+    });
     // both cart reads delivered to the page (resource timing has their ends), then a moment
     // for the page's own handling of the later one
     await waitFor(() => js(`return performance.getEntriesByType('resource')

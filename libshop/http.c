@@ -227,6 +227,34 @@ bool shop_ctype_is(const char *ct, const char *want)
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* true when the media range r (n bytes, parameters already cut off) covers type. */
+static bool range_covers(const char *r, size_t n, const char *type)
+{
+    while (n > 0 && (r[n - 1] == ' ' || r[n - 1] == '\t'))
+        n--;
+    const char *slash = strchr(type, '/');
+    size_t major = (size_t)(slash - type);
+    return (n == 3 && memcmp(r, "*/*", 3) == 0) ||
+           (n == major + 2 && strncasecmp(r, type, major + 1) == 0 && r[major + 1] == '*') ||
+           (n == strlen(type) && strncasecmp(r, type, n) == 0);
+}
+
+bool shop_req_accepts(struct shop_req *req, const char *type)
+{
+    const char *a = shop_req_header(req, MHD_HTTP_HEADER_ACCEPT);
+    if (!a || !*a)
+        return true;
+    while (*a) {
+        a += strspn(a, " \t,");
+        size_t item = strcspn(a, ",");
+        size_t range = strcspn(a, ",;");
+        if (range_covers(a, range, type))
+            return true;
+        a += item;
+    }
+    return false;
+}
+
 static json_t *parse_form(const char *s, size_t len)
 {
     json_t *obj = json_object();

@@ -48,6 +48,10 @@ const char *shop_req_id(const struct shop_req *req);
  * (D2: no '/', NUL or control characters, at most 256 bytes, else 400). */
 const char *shop_req_param(const struct shop_req *req, const char *name);
 const char *shop_req_header(struct shop_req *req, const char *name);
+/* true when the request's Accept header (absent: anything) admits the media type type
+ * ("application/json"), exactly or through a wildcard range (all types, or all subtypes of its
+ * type); quality values are not weighed. */
+bool shop_req_accepts(struct shop_req *req, const char *type);
 /* true when a Content-Type value ct names the media type want (case-insensitive, parameters
  * after ';' ignored); false for NULL. */
 bool shop_ctype_is(const char *ct, const char *want);

@@ -37,6 +37,8 @@ static const char *reason(int status)
         return "Bad Request";
     case 404:
         return "Not Found";
+    case 406:
+        return "Not Acceptable";
     case 415:
         return "Unsupported Media Type";
     case 503:
@@ -277,6 +279,10 @@ static void confirm(struct shop_req *req)
 {
     if (!shop_ctype_is(shop_req_header(req, "Content-Type"), "application/json")) {
         spring_error(req, 415);
+        return;
+    }
+    if (!shop_req_accepts(req, "application/json")) { /* it produces JSON only */
+        spring_error(req, 406);
         return;
     }
     size_t len;

@@ -269,6 +269,19 @@ def test_confirm_content_type_and_body(http, ship):
     assert r.status_code == 413
 
 
+@pytest.mark.parametrize("accept,status", [
+    ("text/plain", 406), ("text/html, image/*", 406), ("application/xml;q=0.9", 406),
+    ("application/json", 404), ("application/*", 404), ("*/*;q=0.1", 404),
+    ("text/html, application/json; q=0.5", 404), ("", 404)])
+def test_confirm_accept_header(http, ship, accept, status):
+    """§6: /confirm produces JSON only: an Accept that excludes it is 406 (Spring's answer);
+    anything admitting JSON goes on (to the unknown cart's 404 here)."""
+    cid = "ship-test-" + uuid.uuid4().hex[:8]
+    r = http.post("%s/confirm/%s" % (ship, cid), data='{"distance":1,"cost":1,"location":"x"}',
+                  headers={"Content-Type": "application/json", "Accept": accept})
+    assert_spring_error(r, status, "/confirm/" + cid)
+
+
 def test_confirm_unknown_cart_is_404(http, ship):
     cid = "ship-test-" + uuid.uuid4().hex[:8]
     r = http.post("%s/confirm/%s" % (ship, cid),

@@ -7,8 +7,14 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := libmicrohttpd jansson libmongoc-1.0 libcurl libsystemd hiredis libmariadb librabbitmq \
-        libcrypt libsodium
+PKGS := jansson libmongoc-1.0 libsystemd hiredis libmariadb librabbitmq libcrypt libsodium
+
+# libmicrohttpd and libcurl come from deps/deps.mk (lean static builds, see deps/build). Goals that
+# compile nothing do not need them.
+NOBUILD_GOALS := stop status test clean distclean format format-check
+ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all),)
+include deps/deps.mk
+endif
 
 ifeq ($(SAN),1)
 BUILD   ?= build/asan
@@ -22,13 +28,13 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wpointer-arith \
         -Wcast-qual -Wsign-compare -Wformat=2 -Wno-missing-field-initializers
-PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
+PKG_CFLAGS := $(patsubst -I%,-isystem %,$(DEP_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fstack-protector-strong -pthread -MMD -MP \
                -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(SANLD) -Wl,--as-needed $(LDFLAGS)
-LIBS        := -lm $(PKG_LIBS)
+LIBS        := -lm $(DEP_LIBS) $(PKG_LIBS)
 
 ifeq ($(V),1)
 Q :=
@@ -47,7 +53,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/shop-%)
 VERSION_H := $(BUILD)/gen/shop_version.h
 
-.PHONY: all services unit tools run stop status test install clean format format-check dist bench load
+.PHONY: all services unit tools run stop status test install clean distclean format format-check dist bench load
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -76,17 +82,17 @@ $(LIB_A): $(LIB_OBJ)
 svc_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c))
 
 .SECONDEXPANSION:
-$(SVC_BINS): $(BUILD)/bin/%: $$(call svc_objs,$$*) $(LIB_A)
+$(SVC_BINS): $(BUILD)/bin/%: $$(call svc_objs,$$*) $(LIB_A) $(DEP_FILES)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LIBS)
 
-$(BUILD)/bin/shop-%: $(BUILD)/obj/tools/%.o $(LIB_A)
+$(BUILD)/bin/shop-%: $(BUILD)/obj/tools/%.o $(LIB_A) $(DEP_FILES)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A) $(DEP_FILES)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) $(LIBS)
@@ -124,7 +130,11 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(sort $(C_FILES))
 
+# clean keeps build/deps (the lean libraries take a minute to fetch and build); distclean removes it.
 clean:
+	rm -rf $(filter-out build/deps,$(wildcard build/*))
+
+distclean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -100,7 +101,7 @@ class Payment:
 class Gateway:
     """A tiny local payment gateway: answers GET with a fixed status after an optional delay."""
 
-    def __init__(self, status=200, delay=0.0, location=None):
+    def __init__(self, status=200, delay=0.0, location=None, tls_dir=None):
         self.hits = 0
         gw = self
 
@@ -126,7 +127,17 @@ class Gateway:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        scheme = "http"
+        if tls_dir:  # a self-signed certificate, made with the openssl command
+            cert, key = os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d/" % (scheme, self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -454,6 +465,20 @@ def test_gateway_unreachable_is_502(http):
         assert r.status_code == 502
     finally:
         p.stop()
+
+
+def test_https_gateway_is_spoken_and_its_certificate_checked(http, tmp_path):
+    """The gateway may be https (the reference's default is https://paypal.com/): the client speaks
+    TLS and verifies the certificate, so a self-signed gateway is refused like an unreachable one."""
+    gw = Gateway(status=200, tls_dir=str(tmp_path))
+    p = Payment(PAYMENT_GATEWAY=gw.url).wait_ready()
+    try:
+        r = pay(requests, anon_id(), VALID, base=p.url)
+        assert (r.status_code, r.text) == (502, "payment gateway not reachable")
+        assert re.search(r"payment gateway https://\S+: SSL certificate problem", p.text()), p.text()
+    finally:
+        p.stop()
+        gw.close()
 
 
 def test_gateway_ok_with_redirect_and_delay_places_the_order(http):

@@ -7,10 +7,10 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := jansson libmongoc-1.0 libsystemd hiredis libmariadb librabbitmq libcrypt libsodium
+PKGS := jansson libsystemd hiredis libmariadb librabbitmq libcrypt libsodium
 
-# libmicrohttpd and libcurl come from deps/deps.mk (lean static builds, see deps/build). Goals that
-# compile nothing do not need them.
+# libmicrohttpd, libcurl and libmongoc come from deps/deps.mk (lean static builds, see deps/build).
+# Goals that compile nothing do not need them.
 NOBUILD_GOALS := stop status test clean distclean format format-check
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all),)
 include deps/deps.mk
@@ -69,7 +69,7 @@ $(VERSION_H): FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(BUILD)/obj/%.o: %.c | $(VERSION_H)
+$(BUILD)/obj/%.o: %.c $(DEPS_MK) | $(VERSION_H)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@

@@ -1,4 +1,4 @@
-# deps/deps.mk - included by the Makefiles: libmicrohttpd and libcurl as deps/build provides them
+# deps/deps.mk - included by the Makefiles: libmicrohttpd, libcurl and libmongoc as deps/build provides them
 # (DEPS=auto: lean static builds from Debian's source packages, else the system's shared libraries;
 # DEPS=lean fails instead of falling back; DEPS=system always uses the system's). Sets DEP_CFLAGS,
 # DEP_LIBS and DEP_FILES (the archives a binary must be relinked after).

@@ -294,3 +294,54 @@ def test_socket_activation():
         assert code == 0
         assert "using the socket passed by systemd" in err
         assert "listening port=%d " % port in err
+
+
+def test_mongodb_over_tls_with_certificate_check(tmp_path):
+    """The MongoDB client speaks TLS (a course may put its database behind tls=true): the
+    catalogue completes a verified TLS handshake with a server whose certificate tlsCAFile
+    trusts, then sends a MongoDB wire message inside it. This fake server answers nothing, so
+    the catalogue itself answers 503."""
+    import ssl
+    import struct
+    import threading
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.5)
+    opcodes = []
+
+    def serve():
+        while not stop_serving.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
+                    head = tls.recv(16)
+                    if len(head) == 16:
+                        opcodes.append(struct.unpack("<iiii", head)[3])
+            except (OSError, ssl.SSLError):
+                conn.close()
+    stop_serving = threading.Event()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    url = "mongodb://127.0.0.1:%d/catalogue?tls=true&tlsCAFile=%s&serverSelectionTimeoutMS=1500" % (
+        srv.getsockname()[1], cert)
+    p, base = spawn(MONGO_URL=url, CATALOGUE_CACHE_MS="0")
+    try:
+        assert first_answer(base) is not None
+        assert requests.get(base + "/products", timeout=10).status_code == 503
+        # 2013 OP_MSG, 2004 OP_QUERY (the legacy hello): a MongoDB message, sent encrypted
+        assert wait_for(lambda: opcodes, 10) and set(opcodes) <= {2013, 2004}, opcodes
+    finally:
+        rc, err = stop(p)
+        stop_serving.set()
+        t.join(5)
+        srv.close()
+    assert rc == 0, err

@@ -152,36 +152,44 @@ static void count(struct shop_req *req)
 }
 
 /* The /codes body, the same for every request and read-mostly: kept serialised for
- * CODES_CACHE_MS, so it is at most that stale. A failed read is never kept. */
+ * CODES_CACHE_MS. One request at a time reads it again when it expires; the others answer the
+ * kept body meanwhile, so it is at most CODES_CACHE_MS plus one query stale. A failed read is
+ * never kept. */
 static struct {
     pthread_mutex_t lock;
     char *body; /* NULL until the first successful read */
     size_t len;
     long long read_ns; /* when the query that produced it started */
+    bool refreshing;   /* a request is reading it again */
 } codes_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Appends the kept body to out while it is fresh; false (out unchanged) when it is not. */
+/* Appends the kept body to out while it is fresh, or while another request refreshes it: true.
+ * Otherwise false (out unchanged), and the caller must read the codes and call codes_done. */
 static bool codes_cached(struct shop_buf *out)
 {
     bool hit = false;
     pthread_mutex_lock(&codes_cache.lock);
-    if (codes_cache.body && shop_now_ns() - codes_cache.read_ns < CODES_CACHE_MS * 1000000LL)
+    bool fresh = shop_now_ns() - codes_cache.read_ns < CODES_CACHE_MS * 1000000LL;
+    if (codes_cache.body && (fresh || codes_cache.refreshing))
         hit = shop_buf_append(out, codes_cache.body, codes_cache.len) == 0;
+    if (!hit)
+        codes_cache.refreshing = true;
     pthread_mutex_unlock(&codes_cache.lock);
     return hit;
 }
 
-/* Keeps a copy of body, read at read_ns, unless a later read is kept already. */
-static void codes_keep(const char *body, size_t len, long long read_ns)
+/* Ends a read: keeps a copy of body (unless NULL), read at read_ns, unless a later read is kept. */
+static void codes_done(const char *body, size_t len, long long read_ns)
 {
     pthread_mutex_lock(&codes_cache.lock);
-    if (!codes_cache.body || read_ns > codes_cache.read_ns) {
+    if (body && (!codes_cache.body || read_ns > codes_cache.read_ns)) {
         free(codes_cache.body);
         codes_cache.body = shop_xmalloc(len);
         memcpy(codes_cache.body, body, len);
         codes_cache.len = len;
         codes_cache.read_ns = read_ns;
     }
+    codes_cache.refreshing = false;
     pthread_mutex_unlock(&codes_cache.lock);
 }
 
@@ -194,16 +202,17 @@ static void codes(struct shop_req *req)
         json_t *rows;
         if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0,
                              &rows, &err) == -1) {
+            codes_done(NULL, 0, 0);
             db_error(req, &err);
             return;
         }
         int dumped = shop_json_dump(rows, JSON_FLAGS, out);
         json_decref(rows);
+        codes_done(dumped == -1 ? NULL : out->data, out->len, read_ns);
         if (dumped == -1) {
             shop_reply_text(req, 500, "response too large");
             return;
         }
-        codes_keep(out->data, out->len, read_ns);
     }
     shop_reply_scratch_json(req, 200);
 }

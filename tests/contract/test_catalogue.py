@@ -313,6 +313,7 @@ def test_mongodb_over_tls_with_certificate_check(tmp_path):
     srv = socket.create_server(("127.0.0.1", 0))
     srv.settimeout(0.5)
     opcodes = []
+    stop_serving = threading.Event()
 
     def serve():
         while not stop_serving.is_set():
@@ -328,7 +329,6 @@ def test_mongodb_over_tls_with_certificate_check(tmp_path):
                         opcodes.append(struct.unpack("<iiii", head)[3])
             except (OSError, ssl.SSLError):
                 conn.close()
-    stop_serving = threading.Event()
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     url = "mongodb://127.0.0.1:%d/catalogue?tls=true&tlsCAFile=%s&serverSelectionTimeoutMS=1500" % (

@@ -433,3 +433,38 @@ def test_loading_data_twice_changes_nothing(http, ship):
             subprocess.run(["mariadb", "--no-defaults", "--socket=" + sock, "-uroot",
                             "--default-character-set=utf8mb4"], input=f.read(), check=True)
         assert snapshot() == before
+
+
+def mariadb_selects():
+    """SELECTs the stack's MariaDB has run (prepared executions included), or None without its socket."""
+    sock = os.environ.get("SHOP_MARIADB_SOCKET")
+    if not sock or not os.path.exists(sock):
+        return None
+    out = subprocess.run(["mariadb", "--no-defaults", "--socket=" + sock, "-uroot", "-N", "-e",
+                          "SHOW GLOBAL STATUS LIKE 'Com_select'"], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.split()[1])
+
+
+def test_codes_read_once_per_period_under_load(http):
+    """/codes is kept 1 s; when it expires one request reads it again while the others answer
+    the kept body, so 8 connections hammering it for 4 s cost about one query per second, not
+    one per busy worker at every expiry."""
+    if mariadb_selects() is None:
+        pytest.skip("needs the local stack's MariaDB socket")
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    env = dict(os.environ, SHIPPING_SERVER_PORT=str(port), LOG_LEVEL="warn", SHOP_TEST_URL=url)
+    env.pop("SERVER_PORT", None)
+    proc = start_service("shipping", "/actuator/info", env)
+    try:
+        expected = http.get(url + "/codes").content
+        before = mariadb_selects()
+        r = subprocess.run(["wrk", "-t2", "-c8", "-d4s", url + "/codes"], capture_output=True,
+                           text=True, timeout=30)
+        queries = mariadb_selects() - before
+        assert re.search(r"\d+ requests in", r.stdout) and "Non-2xx" not in r.stdout, r.stdout
+        assert queries <= 5, "%d queries for 4 s of /codes" % queries
+        assert http.get(url + "/codes").content == expected
+    finally:
+        stop_service(proc)

@@ -153,8 +153,8 @@ static void count(struct shop_req *req)
 
 /* The /codes body, the same for every request and read-mostly: kept serialised for
  * CODES_CACHE_MS. One request at a time reads it again when it expires; the others answer the
- * kept body meanwhile, so it is at most CODES_CACHE_MS plus one query stale. A failed read is
- * never kept. */
+ * kept body meanwhile, for at most another CODES_CACHE_MS (then they read too), so it is never
+ * more than twice that stale. A failed read is never kept. */
 static struct {
     pthread_mutex_t lock;
     char *body; /* NULL until the first successful read */
@@ -169,8 +169,10 @@ static bool codes_cached(struct shop_buf *out)
 {
     bool hit = false;
     pthread_mutex_lock(&codes_cache.lock);
-    bool fresh = shop_now_ns() - codes_cache.read_ns < CODES_CACHE_MS * 1000000LL;
-    if (codes_cache.body && (fresh || codes_cache.refreshing))
+    long long age_ms = (shop_now_ns() - codes_cache.read_ns) / 1000000LL;
+    bool usable =
+        age_ms < CODES_CACHE_MS || (codes_cache.refreshing && age_ms < 2 * CODES_CACHE_MS);
+    if (codes_cache.body && usable)
         hit = shop_buf_append(out, codes_cache.body, codes_cache.len) == 0;
     if (!hit)
         codes_cache.refreshing = true;

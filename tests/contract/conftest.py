@@ -51,6 +51,19 @@ def catalogue():
     return service_url("catalogue")
 
 
+def self_signed_cert(directory):
+    """A one-day certificate for 127.0.0.1 (CN and subjectAltName) made with the openssl command,
+    and its ssl server context. Returns (cert_path, context)."""
+    import ssl
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return cert, ctx
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import free_port, service_url, stack, wait_for
+from conftest import free_port, self_signed_cert, service_url, stack, wait_for
 
 SEED_ORDER = ["Watson", "Ewooid", "HPTD", "UHJ", "EPE", "EMM", "SHCE", "RED", "RMC", "STAN-1", "CNA"]
 ROBOTS_BY_NAME = ["CNA", "EMM", "EPE", "HPTD", "RED", "RMC", "STAN-1", "SHCE", "UHJ"]
@@ -304,12 +304,7 @@ def test_mongodb_over_tls_with_certificate_check(tmp_path):
     import ssl
     import struct
     import threading
-    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
+    cert, ctx = self_signed_cert(str(tmp_path))
     srv = socket.create_server(("127.0.0.1", 0))
     srv.settimeout(0.5)
     opcodes = []

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import tempfile
 import threading
@@ -22,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import dispatch_log, dispatched_ids, free_port, service_url, stack, wait_dispatched, wait_for
+from conftest import (dispatch_log, dispatched_ids, free_port, self_signed_cert, service_url, stack,
+                      wait_dispatched, wait_for)
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
@@ -128,13 +128,8 @@ class Gateway:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         scheme = "http"
-        if tls_dir:  # a self-signed certificate, made with the openssl command
-            cert, key = os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem")
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
-                           check=True, capture_output=True)
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(cert, key)
+        if tls_dir:  # a self-signed certificate
+            _, ctx = self_signed_cert(tls_dir)
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
             scheme = "https"
         self.url = "%s://127.0.0.1:%d/" % (scheme, self.server.server_address[1])

@@ -440,7 +440,8 @@ def test_loading_data_twice_changes_nothing(http, ship):
 def test_codes_answered_while_its_refresh_is_stuck(http):
     """/codes is kept 1 s. When it expires, one request reads it again while the others answer
     the kept body (for up to another second), so a slow refresh stalls one worker, not all of
-    them: with the codes table locked in MariaDB, 20 concurrent requests still get the codes."""
+    them: with the codes table locked in MariaDB, 20 concurrent requests still get the codes.
+    Past 2 s the kept body is not served any more: a request then waits for the database."""
     sock = os.environ.get("SHOP_MARIADB_SOCKET")
     if not sock or not os.path.exists(sock):
         pytest.skip("needs the local stack's MariaDB socket")
@@ -451,9 +452,10 @@ def test_codes_answered_while_its_refresh_is_stuck(http):
     proc = start_service("shipping", "/actuator/info", env)
     locker = None
     try:
+        t0 = time.time()
         expected = requests.get(url + "/codes", timeout=5).content  # kept from now on
         locker = subprocess.Popen(["mariadb", "--no-defaults", "--socket=" + sock, "-uroot", "cities",
-                                   "-e", "LOCK TABLES codes WRITE; DO SLEEP(2.5); UNLOCK TABLES"])
+                                   "-e", "LOCK TABLES codes WRITE; DO SLEEP(3.5); UNLOCK TABLES"])
         time.sleep(1.3)  # expired, not yet twice the period old
 
         def get(_):
@@ -465,6 +467,9 @@ def test_codes_answered_while_its_refresh_is_stuck(http):
         with ThreadPoolExecutor(20) as pool:
             answered = sum(pool.map(get, range(20)))
         assert answered >= 15, "%d of 20 answered while the refresh was stuck" % answered
+        time.sleep(max(0.0, t0 + 2.4 - time.time()))  # the kept body is now over 2 s old
+        with pytest.raises(requests.Timeout):
+            requests.get(url + "/codes", timeout=0.5)
         assert locker.wait(10) == 0
         assert requests.get(url + "/codes", timeout=5).content == expected
     finally:

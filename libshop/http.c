@@ -69,7 +69,7 @@ struct shop_req {
     const char *pnames[MAX_PARAMS]; /* values point into the thread's path buffer */
     const char *pvalues[MAX_PARAMS];
     size_t nparams;
-    char rid[72];
+    char rid[SHOP_RID_MAX];
     const char *hdr_names[MAX_HEADERS];
     char *hdr_values[MAX_HEADERS];
     size_t nhdr;
@@ -241,7 +241,11 @@ static bool range_covers(const char *r, size_t n, const char *type)
 
 bool shop_req_accepts(struct shop_req *req, const char *type)
 {
-    const char *a = shop_req_header(req, MHD_HTTP_HEADER_ACCEPT);
+    return shop_accept_admits(shop_req_header(req, MHD_HTTP_HEADER_ACCEPT), type);
+}
+
+bool shop_accept_admits(const char *a, const char *type)
+{
     if (!a || !*a)
         return true;
     while (*a) {
@@ -288,15 +292,20 @@ static json_t *parse_form(const char *s, size_t len)
 
 json_t *shop_req_body_object(struct shop_req *req)
 {
-    const char *ct = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    return shop_body_parse(shop_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
+                           req->body.data ? req->body.data : "", req->body.len);
+}
+
+json_t *shop_body_parse(const char *ct, const char *body, size_t len)
+{
     if (shop_ctype_is(ct, "application/json")) {
         json_error_t err;
-        if (req->body.len == 0)
+        if (len == 0)
             return json_object();
-        return shop_json_parse(req->body.data, req->body.len, &err);
+        return shop_json_parse(body, len, &err);
     }
     if (shop_ctype_is(ct, "application/x-www-form-urlencoded"))
-        return parse_form(req->body.data ? req->body.data : "", req->body.len);
+        return parse_form(body, len);
     return json_object();
 }
 
@@ -570,18 +579,21 @@ static void dispatch(struct shop_req *req)
 
 /* ---- libmicrohttpd callbacks ---------------------------------------------------------------- */
 
+bool shop_request_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    bool ok = n > 0 && n < SHOP_RID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)id[i]) || strchr("-_.:", id[i]);
+    return ok;
+}
+
 static void make_request_id(struct shop_req *req)
 {
     const char *given = shop_req_header(req, "X-Request-Id");
-    if (given) {
-        size_t n = strlen(given);
-        bool ok = n > 0 && n < sizeof(req->rid);
-        for (size_t i = 0; ok && i < n; i++)
-            ok = isalnum((unsigned char)given[i]) || strchr("-_.:", given[i]);
-        if (ok) {
-            memcpy(req->rid, given, n + 1);
-            return;
-        }
+    if (given && shop_request_id_ok(given)) {
+        memcpy(req->rid, given, strlen(given) + 1);
+        return;
     }
     static _Thread_local unsigned long long state;
     if (!state)

@@ -52,6 +52,8 @@ const char *shop_req_header(struct shop_req *req, const char *name);
  * ("application/json"), exactly or through a wildcard range (all types, or all subtypes of its
  * type); quality values are not weighed. */
 bool shop_req_accepts(struct shop_req *req, const char *type);
+/* The same test on an Accept header value (NULL or empty admits anything). */
+bool shop_accept_admits(const char *accept, const char *type);
 /* true when a Content-Type value ct names the media type want (case-insensitive, parameters
  * after ';' ignored); false for NULL. */
 bool shop_ctype_is(const char *ct, const char *want);
@@ -61,6 +63,8 @@ const char *shop_req_body(const struct shop_req *req, size_t *len);
  * application/x-www-form-urlencoded, {} for anything else or no body. Returns a new reference,
  * or NULL when the body claims JSON but is malformed or not an object/array (reply 400). */
 json_t *shop_req_body_object(struct shop_req *req);
+/* The same for a Content-Type value ct (may be NULL) and a body of len bytes. */
+json_t *shop_body_parse(const char *ct, const char *body, size_t len);
 
 /* Replies. Each copies what it needs. */
 void shop_reply(struct shop_req *req, int status, const char *content_type, const char *body,
@@ -77,6 +81,12 @@ struct shop_buf *shop_reply_scratch(void);
 void shop_reply_scratch_json(struct shop_req *req, int status);
 /* Adds a response header to the reply made next (at most 4 per request). */
 void shop_reply_add_header(struct shop_req *req, const char *name, const char *value);
+
+/* Room for a request id with its terminator. A client's X-Request-Id is kept when
+ * shop_request_id_ok: 1 to SHOP_RID_MAX - 1 bytes of letters, digits and "-_.:"; otherwise the
+ * server makes one up. */
+#define SHOP_RID_MAX 72
+bool shop_request_id_ok(const char *id);
 
 /* Splits a path into segments and matches it against a pattern; exposed for unit tests.
  * Returns 1 on a match (params filled with decoded values in buf), 0 on no match, -1 when a

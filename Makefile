@@ -138,3 +138,6 @@ distclean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# libFuzzer harnesses: make fuzz-build, make fuzz
+include tests/fuzz/fuzz.mk

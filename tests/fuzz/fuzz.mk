@@ -17,7 +17,8 @@ FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/bin/%)
 # What every harness may link: the libshop modules with no backend, and the services' pure parts.
 FUZZ_LIB_SRC := libshop/util.c libshop/json.c libshop/http.c libshop/conf.c libshop/log.c \
                 libshop/metrics.c libshop/client.c services/cart/cartcheck.c \
-                services/cart/cartcalc.c services/dispatch/work.c services/payment/order.c
+                services/cart/cartcalc.c services/dispatch/work.c services/payment/order.c \
+                services/catalogue/search.c services/shipping/calc.c services/ratings/ratecalc.c
 FUZZ_LIB_A   := $(FUZZ_DIR)/lib/libfuzzshop.a
 
 .PHONY: fuzz fuzz-build
@@ -31,9 +32,11 @@ $(FUZZ_DIR)/obj/%.o: %.c $(DEPS_MK) | $(VERSION_H)
 	@$(if $(Q),echo "  FUZZCC  $<")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
-$(FUZZ_LIB_A): $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+# Rebuilt when this file changes: with .SECONDARY, an object added to the list is otherwise
+# not built while the archive is newer than its source.
+$(FUZZ_LIB_A): $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) tests/fuzz/fuzz.mk
 	@mkdir -p $(dir $@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
 $(FUZZ_DIR)/bin/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_LIB_A) $(DEP_FILES)
 	@mkdir -p $(dir $@)

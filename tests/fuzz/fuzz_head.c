@@ -2,9 +2,11 @@
  * against the shop's patterns with the server's own buffer size, and the headers libshop
  * interprets itself (Accept, Content-Type, X-Request-Id). Header names and media types compare
  * case-insensitively, so the answer must not change with the case of the value; a kept request
- * id must be short and plain (it goes into logs and replies).
- * Input: "METHOD PATH VERSION\r\n" then "Name: value\r\n" lines, as on the wire. */
+ * id must be short and plain (it goes into logs and replies). A body after the blank line is
+ * parsed as its Content-Type says (fuzz_body checks that parsing in depth).
+ * Input: "METHOD PATH VERSION\r\n", "Name: value\r\n" lines, "\r\n" and a body, as on the wire. */
 #include "libshop/http.h"
+#include "libshop/json.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <ctype.h>
@@ -73,9 +75,22 @@ static void header(const char *name, const char *value)
     free(up);
 }
 
+/* The body after the head, parsed as its Content-Type says. */
+static void body(const char *ctype, const uint8_t *data, size_t size)
+{
+    char *b = fuzz_bytes(data, size);
+    json_t *v = shop_body_parse(ctype, b, size);
+    FUZZ_CHECK(!v || json_is_object(v) || json_is_array(v));
+    json_decref(v);
+    free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = fuzz_cstr(data, size);
+    const uint8_t *end = memmem(data, size, "\r\n\r\n", 4);
+    size_t head_len = end ? (size_t)(end - data) : size;
+    char *text = fuzz_cstr(data, head_len);
+    const char *ctype = NULL;
     char *save = NULL;
     char *line = strtok_r(text, "\r\n", &save);
     if (line)
@@ -88,7 +103,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *value = colon + 1;
         value += strspn(value, " \t");
         header(line, value);
+        if (strcasecmp(line, "Content-Type") == 0)
+            ctype = value;
     }
+    if (end)
+        body(ctype, end + 4, size - head_len - 4);
     FUZZ_CHECK(shop_accept_admits(NULL, "application/json") && shop_accept_admits("", "text/html"));
     free(text);
     return 0;

@@ -81,4 +81,6 @@ def test_seed_reload_keeps_upgraded_hashes_and_duplicates_nothing():
         skus = [p["sku"] for p in client.catalogue.products.find()]
         assert len(skus) == len(set(skus)) == 11
     finally:
+        if client.users.users.find_one({"name": SEED_USER}).get("password") == SEED_PASSWORD:
+            login(SEED_USER, SEED_PASSWORD)  # never leave the plaintext record behind
         client.close()

@@ -204,6 +204,7 @@ int shop_amqp_queue_info(const struct shop_amqp_conf *conf, unsigned *messages, 
 struct pub {
     amqp_connection_state_t conn;
     uint64_t seq; /* delivery tag of the last publish on the channel */
+    bool fresh;   /* opened by this request: the open was the round trip, no ping needed */
 };
 
 static struct shop_amqp_conf pub_conf;
@@ -299,6 +300,7 @@ static int pub_connect(struct pub *p, char *err, size_t errlen)
     }
     pthread_mutex_unlock(&pub_mu);
     p->seq = 0;
+    p->fresh = true;
     return p->conn ? 0 : -1;
 }
 
@@ -374,9 +376,30 @@ static int pub_wait_confirm(struct pub *p, uint64_t tag, char *err, size_t errle
     }
 }
 
+/* One round trip on a kept connection before the publish: a broker that stopped answering
+ * (hung, overloaded) is found before the message is written, so a 503 means no order. Once
+ * written, a publish whose confirm times out may still be enqueued when the broker resumes. */
+static int pub_ping(struct pub *p, char *err, size_t errlen, bool *retry)
+{
+    if (p->fresh) {
+        p->fresh = false;
+        return 0;
+    }
+    amqp_basic_qos(p->conn, CHANNEL, 0, 0, 0);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(p->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 0;
+    reply_error(r, "RabbitMQ not answering", err, errlen);
+    *retry = !(r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+               r.library_error == AMQP_STATUS_TIMEOUT);
+    return -1;
+}
+
 static int pub_send(struct pub *p, const char *body, size_t len, char *err, size_t errlen,
                     bool *retry)
 {
+    if (pub_ping(p, err, errlen, retry) == -1)
+        return -1;
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;

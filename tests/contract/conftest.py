@@ -5,6 +5,7 @@ starts, so every test reads service URLs from os.environ: nothing is hard-coded 
 """
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -136,3 +137,43 @@ def stop_service(proc):
     """SIGTERM, and the exit status must be 0 (a clean drain)."""
     proc.terminate()
     assert proc.wait(15) == 0
+
+
+def rabbitmqctl(*args):
+    """Runs rabbitmqctl against the local stack's RabbitMQ node (its own epmd, cookie and
+    control ports, as deploy/local/stack starts it); returns stdout, raises on failure."""
+    state, base = os.environ.get("SHOP_STATE_DIR", ""), int(os.environ.get("SHOP_PORT_BASE", "0"))
+    node = os.environ.get("SHOP_RABBITMQ_NODE")
+    if not (state and base and node):
+        pytest.skip("no local stack RabbitMQ (SHOP_STATE_DIR, SHOP_PORT_BASE, SHOP_RABBITMQ_NODE)")
+    offsets = {}
+    with open(os.path.join(ROOT, "deploy", "local", "ports.env")) as f:
+        for m in re.finditer(r"^PORT_OFFSET_(\w+)=(\d+)$", f.read(), re.M):
+            offsets[m.group(1)] = base + int(m.group(2))
+    env = dict(os.environ, HOME=os.path.join(state, "rabbitmq-home"), ERL_EPMD_PORT=str(offsets["EPMD"]),
+               ERL_EPMD_ADDRESS="127.0.0.1", RABBITMQ_CTL_DIST_PORT_MIN=str(offsets["RABBITMQ_CTL_MIN"]),
+               RABBITMQ_CTL_DIST_PORT_MAX=str(offsets["RABBITMQ_CTL_MAX"]),
+               RABBITMQ_CONF_ENV_FILE=os.path.join(state, "rabbitmq", "rabbitmq-env.conf"))
+    r = subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-q", "-n", node, *args], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+class paused:
+    """with paused("mongo"): the stack's component is frozen by SIGSTOP (it still accepts TCP
+    connections, the kernel does that, but never answers) and always resumed by SIGCONT."""
+
+    def __init__(self, name):
+        pid = service_pid(name)
+        if not pid:
+            pytest.skip("no %s.pid of the local stack" % name)
+        self.pid = int(pid)
+
+    def __enter__(self):
+        os.kill(self.pid, signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc):
+        os.kill(self.pid, signal.SIGCONT)
+        return False

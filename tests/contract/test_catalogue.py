@@ -296,47 +296,90 @@ def test_socket_activation():
         assert "listening port=%d " % port in err
 
 
+class FakeTlsMongo:
+    """A TLS server with a self-signed certificate for 127.0.0.1 that records the opcode of the
+    first MongoDB wire message each connection sends inside TLS (2013 OP_MSG, 2004 OP_QUERY: the
+    legacy hello), and the handshakes the client broke off. It answers nothing."""
+
+    def __init__(self, directory):
+        import threading
+        self.cert, self.ctx = self_signed_cert(directory)
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.srv.settimeout(0.5)
+        self.port = self.srv.getsockname()[1]
+        self.opcodes, self.refused = [], []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import ssl
+        import struct
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                continue
+            try:
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
+                    head = tls.recv(16)
+                    if len(head) == 16:
+                        self.opcodes.append(struct.unpack("<iiii", head)[3])
+            except ssl.SSLError as e:
+                self.refused.append(e)
+                conn.close()
+            except OSError:
+                conn.close()
+
+    def url(self, ca_file):
+        return "mongodb://127.0.0.1:%d/catalogue?tls=true&tlsCAFile=%s&serverSelectionTimeoutMS=1500" % (
+            self.port, ca_file)
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.srv.close()
+
+
+def catalogue_against(url):
+    """A catalogue on url (no cache) that answers /products; returns (status, exit code, stderr)."""
+    p, base = spawn(MONGO_URL=url, CATALOGUE_CACHE_MS="0")
+    try:
+        assert first_answer(base) is not None
+        code = requests.get(base + "/products", timeout=10).status_code
+    finally:
+        rc, err = stop(p)
+    return code, rc, err
+
+
 def test_mongodb_over_tls_with_certificate_check(tmp_path):
     """The MongoDB client speaks TLS (a course may put its database behind tls=true): the
     catalogue completes a verified TLS handshake with a server whose certificate tlsCAFile
     trusts, then sends a MongoDB wire message inside it. This fake server answers nothing, so
     the catalogue itself answers 503."""
-    import ssl
-    import struct
-    import threading
-    cert, ctx = self_signed_cert(str(tmp_path))
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.5)
-    opcodes = []
-    stop_serving = threading.Event()
-
-    def serve():
-        while not stop_serving.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            try:
-                with ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.settimeout(5)
-                    head = tls.recv(16)
-                    if len(head) == 16:
-                        opcodes.append(struct.unpack("<iiii", head)[3])
-            except (OSError, ssl.SSLError):
-                conn.close()
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    url = "mongodb://127.0.0.1:%d/catalogue?tls=true&tlsCAFile=%s&serverSelectionTimeoutMS=1500" % (
-        srv.getsockname()[1], cert)
-    p, base = spawn(MONGO_URL=url, CATALOGUE_CACHE_MS="0")
+    server = FakeTlsMongo(str(tmp_path))
     try:
-        assert first_answer(base) is not None
-        assert requests.get(base + "/products", timeout=10).status_code == 503
-        # 2013 OP_MSG, 2004 OP_QUERY (the legacy hello): a MongoDB message, sent encrypted
-        assert wait_for(lambda: opcodes, 10) and set(opcodes) <= {2013, 2004}, opcodes
+        code, rc, err = catalogue_against(server.url(server.cert))
+        assert code == 503
+        assert wait_for(lambda: server.opcodes, 10) and set(server.opcodes) <= {2013, 2004}, server.opcodes
     finally:
-        rc, err = stop(p)
-        stop_serving.set()
-        t.join(5)
-        srv.close()
+        server.close()
+    assert rc == 0, err
+
+
+def test_mongodb_over_tls_refuses_an_unverifiable_server(tmp_path):
+    """The same server, but tlsCAFile names another CA: the catalogue breaks off the handshake
+    (the server sees the refusal) and never sends a MongoDB message to it; /products is 503."""
+    os.mkdir(str(tmp_path / "other"))
+    other_ca, _ = self_signed_cert(str(tmp_path / "other"))
+    server = FakeTlsMongo(str(tmp_path))
+    try:
+        code, rc, err = catalogue_against(server.url(other_ca))
+        assert code == 503
+        assert wait_for(lambda: server.refused or server.opcodes, 10), "no TLS handshake was attempted"
+        assert server.opcodes == [], "a MongoDB message was sent to an unverified server"
+        assert server.refused
+    finally:
+        server.close()
     assert rc == 0, err

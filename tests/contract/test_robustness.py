@@ -8,7 +8,9 @@ escapes, overlong segments, control bytes, UTF-8 garbage, `..`, runs of slashes)
 malformed, huge and deeply nested bodies, wrong content types, `[$ne]` form keys, numbers beyond
 int64, NaN, 1e400, NUL escapes, raw protocol garbage, pipelining and abandoned partial requests.
 Every answer must come within SLOW seconds; every 4xx/5xx must carry a short non-empty body; an
-ordinary 400/404/405 must keep the connection open. After each batch every service must still
+ordinary 400/404/405 must keep the connection open; a 200 must say what the contract says where
+it gives an oracle (wrong_200: an unknown sku's zero rating, [] for an unknown country code, a
+literal /match prefix, a numeric /calc id, the product asked for). After each batch every service must still
 answer its health check, no new sanitizer report may exist (the stack runs the ASan+UBSan
 builds from tests/run; leaks show up when tests/run stops the stack), and the canary data planted
 at the start (a cart, a user with an order, a rating, the catalogue, the shipping tables, the seed
@@ -284,10 +286,95 @@ class Findings:
             self.add(service, data, "%d: bad input must get a 4xx, not a server error" % a.status)
         if keepalive and a.status in (400, 404, 405) and a.closed:
             self.add(service, data, "Connection: close on an ordinary %d" % a.status)
+        if a.status == 200 and method == b"GET":
+            line = data.split(b"\r\n", 1)[0].split(b" ")
+            problem = wrong_200(service, line[1], a.body) if len(line) == 3 else None
+            if problem:
+                self.add(service, data, problem)
 
     def assert_none(self):
         assert not self.items, "%s (seed %d, %d requests): %d problem(s):\n%s" % (
             self.test, SEED, self.sent, len(self.items), "\n".join(self.items[:25]))
+
+
+# ---- what a 200 must say, where the contract gives an oracle -------------------------------------
+
+ZERO_RATING = b'{"avg_rating":0,"rating_count":0}'
+_known = {}
+
+
+def known(name):
+    """Reference data read once: the catalogue's skus and shipping's country codes."""
+    if name not in _known:
+        if name == "skus":
+            rows = requests.get(service_url("catalogue") + "/products", timeout=SLOW).json()
+            _known[name] = {p["sku"] for p in rows}
+        else:
+            rows = requests.get(service_url("shipping") + "/codes", timeout=SLOW).json()
+            _known[name] = {c["code"] for c in rows}
+    return _known[name]
+
+
+def route_params(service, path):
+    """(pattern, {name: value}) of the route a raw GET path names, decoded as the services do
+    (query dropped, one trailing slash accepted, each segment percent-decoded as UTF-8), or None
+    when the path is not plainly one route (a fragment, a bad escape, an empty segment)."""
+    p = path.split(b"?", 1)[0]
+    if b"#" in p or re.search(rb"%(?![0-9A-Fa-f]{2})", p):
+        return None
+    if p.endswith(b"/") and len(p) > 1:
+        p = p[:-1]
+    try:
+        segs = [unquote_to_bytes(x).decode("utf-8") for x in p.split(b"/")[1:]]
+    except UnicodeDecodeError:
+        return None
+    if not all(segs):
+        return None
+    for route in ROUTES[service]:
+        method, pattern = route.split(" ", 1)
+        parts = pattern.split("/")[1:]
+        if method == "GET" and len(parts) == len(segs) and all(
+                x.startswith(":") or x == y for x, y in zip(parts, segs)):
+            return pattern, {x[1:]: y for x, y in zip(parts, segs) if x.startswith(":")}
+    return None
+
+
+def plain_ascii(v):
+    """A value MariaDB's general_ci collation compares only case-insensitively (no spaces, no
+    accents to fold), so the oracle below knows which rows it can match."""
+    return v.isascii() and v.isprintable() and " " not in v
+
+
+def wrong_200(service, path, body):
+    """Why a 200 body contradicts the contract, or None (no oracle, or it agrees)."""
+    found = route_params(service, path)
+    if not found:
+        return None
+    pattern, v = found
+    if pattern not in ("/api/fetch/:sku", "/cities/:code", "/match/:code/:text", "/calc/:id", "/product/:sku"):
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "200 with a body that is not JSON"
+    if pattern == "/api/fetch/:sku":  # a sku the catalogue does not know was never rated (§9.3)
+        if plain_ascii(v["sku"]) and v["sku"].lower() not in {k.lower() for k in known("skus")} \
+                and body != ZERO_RATING:
+            return "200 %r for a sku that cannot have a rating" % body[:100]
+    elif pattern in ("/cities/:code", "/match/:code/:text"):  # unknown code: [] (§6.3)
+        if plain_ascii(v["code"]) and v["code"].lower() not in known("codes") and doc != []:
+            return "200 with %d cities for unknown code %r" % (len(doc), v["code"])
+        if pattern == "/match/:code/:text" and isinstance(doc, list):
+            bad = [c for c in doc if not c["city"].lower().startswith(v["text"].lower())]
+            if plain_ascii(v["text"]) and bad:
+                return "200 with %r not starting with %r (D23: literal prefix)" % (bad[0]["city"], v["text"])
+    elif pattern == "/calc/:id":  # a city id is a number (§6.3)
+        if not re.fullmatch(r"[+-]?[0-9]+", v["id"]) or not (isinstance(doc, dict) and set(doc) == {"distance", "cost"}):
+            return "200 %r for id %r" % (body[:100], v["id"])
+    elif pattern == "/product/:sku":
+        if v["sku"] not in known("skus") or not isinstance(doc, dict) or doc.get("sku") != v["sku"]:
+            return "200 %r for sku %r" % (body[:100], v["sku"])
+    return None
 
 
 # ---- the state that must survive: canaries, health, sanitizer reports ----------------------------
@@ -641,8 +728,31 @@ def test_fuzz_paths_and_methods(canaries):
             for a in wire.exchange(data, head=method == b"HEAD"):
                 f.check(service, data, method, a, keepalive=not long_path)
         wire.close()
+    for service, path in oracle_probes():  # the wildcard and quote values every oracle route gets
+        data = build(b"GET", path)
+        wire = Wire(port_of(service))
+        for a in wire.exchange(data):
+            f.check(service, data, b"GET", a)
+        wire.close()
     f.assert_none()
     canaries.assert_intact("the path fuzz")
+
+
+PROBE_ATOMS = [b"%25", b"_", b"__", b"%25%25", b"%27", b"%27%20OR%20%271%27%3D%271", b"1%3B--", b"%22",
+               b"%5C", b"*", b"%2A%2F", RATED_SKU[:-1].encode() + b"%25", RATED_SKU[0].encode() + b"_" +
+               RATED_SKU[2:].encode()]
+
+
+def oracle_probes():
+    """(service, path): each SQL-backed or oracle route with each PROBE_ATOM, unmutated."""
+    for atom in PROBE_ATOMS:
+        yield "ratings", b"/api/fetch/" + atom
+        yield "catalogue", b"/product/" + atom
+        yield "shipping", b"/cities/" + atom
+        yield "shipping", b"/match/" + atom + b"/lon"
+        yield "shipping", b"/match/gb/lon" + atom
+        yield "shipping", b"/match/gb/" + atom + b"xx"
+        yield "shipping", b"/calc/" + atom
 
 
 def test_fuzz_bodies(canaries):

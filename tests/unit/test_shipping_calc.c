@@ -73,9 +73,13 @@ static void test_match_rules(void)
     CHECK(calc_like_prefix("%%%", out, 8) == 0);
     CHECK_STR(out, "!%!%!%%");
     CHECK(calc_like_prefix("%%%", out, 7) == -1);
-    CHECK(calc_utf8_len("ab") == 2);
-    CHECK(calc_utf8_len("abc") == 3);
-    CHECK(calc_utf8_len("z\xc3\xbc") == 2); /* "zü" is two characters, three bytes */
+    CHECK(calc_utf16_len("ab") == 2);
+    CHECK(calc_utf16_len("abc") == 3);
+    CHECK(calc_utf16_len("z\xc3\xbc") == 2);        /* "zü": two units, three bytes */
+    CHECK(calc_utf16_len("\xe2\x82\xac") == 1);     /* "€": one unit, three bytes */
+    CHECK(calc_utf16_len("\xf0\x9f\x98\x80") == 2); /* U+1F600: a surrogate pair (D23) */
+    CHECK(calc_utf16_len("\xf0\x9f\x98\x80"
+                         "a") == 3);
     CHECK(calc_match_keep(0) == 0);
     CHECK(calc_match_keep(10) == 10);
     CHECK(calc_match_keep(11) == 9);

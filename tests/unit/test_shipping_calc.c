@@ -86,10 +86,32 @@ static void test_match_rules(void)
     CHECK(calc_match_keep(500) == 9);
 }
 
+static void test_text_type(void)
+{
+    const char *text = "text/plain;charset=ISO-8859-1", *json = "application/json";
+    CHECK_STR(calc_text_type(NULL), text);
+    CHECK_STR(calc_text_type(""), text);
+    CHECK_STR(calc_text_type("*/*"), text);
+    CHECK_STR(calc_text_type("text/plain"), text);
+    CHECK_STR(calc_text_type("application/json"), json);
+    CHECK_STR(calc_text_type("APPLICATION/JSON"), json);
+    CHECK_STR(calc_text_type("application/json, text/plain, */*"), json); /* first on a tie */
+    CHECK_STR(calc_text_type("text/plain, application/json"), text);
+    CHECK_STR(calc_text_type("text/plain;q=0.5, application/json"), json);
+    CHECK_STR(calc_text_type("application/json;q=0.2, text/plain"), text);
+    CHECK_STR(calc_text_type("application/json ; q=0.9 , */*;q=0.8"), json);
+    CHECK_STR(calc_text_type("*/*;q=0.9, application/json;q=0.5"), text);
+    CHECK_STR(calc_text_type("application/json;q=0"), text); /* not acceptable */
+    CHECK_STR(calc_text_type("application/problem+json"), json);
+    CHECK_STR(calc_text_type("application/*"), text);
+    CHECK_STR(calc_text_type(",,, ;q=1,"), text);
+}
+
 int main(void)
 {
     test_oracles();
     test_parse_id();
     test_match_rules();
+    test_text_type();
     return check_report("test_shipping_calc");
 }

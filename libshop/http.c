@@ -33,6 +33,10 @@
 #define PARAM_MAX    256
 #define PATH_MAX_LEN 8192
 #define DEFAULT_BODY (64 * 1024)
+/* A refused body up to this size is read and dropped before the 413, so that a client (nginx)
+ * still sending it reads the answer instead of a reset, and the connection stays usable.
+ * A larger one is answered at once and the connection closed. */
+#define DRAIN_MAX (1024 * 1024)
 /* Request line + headers. libmicrohttpd 0.9.75 reads a request head into the connection's
  * memory pool and needs room left there for the response header: a head that (nearly) fills
  * the pool is handled and then dropped without an answer, or left hanging. So the pool is
@@ -63,6 +67,8 @@ struct shop_req {
     long long start_ns;
     bool replied;
     bool too_big;
+    unsigned long long received; /* body bytes seen so far */
+    const char *etag;            /* strong ETag of the 200 being made (shop_reply_etag) */
     int status;
     struct route_stats *stats;
     struct shop_buf body;
@@ -119,14 +125,37 @@ long shop_pct_decode(const char *s, size_t n, char *out)
     return (long)o;
 }
 
+/* Length of the UTF-8 sequence at s (n bytes left), or 0 when it is not well-formed: no
+ * overlong forms, no UTF-16 surrogates, nothing above U+10FFFF (as decodeURIComponent). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || s[0] > 0xF4 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+/* A decoded parameter: 1..256 bytes of UTF-8 without '/' or control characters (D2, D23). */
 static bool param_ok(const char *v, size_t n)
 {
     if (n == 0 || n > PARAM_MAX)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c < 0x20 || c == 0x7f || c == '/')
+    const unsigned char *u = (const unsigned char *)v;
+    for (size_t i = 0; i < n;) {
+        if (u[i] < 0x20 || u[i] == 0x7f || u[i] == '/')
             return false;
+        size_t len = utf8_seq(u + i, n - i);
+        if (len == 0)
+            return false;
+        i += len;
     }
     return true;
 }
@@ -164,14 +193,14 @@ int shop_route_match(const char *pattern, const char *path, char *buf, size_t bu
             np++;
             used += ulen + 1;
         } else if (!memchr(u, '%', ulen)) { /* the usual literal segment: compare in place */
-            if (ulen != plen || strncasecmp(u, p, plen) != 0)
+            if (ulen != plen || memcmp(u, p, plen) != 0)
                 return 0;
         } else {
             char lit[PATH_MAX_LEN];
             if (ulen >= sizeof(lit))
                 return 0;
             long n = shop_pct_decode(u, ulen, lit);
-            if (n < 0 || (size_t)n != plen || strncasecmp(lit, p, plen) != 0)
+            if (n < 0 || (size_t)n != plen || memcmp(lit, p, plen) != 0)
                 return 0;
         }
         p += plen;
@@ -365,6 +394,8 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
         MHD_add_response_header(r, "Access-Control-Allow-Methods", g_conf->cors_methods);
     for (size_t i = 0; i < req->nhdr; i++)
         MHD_add_response_header(r, req->hdr_names[i], req->hdr_values[i]);
+    if (req->etag && (status == 200 || status == 304))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, req->etag);
     if (server_stopping())
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_queue_response(req->conn, (unsigned)status, r);
@@ -381,6 +412,46 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
 void shop_reply_text(struct shop_req *req, int status, const char *text)
 {
     shop_reply(req, status, g_conf->text_type, text, strlen(text));
+}
+
+/* ---- entity tags ---------------------------------------------------------------------------- */
+
+void shop_etag_make(const void *data, size_t len, char tag[SHOP_ETAG_SIZE])
+{
+    unsigned long long h = 0xcbf29ce484222325ULL; /* FNV-1a, 64 bits */
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    snprintf(tag, SHOP_ETAG_SIZE, "\"%016llx\"", h);
+}
+
+/* true when the If-None-Match value v names tag: "*", or a list entry equal to it under the
+ * weak comparison RFC 9110 asks for here (a W/ prefix is ignored). */
+static bool etag_listed(const char *v, const char *tag)
+{
+    size_t tlen = strlen(tag);
+    while (*v) {
+        v += strspn(v, " \t,");
+        if (*v == '*')
+            return true;
+        if (strncmp(v, "W/", 2) == 0)
+            v += 2;
+        size_t n = strcspn(v, " \t,");
+        if (n == tlen && memcmp(v, tag, n) == 0)
+            return true;
+        v += n;
+    }
+    return false;
+}
+
+bool shop_reply_etag(struct shop_req *req, const char *tag)
+{
+    req->etag = tag;
+    const char *inm = shop_req_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (!inm || !etag_listed(inm, tag))
+        return false;
+    shop_reply(req, 304, NULL, "", 0);
+    return true;
 }
 
 /* ---- per-thread scratch: reply serialisation and path parameters ---------------------------- */
@@ -566,6 +637,10 @@ static void dispatch(struct shop_req *req)
         req->stats = &g_stats[g_nroutes];
     if (bad) {
         shop_reply_text(req, 400, "bad path parameter");
+    } else if (*allow && strcmp(req->method, "OPTIONS") == 0 && g_conf->options_bare) {
+        allow_add(allow, sizeof(allow), "OPTIONS");
+        shop_reply_add_header(req, "Allow", allow);
+        shop_reply(req, 200, NULL, "", 0);
     } else if (*allow && strcmp(req->method, "OPTIONS") == 0) {
         shop_reply_add_header(req, "Allow", allow);
         shop_reply_text(req, 200, allow);
@@ -614,6 +689,8 @@ static void req_begin(struct shop_req *req, struct MHD_Connection *c, const char
     req->start_ns = shop_now_ns();
     req->replied = false;
     req->too_big = false;
+    req->received = 0;
+    req->etag = NULL;
     req->status = 0;
     req->stats = NULL;
     req->nparams = 0;
@@ -671,6 +748,22 @@ static size_t head_size(struct MHD_Connection *c, const char *url, const char *m
     return n;
 }
 
+/* Phase one of a request whose Content-Length is over the limit: true when the 413 goes out
+ * now (the client waits for 100 Continue, or the body is too large to read through); false
+ * when the body will be read and dropped first (too_big set). */
+static bool refuse_body_now(struct shop_req *req)
+{
+    const char *cl = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+    if (n <= g_conf->body_max)
+        return false;
+    const char *expect = shop_req_header(req, MHD_HTTP_HEADER_EXPECT);
+    if (n > DRAIN_MAX || (expect && strcasecmp(expect, "100-continue") == 0))
+        return true;
+    req->too_big = true;
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -686,21 +779,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req_begin(req, c, url, method);
         *con_cls = req;
         atomic_fetch_add(&g_inflight, 1);
-        const char *cl = shop_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (head_size(c, url, method) > HEAD_MAX) {
             req->stats = &g_stats[g_nroutes];
             shop_reply_text(req, 431, "request header too large");
-        } else if (cl && strtoull(cl, NULL, 10) > g_conf->body_max) {
+        } else if (refuse_body_now(req)) {
             req->stats = &g_stats[g_nroutes];
             shop_reply_text(req, 413, "request body too large");
         }
         return MHD_YES;
     }
     if (*upload_size) {
+        req->received += *upload_size;
         if (!req->too_big && shop_buf_append(&req->body, upload_data, *upload_size) == -1)
             req->too_big = true;
         *upload_size = 0;
-        return MHD_YES;
+        return req->too_big && req->received > DRAIN_MAX ? MHD_NO : MHD_YES;
     }
     if (req->replied)
         return MHD_YES;

@@ -17,7 +17,7 @@ typedef void (*shop_handler_fn)(struct shop_req *req);
 
 struct shop_route {
     const char *method;  /* "GET", "POST", "PUT", "DELETE"; GET also answers HEAD */
-    const char *pattern; /* "/product/:sku"; literals match case-insensitively */
+    const char *pattern; /* "/product/:sku"; literals match exactly (case-sensitive, D23) */
     shop_handler_fn fn;
 };
 
@@ -31,6 +31,8 @@ struct shop_server_conf {
     bool cors;             /* add Access-Control-Allow-Origin and Timing-Allow-Origin: * */
     const char *cors_methods; /* when set, Access-Control-Allow-Methods on every reply too */
     size_t body_max;          /* request body cap (413 above it); default 64 KiB */
+    bool options_bare;        /* OPTIONS: empty body, Allow with OPTIONS (Spring, Flask); else
+                                 Express's: the method list as the body */
     int json_flags;           /* shop_json_flags for shop_reply_json */
 };
 
@@ -45,7 +47,7 @@ int shop_server_run(const struct shop_server_conf *conf);
 const char *shop_req_path(const struct shop_req *req);
 const char *shop_req_id(const struct shop_req *req);
 /* The percent-decoded value of :name, or NULL. Values are checked before the handler runs
- * (D2: no '/', NUL or control characters, at most 256 bytes, else 400). */
+ * (D2, D23: UTF-8, no '/', NUL or control characters, at most 256 bytes, else 400). */
 const char *shop_req_param(const struct shop_req *req, const char *name);
 const char *shop_req_header(struct shop_req *req, const char *name);
 /* true when the request's Accept header (absent: anything) admits the media type type
@@ -79,6 +81,14 @@ void shop_reply_json_text(struct shop_req *req, int status, const char *json, si
  * shop_reply_scratch(). */
 struct shop_buf *shop_reply_scratch(void);
 void shop_reply_scratch_json(struct shop_req *req, int status);
+/* Strong entity tags for bodies kept between requests (snapshots): made once per body, then
+ * compared with If-None-Match on each request without allocating (D23). */
+#define SHOP_ETAG_SIZE 19 /* '"', 16 hex digits, '"', NUL */
+void shop_etag_make(const void *data, size_t len, char tag[SHOP_ETAG_SIZE]);
+/* Before a 200 answer from a body tagged tag (tag must live until the reply is made): when
+ * If-None-Match names tag (or is "*"), replies 304 with the ETag and returns true; else returns
+ * false and the coming 200 carries the ETag header. */
+bool shop_reply_etag(struct shop_req *req, const char *tag);
 /* Adds a response header to the reply made next (at most 4 per request). */
 void shop_reply_add_header(struct shop_req *req, const char *name, const char *value);
 
@@ -90,7 +100,7 @@ bool shop_request_id_ok(const char *id);
 
 /* Splits a path into segments and matches it against a pattern; exposed for unit tests.
  * Returns 1 on a match (params filled with decoded values in buf), 0 on no match, -1 when a
- * parameter is malformed (bad escape, '/', control characters, too long). */
+ * parameter is malformed (bad escape, not UTF-8, '/', control characters, too long). */
 int shop_route_match(const char *pattern, const char *path, char *buf, size_t buflen,
                      const char **names, const char **values, size_t *nparams, size_t maxparams);
 /* Percent-decodes n bytes of s into out (NUL-terminated). Returns the length, or -1 on a

@@ -311,7 +311,8 @@ char *shop_json_dumps(const json_t *v, int flags)
 
 json_t *shop_json_parse(const char *text, size_t len, json_error_t *err)
 {
-    return json_loadb(text, len, JSON_REJECT_DUPLICATES, err);
+    /* no JSON_REJECT_DUPLICATES: a repeated key is valid JSON and its last value wins (D23) */
+    return json_loadb(text, len, 0, err);
 }
 
 const char *shop_json_str(const json_t *obj, const char *key)

@@ -31,6 +31,7 @@ int shop_json_dump(const json_t *v, int flags, struct shop_buf *out);
 char *shop_json_dumps(const json_t *v, int flags);
 
 /* Parses a JSON object (or array, as Express's strict parser did) from len bytes.
+ * A key given twice keeps its last value, as JSON.parse and Python do (D23).
  * Returns a new reference, or NULL (with err filled) when the text is not JSON. */
 json_t *shop_json_parse(const char *text, size_t len, json_error_t *err);
 

@@ -122,6 +122,9 @@ struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
         bson_set_error(err, 0, 0, "catalogue too large to cache");
         return NULL;
     }
+    /* every body answered from the snapshot is a function of the products (and the path), so
+     * one tag made from all of them, once, serves each route */
+    shop_etag_make(s->all.data, s->all.len, s->etag);
     s->loaded_ns = shop_now_ns();
     atomic_init(&s->refs, 1); /* the cache's own reference */
     return s;

@@ -7,6 +7,7 @@
 #ifndef CATALOGUE_CACHE_H
 #define CATALOGUE_CACHE_H
 
+#include "libshop/http.h"
 #include "libshop/util.h"
 
 #include <jansson.h>
@@ -25,6 +26,7 @@ struct cat_snapshot {
     size_t *off;                /* product i's body: bodies.data + off[i] up to off[i + 1] */
     size_t *woff;               /* product i's words: words.data + woff[i] up to woff[i + 1] */
     size_t *by_name;            /* product indices in name order (search_name_order) */
+    char etag[SHOP_ETAG_SIZE];  /* strong tag of every body answered from it (D23) */
     long long loaded_ns;
     atomic_int refs;
 };

@@ -97,7 +97,8 @@ static void reply_whole(struct shop_req *req, bool categories, const char *down_
         return;
     }
     const struct shop_buf *b = categories ? &s->categories : &s->all;
-    shop_reply_json_text(req, 200, b->data, b->len);
+    if (!shop_reply_etag(req, s->etag))
+        shop_reply_json_text(req, 200, b->data, b->len);
     cat_cache_release(s);
 }
 
@@ -139,7 +140,7 @@ static void product(struct shop_req *req)
     long i = cat_snapshot_find(s, shop_req_param(req, "sku"));
     if (i < 0)
         shop_reply_text(req, 404, "SKU not found");
-    else
+    else if (!shop_reply_etag(req, s->etag))
         shop_reply_json_text(req, 200, s->bodies.data + s->off[i], s->off[i + 1] - s->off[i]);
     cat_cache_release(s);
 }
@@ -152,6 +153,10 @@ static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *a
     struct cat_snapshot *s = snapshot(&err);
     if (!s) {
         reply_db_error(req, &err, down_text);
+        return;
+    }
+    if (shop_reply_etag(req, s->etag)) { /* 304: nothing to select */
+        cat_cache_release(s);
         return;
     }
     struct shop_buf *out = shop_reply_scratch();

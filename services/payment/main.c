@@ -148,6 +148,10 @@ out:
 /* POST /pay/{id}: contract §7.3, in order. */
 static void pay(struct shop_req *req)
 {
+    if (!shop_ctype_is(shop_req_header(req, "Content-Type"), "application/json")) {
+        shop_reply_text(req, 415, "body must be application/json"); /* D23: nothing placed */
+        return;
+    }
     const char *id = shop_req_param(req, "id");
     size_t len;
     const char *body = shop_req_body(req, &len);
@@ -216,6 +220,7 @@ int main(int argc, char **argv)
         .port = shop_conf_port("SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
+        .options_bare = true, /* Flask's OPTIONS: Allow, no body (D23) */
     };
     shop_conf_peer(cfg.user_base, sizeof(cfg.user_base), "USER_HOST", "user", "USER_PORT", 8080);
     shop_conf_peer(cfg.cart_base, sizeof(cfg.cart_base), "CART_HOST", "cart", "CART_PORT", 8080);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Java 8 Math.toRadians: angdeg / 180.0 * PI. */
 static double to_radians(double deg)
@@ -52,12 +53,15 @@ int calc_parse_id(const char *s, long long *out)
     return 0;
 }
 
-size_t calc_utf8_len(const char *s)
+size_t calc_utf16_len(const char *s)
 {
     size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p & 0xC0) != 0x80)
             n++;
+        if (*p >= 0xF0)
+            n++; /* a four-byte sequence is outside the BMP: a surrogate pair in Java */
+    }
     return n;
 }
 
@@ -76,6 +80,49 @@ int calc_like_prefix(const char *text, char *out, size_t outlen)
     out[o++] = '%';
     out[o] = '\0';
     return 0;
+}
+
+#define TEXT_LATIN1 "text/plain;charset=ISO-8859-1"
+
+/* true when the media range r (n bytes) is a JSON type. */
+static bool range_is_json(const char *r, size_t n)
+{
+    return (n == 16 && strncasecmp(r, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(r + n - 5, "+json", 5) == 0);
+}
+
+/* The q parameter among the parameters p (n bytes, from the first ';'), 1 when absent. */
+static double range_q(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 2 <= n; i++)
+        if (p[i] == ';') {
+            size_t j = i + 1 + strspn(p + i + 1, " \t");
+            if (j + 2 <= n && (p[j] == 'q' || p[j] == 'Q') && p[j + 1] == '=')
+                return strtod(p + j + 2, NULL);
+        }
+    return 1;
+}
+
+const char *calc_text_type(const char *accept)
+{
+    double best_q = 0;
+    bool best_json = false;
+    for (const char *a = accept ? accept : ""; *a;) {
+        a += strspn(a, " \t,");
+        size_t item = strcspn(a, ",");
+        size_t range = strcspn(a, ",;");
+        size_t rn = range;
+        while (rn > 0 && (a[rn - 1] == ' ' || a[rn - 1] == '\t'))
+            rn--;
+        double q = range_q(a + range, item - range);
+        bool wild_app = rn == 13 && strncasecmp(a, "application/*", 13) == 0;
+        if (rn > 0 && q > best_q && !wild_app) {
+            best_q = q;
+            best_json = range_is_json(a, rn);
+        }
+        a += item;
+    }
+    return best_json ? "application/json" : TEXT_LATIN1;
 }
 
 size_t calc_match_keep(size_t nrows)

@@ -19,12 +19,19 @@ double calc_cost(long km);
 /* Java Long.parseLong: optional sign, decimal digits only, in range. Returns 0 or -1. */
 int calc_parse_id(const char *s, long long *out);
 
-/* Number of characters (UTF-8 code points) in s, for the /match minimum of 3. */
-size_t calc_utf8_len(const char *s);
+/* Length of the UTF-8 string s in UTF-16 code units, as Java's String.length() counts it, for
+ * the /match minimum of 3 (D23: a character outside the BMP counts 2). */
+size_t calc_utf16_len(const char *s);
 
 /* Writes the LIKE pattern "<text>%" into out, with '!', '%' and '_' escaped by '!' (the SQL
  * uses ESCAPE '!', so '\' is literal too). Returns 0, or -1 when out is too small. */
 int calc_like_prefix(const char *text, char *out, size_t outlen);
+
+/* Content-Type of /health and /count for an Accept header (NULL: none), as Spring's String
+ * converter picks it (contract §1.2, D23): "application/json" when the best-ranked acceptable
+ * type (highest q, the first on a tie; q=0 excluded) is JSON (application/json or a +json
+ * type), else "text/plain;charset=ISO-8859-1" (*\/\*, text/\*, text/plain, or no Accept). */
+const char *calc_text_type(const char *accept);
 
 /* The reference's /match truncation: more than 10 rows -> the first 9, else all. */
 size_t calc_match_keep(size_t nrows);

@@ -91,12 +91,18 @@ static void db_error(struct shop_req *req, const struct shop_mysql_err *err)
 
 /* ---- health ---------------------------------------------------------------------------------- */
 
+/* A Java String answer (/health, /count): its Content-Type follows Accept (§1.2, D23). */
+static void reply_string(struct shop_req *req, int status, const char *text)
+{
+    shop_reply(req, status, calc_text_type(shop_req_header(req, "Accept")), text, strlen(text));
+}
+
 static void health(struct shop_req *req)
 {
     if (shop_mysql_ping(NULL))
-        shop_reply_text(req, 200, "OK");
+        reply_string(req, 200, "OK");
     else
-        shop_reply_text(req, 503, DB_DOWN_TEXT);
+        reply_string(req, 503, DB_DOWN_TEXT);
 }
 
 static void actuator_health(struct shop_req *req)
@@ -148,7 +154,7 @@ static void count(struct shop_req *req)
     snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
              json_integer_value(json_object_get(json_array_get(rows, 0), "n")));
     json_decref(rows);
-    shop_reply_text(req, 200, text);
+    reply_string(req, 200, text);
 }
 
 /* The /codes body, the same for every request and read-mostly: kept serialised for
@@ -159,29 +165,34 @@ static struct {
     pthread_mutex_t lock;
     char *body; /* NULL until the first successful read */
     size_t len;
-    long long read_ns; /* when the query that produced it started */
-    bool refreshing;   /* a request is reading it again */
+    char etag[SHOP_ETAG_SIZE]; /* body's tag, made once per read */
+    long long read_ns;         /* when the query that produced it started */
+    bool refreshing;           /* a request is reading it again */
 } codes_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Appends the kept body to out while it is fresh, or while another request refreshes it: true.
- * Otherwise false (out unchanged), and the caller must read the codes and call codes_done. */
-static bool codes_cached(struct shop_buf *out)
+/* Appends the kept body to out (and its tag to etag) while it is fresh, or while another request
+ * refreshes it: true. Otherwise false (out unchanged), and the caller must read the codes and
+ * call codes_done. */
+static bool codes_cached(struct shop_buf *out, char etag[SHOP_ETAG_SIZE])
 {
     bool hit = false;
     pthread_mutex_lock(&codes_cache.lock);
     long long age_ms = (shop_now_ns() - codes_cache.read_ns) / 1000000LL;
     bool usable =
         age_ms < CODES_CACHE_MS || (codes_cache.refreshing && age_ms < 2 * CODES_CACHE_MS);
-    if (codes_cache.body && usable)
+    if (codes_cache.body && usable) {
         hit = shop_buf_append(out, codes_cache.body, codes_cache.len) == 0;
+        memcpy(etag, codes_cache.etag, SHOP_ETAG_SIZE);
+    }
     if (!hit)
         codes_cache.refreshing = true;
     pthread_mutex_unlock(&codes_cache.lock);
     return hit;
 }
 
-/* Ends a read: keeps a copy of body (unless NULL), read at read_ns, unless a later read is kept. */
-static void codes_done(const char *body, size_t len, long long read_ns)
+/* Ends a read: keeps a copy of body (unless NULL) and its tag, read at read_ns, unless a later
+ * read is kept. */
+static void codes_done(const char *body, size_t len, const char *etag, long long read_ns)
 {
     pthread_mutex_lock(&codes_cache.lock);
     if (body && (!codes_cache.body || read_ns > codes_cache.read_ns)) {
@@ -189,6 +200,7 @@ static void codes_done(const char *body, size_t len, long long read_ns)
         codes_cache.body = shop_xmalloc(len);
         memcpy(codes_cache.body, body, len);
         codes_cache.len = len;
+        memcpy(codes_cache.etag, etag, SHOP_ETAG_SIZE);
         codes_cache.read_ns = read_ns;
     }
     codes_cache.refreshing = false;
@@ -198,25 +210,29 @@ static void codes_done(const char *body, size_t len, long long read_ns)
 static void codes(struct shop_req *req)
 {
     struct shop_buf *out = shop_reply_scratch();
-    if (!codes_cached(out)) {
+    char etag[SHOP_ETAG_SIZE];
+    if (!codes_cached(out, etag)) {
         long long read_ns = shop_now_ns();
         struct shop_mysql_err err;
         json_t *rows;
         if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0,
                              &rows, &err) == -1) {
-            codes_done(NULL, 0, 0);
+            codes_done(NULL, 0, NULL, 0);
             db_error(req, &err);
             return;
         }
         int dumped = shop_json_dump(rows, JSON_FLAGS, out);
         json_decref(rows);
-        codes_done(dumped == -1 ? NULL : out->data, out->len, read_ns);
+        if (dumped == 0)
+            shop_etag_make(out->data, out->len, etag);
+        codes_done(dumped == -1 ? NULL : out->data, out->len, etag, read_ns);
         if (dumped == -1) {
             shop_reply_text(req, 500, "response too large");
             return;
         }
     }
-    shop_reply_scratch_json(req, 200);
+    if (!shop_reply_etag(req, etag)) /* else a 304 went out */
+        shop_reply_scratch_json(req, 200);
 }
 
 static void cities(struct shop_req *req)
@@ -235,7 +251,7 @@ static void match(struct shop_req *req)
 {
     const char *text = shop_req_param(req, "text");
     char pattern[1024];
-    if (calc_utf8_len(text) < 3 || calc_like_prefix(text, pattern, sizeof(pattern)) == -1) {
+    if (calc_utf16_len(text) < 3 || calc_like_prefix(text, pattern, sizeof(pattern)) == -1) {
         spring_error(req, 400);
         return;
     }
@@ -391,6 +407,7 @@ int main(int argc, char **argv)
         .text_type = "text/plain; charset=utf-8",
         .json_type = "application/json",
         .json_flags = JSON_FLAGS,
+        .options_bare = true, /* Spring's OPTIONS: Allow, no body (D23) */
     };
     struct shop_mysql_conf db = {.host = "mysql",
                                  .port = 3306,

@@ -217,6 +217,22 @@ int main(void)
     CHECK(s && cat_snapshot_select(s, cat_has_category, "None", &out) == 0 && out.len == 2 &&
           memcmp(out.data, "[]", 2) == 0);
     shop_buf_cleanup(&out);
+
+    /* D23: the ETag is made once per snapshot from its products: a re-read of the same products
+     * keeps it (a client's If-None-Match still matches), another catalogue changes it */
+    char tag[SHOP_ETAG_SIZE] = "";
+    CHECK(s && strlen(s->etag) == 18 && s->etag[0] == '"' && s->etag[17] == '"');
+    if (s)
+        memcpy(tag, s->etag, SHOP_ETAG_SIZE);
+    cat_cache_release(s);
+    cat_cache_forget();
+    s = cat_cache_get(&err);
+    CHECK(s && strcmp(s->etag, tag) == 0);
+    cat_cache_release(s);
+    json_object_set_new(json_array_get(next_load, 2), "price", json_integer(1));
+    cat_cache_forget();
+    s = cat_cache_get(&err);
+    CHECK(s && strcmp(s->etag, tag) != 0);
     cat_cache_release(s);
     cat_cache_cleanup();
     json_decref(next_load);

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *fmt(double v, enum shop_num_style st)
 {
@@ -145,6 +146,19 @@ static void test_dump(void)
     json_decref(v);
 }
 
+static void test_parse_duplicates(void)
+{
+    /* D23: a repeated key is valid JSON and its last value wins, as JSON.parse and Python */
+    json_error_t err;
+    const char *t = "{\"a\":1,\"b\":{\"c\":1,\"c\":\"x\"},\"a\":[2]}";
+    json_t *v = shop_json_parse(t, strlen(t), &err);
+    CHECK(v != NULL);
+    CHECK(json_object_size(v) == 2);
+    CHECK(json_integer_value(json_array_get(json_object_get(v, "a"), 0)) == 2);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(v, "b"), "c")), "x");
+    json_decref(v);
+}
+
 int main(void)
 {
     test_js();
@@ -152,5 +166,6 @@ int main(void)
     test_python();
     test_roundtrip();
     test_dump();
+    test_parse_duplicates();
     return check_report("json");
 }

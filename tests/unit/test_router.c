@@ -20,7 +20,8 @@ static int match(const char *pattern, const char *path, const char **v0, const c
 static void test_literals(void)
 {
     CHECK(match("/health", "/health", NULL, NULL) == 1);
-    CHECK(match("/health", "/HEALTH", NULL, NULL) == 1);  /* Express is case-insensitive */
+    CHECK(match("/health", "/HEALTH", NULL, NULL) == 0); /* case-sensitive (D23) */
+    CHECK(match("/health", "/Health", NULL, NULL) == 0);
     CHECK(match("/health", "/health/", NULL, NULL) == 1); /* one trailing slash */
     CHECK(match("/health", "/health//", NULL, NULL) == 0);
     CHECK(match("/health", "/healthz", NULL, NULL) == 0);
@@ -46,8 +47,9 @@ static void test_params(void)
     CHECK_STR(a, "a+b"); /* '+' is not a space in a path */
     CHECK(match("/search/:text", "/search/caf%C3%A9", &a, NULL) == 1);
     CHECK_STR(a, "caf\xc3\xa9");
-    /* literal segments: compared case-insensitively, in place or after percent-decoding */
-    CHECK(match("/products", "/PRODUCTS", NULL, NULL) == 1);
+    /* literal segments: compared exactly (D23), in place or after percent-decoding */
+    CHECK(match("/products", "/PRODUCTS", NULL, NULL) == 0);
+    CHECK(match("/product/:sku", "/%50roduct/Watson", NULL, NULL) == 0); /* %50 is 'P' */
     CHECK(match("/product/:sku", "/%70roduct/Watson", &a, NULL) == 1);
     CHECK_STR(a, "Watson");
     CHECK(match("/products", "/product", NULL, NULL) == 0);
@@ -62,6 +64,21 @@ static void test_bad_params(void)
     CHECK(match("/product/:sku", "/product/a%0Ab", NULL, NULL) == -1); /* control */
     CHECK(match("/product/:sku", "/product/%zz", NULL, NULL) == -1);   /* bad escape */
     CHECK(match("/product/:sku", "/product/%4", NULL, NULL) == -1);    /* short escape */
+    /* D23: a decoded parameter must be UTF-8, as decodeURIComponent demands */
+    CHECK(match("/product/:sku", "/product/%FF", NULL, NULL) == -1);
+    CHECK(match("/product/:sku", "/product/a%C3", NULL, NULL) == -1);         /* cut short */
+    CHECK(match("/product/:sku", "/product/%C3%28", NULL, NULL) == -1);       /* bad continuation */
+    CHECK(match("/product/:sku", "/product/%C0%AF", NULL, NULL) == -1);       /* overlong '/' */
+    CHECK(match("/product/:sku", "/product/%E0%80%80", NULL, NULL) == -1);    /* overlong */
+    CHECK(match("/product/:sku", "/product/%ED%A0%80", NULL, NULL) == -1);    /* surrogate */
+    CHECK(match("/product/:sku", "/product/%F4%90%80%80", NULL, NULL) == -1); /* > U+10FFFF */
+    CHECK(match("/product/:sku", "/product/%F5%80%80%80", NULL, NULL) == -1);
+    CHECK(match("/product/:sku", "/product/\xff", NULL, NULL) == -1); /* raw byte, same rule */
+    const char *v = NULL;
+    CHECK(match("/product/:sku", "/product/%F0%9F%98%80a", &v, NULL) == 1);
+    CHECK_STR(v, "\xf0\x9f\x98\x80"
+                 "a");
+    CHECK(match("/product/:sku", "/product/%EF%BF%BF%F4%8F%BF%BF", NULL, NULL) == 1);
     char longp[400] = "/product/";
     for (int i = 9; i < 9 + 257; i++)
         longp[i] = 'x';

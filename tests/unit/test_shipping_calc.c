@@ -73,13 +73,38 @@ static void test_match_rules(void)
     CHECK(calc_like_prefix("%%%", out, 8) == 0);
     CHECK_STR(out, "!%!%!%%");
     CHECK(calc_like_prefix("%%%", out, 7) == -1);
-    CHECK(calc_utf8_len("ab") == 2);
-    CHECK(calc_utf8_len("abc") == 3);
-    CHECK(calc_utf8_len("z\xc3\xbc") == 2); /* "zü" is two characters, three bytes */
+    CHECK(calc_utf16_len("ab") == 2);
+    CHECK(calc_utf16_len("abc") == 3);
+    CHECK(calc_utf16_len("z\xc3\xbc") == 2);        /* "zü": two units, three bytes */
+    CHECK(calc_utf16_len("\xe2\x82\xac") == 1);     /* "€": one unit, three bytes */
+    CHECK(calc_utf16_len("\xf0\x9f\x98\x80") == 2); /* U+1F600: a surrogate pair (D23) */
+    CHECK(calc_utf16_len("\xf0\x9f\x98\x80"
+                         "a") == 3);
     CHECK(calc_match_keep(0) == 0);
     CHECK(calc_match_keep(10) == 10);
     CHECK(calc_match_keep(11) == 9);
     CHECK(calc_match_keep(500) == 9);
+}
+
+static void test_text_type(void)
+{
+    const char *text = "text/plain;charset=ISO-8859-1", *json = "application/json";
+    CHECK_STR(calc_text_type(NULL), text);
+    CHECK_STR(calc_text_type(""), text);
+    CHECK_STR(calc_text_type("*/*"), text);
+    CHECK_STR(calc_text_type("text/plain"), text);
+    CHECK_STR(calc_text_type("application/json"), json);
+    CHECK_STR(calc_text_type("APPLICATION/JSON"), json);
+    CHECK_STR(calc_text_type("application/json, text/plain, */*"), json); /* first on a tie */
+    CHECK_STR(calc_text_type("text/plain, application/json"), text);
+    CHECK_STR(calc_text_type("text/plain;q=0.5, application/json"), json);
+    CHECK_STR(calc_text_type("application/json;q=0.2, text/plain"), text);
+    CHECK_STR(calc_text_type("application/json ; q=0.9 , */*;q=0.8"), json);
+    CHECK_STR(calc_text_type("*/*;q=0.9, application/json;q=0.5"), text);
+    CHECK_STR(calc_text_type("application/json;q=0"), text); /* not acceptable */
+    CHECK_STR(calc_text_type("application/problem+json"), json);
+    CHECK_STR(calc_text_type("application/*"), text);
+    CHECK_STR(calc_text_type(",,, ;q=1,"), text);
 }
 
 int main(void)
@@ -87,5 +112,6 @@ int main(void)
     test_oracles();
     test_parse_id();
     test_match_rules();
+    test_text_type();
     return check_report("test_shipping_calc");
 }

@@ -24,8 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-#define DRAIN_MS 5000
-
 struct job {
     uint64_t gen, tag;
     bool redelivered;
@@ -42,6 +40,7 @@ static struct {
 } jobs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static struct shop_amqp_consumer *consumer;
+static long drain_ms; /* SHOP_DRAIN_MS: how long in-flight orders may finish at a stop */
 static long delay_ms = -1; /* DISPATCH_DELAY_MS; -1 = the reference's random 42-83 ms */
 static long error_percent;
 
@@ -145,7 +144,7 @@ static void *worker(void *arg)
 static void *consumer_main(void *arg)
 {
     (void)arg;
-    shop_amqp_consumer_run(consumer, DRAIN_MS);
+    shop_amqp_consumer_run(consumer, drain_ms);
     return NULL;
 }
 
@@ -202,6 +201,7 @@ int main(int argc, char **argv)
     };
     struct shop_amqp_conf amqp;
     shop_amqp_conf_from_env(&amqp);
+    drain_ms = shop_conf_long("SHOP_DRAIN_MS", 5000, 0, 600000);
     delay_ms = shop_conf_long("DISPATCH_DELAY_MS", -1, 0, 600000);
     /* the reference clamps any integer to 0..100; one that is not an integer is fatal (D9) */
     error_percent = shop_conf_long("DISPATCH_ERROR_PERCENT", 0, LONG_MIN, LONG_MAX);

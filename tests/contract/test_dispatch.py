@@ -104,7 +104,7 @@ class Dispatch:
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(20)
+        return self.proc.wait(60)
 
     def finish(self):
         """Stops it (if needed); asserts exit 0 and no sanitizer report; removes the log."""
@@ -219,8 +219,9 @@ def test_error_percent_and_fixed_delay(stack_dispatch_stopped):
 
 
 def test_sigterm_finishes_in_flight_orders(stack_dispatch_stopped):
-    # each order takes 2 x 1 s: SIGTERM while they are in flight lets them finish and be acked
-    d = Dispatch(DISPATCH_DELAY_MS=1000).wait_consuming()
+    # each order takes 2 x 5 s (long enough to see them held), within the 30 s drain: SIGTERM
+    # while they are in flight lets them finish and be acked
+    d = Dispatch(DISPATCH_DELAY_MS=5000, SHOP_DRAIN_MS=30000).wait_consuming()
     ids = ["term-%s" % uuid.uuid4() for _ in range(3)]
     try:
         tool(*[order_message(i) for i in ids])
@@ -233,9 +234,9 @@ def test_sigterm_finishes_in_flight_orders(stack_dispatch_stopped):
 
 
 def test_sigterm_leaves_unfinished_orders_to_the_broker(stack_dispatch_stopped):
-    # each order takes 2 x 4 s, longer than the 5 s drain: they are not acked, the broker
+    # each order takes 2 x 5 s, longer than the 1 s drain: they are not acked, the broker
     # requeues them and the next dispatch delivers them (redelivered)
-    d = Dispatch(DISPATCH_DELAY_MS=4000).wait_consuming()
+    d = Dispatch(DISPATCH_DELAY_MS=5000, SHOP_DRAIN_MS=1000).wait_consuming()
     ids = ["slow-%s" % uuid.uuid4() for _ in range(2)]
     try:
         tool(*[order_message(i) for i in ids])

@@ -63,9 +63,12 @@ pkg_ensure() {
     local p missing=()
     for p; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
     ((${#missing[@]})) || return 0
-    if ((APT_UPDATED == 0)); then apt-get update -qq >/dev/null || die "apt-get update failed"; APT_UPDATED=1; fi
+    # apt-get-wait (tools/apt-get-wait, staged next to this script) waits for a dpkg lock held by unattended upgrades
+    local apt=(bash "$STAGE/apt-get-wait")
+    if ((APT_UPDATED == 0)); then "${apt[@]}" update -qq >/dev/null || die "apt-get update failed"; APT_UPDATED=1; fi
     say "installing ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >/tmp/roboshop-apt.log 2>&1 ||
+    "${apt[@]}" --log /tmp/roboshop-apt.log install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
+        "${missing[@]}" ||
         { tail -n 20 /tmp/roboshop-apt.log >&2; die "apt-get install ${missing[*]} failed"; }
     changed "packages ${missing[*]}"
 }

@@ -2,7 +2,9 @@
 #include "libshop/conf.h"
 #include "libshop/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,4 +234,37 @@ void shop_conf_base_url(char *out, size_t outlen, const char *names, const char 
     size_t len = (size_t)n;
     while (len > 0 && out[len - 1] == '/')
         out[--len] = '\0';
+}
+
+socklen_t shop_addr_parse(const char *s, int port, struct sockaddr_storage *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+    if (inet_pton(AF_INET, s, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        return sizeof(*v4);
+    }
+    char bare[INET6_ADDRSTRLEN];
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') { /* the bracketed form of URLs */
+        s++;
+        n -= 2;
+    }
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+    if (copy_part(bare, sizeof(bare), s, n) == -1 || inet_pton(AF_INET6, bare, &v6->sin6_addr) != 1)
+        return 0;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    return sizeof(*v6);
+}
+
+socklen_t shop_conf_bind(const char *names, const char *def, int port, struct sockaddr_storage *sa)
+{
+    const char *value = shop_conf_str(names, def);
+    socklen_t len = shop_addr_parse(value, port, sa);
+    if (len == 0)
+        shop_fatalx("config: %s=\"%s\" is not an IPv4 or IPv6 address (e.g. 127.0.0.1 or ::1)",
+                    names, value);
+    return len;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 /* names is "NAME" or "NAME|ALIAS|...": the first one set to a non-empty value wins.
  * Each returned value is logged once at info level (masked when the name looks secret).
@@ -43,5 +44,13 @@ void shop_conf_peer(char *out, size_t outlen, const char *host_var, const char *
 /* A peer service's base URL from a variable holding host:port or an http(s):// URL, without
  * trailing slashes. A bad value is fatal. */
 void shop_conf_base_url(char *out, size_t outlen, const char *names, const char *def);
+
+/* Parses an IPv4 or IPv6 address literal ("127.0.0.1", "::1", also "[::1]"; no host names, no
+ * port, no scope) into *sa with the TCP port port. Returns the address length, or 0 when s is
+ * not such a literal. */
+socklen_t shop_addr_parse(const char *s, int port, struct sockaddr_storage *sa);
+/* The address a server listens on, from a variable such as SHOP_BIND holding an address literal
+ * (def when unset, e.g. "0.0.0.0"), with port port. A bad value is fatal. Returns the length. */
+socklen_t shop_conf_bind(const char *names, const char *def, int port, struct sockaddr_storage *sa);
 
 #endif

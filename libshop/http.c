@@ -894,10 +894,24 @@ static unsigned connection_limit(void)
     return n > MAX_CONNECTIONS ? MAX_CONNECTIONS : (unsigned)n;
 }
 
+/* The address to listen on (SHOP_BIND, default the IPv4 wildcard) and the flags its family needs:
+ * "::" listens on every address of both families. */
+static const struct sockaddr *listen_addr(int port, struct sockaddr_storage *sa, unsigned *flags)
+{
+    shop_conf_bind("SHOP_BIND", "0.0.0.0", port, sa);
+    if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        *flags |= IN6_IS_ADDR_UNSPECIFIED(a) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    }
+    return (const struct sockaddr *)sa;
+}
+
 static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsigned threads)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     int fd = -1;
+    struct sockaddr_storage sa;
+    const struct sockaddr *addr = NULL; /* a socket passed by systemd is bound already */
     if (sd_listen_fds(0) >= 1) {
         fd = SD_LISTEN_FDS_START;
         /* a socket shared with another process (a redeploy's hand-over) must not block in accept */
@@ -905,6 +919,8 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
         if (fl != -1)
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         shop_log_info("using the socket passed by systemd (fd %d)", fd);
+    } else {
+        addr = listen_addr(conf->port, &sa, &flags);
     }
     unsigned limit = connection_limit();
     return MHD_start_daemon(
@@ -913,7 +929,7 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
         (size_t)POOL_SIZE, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
-        NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+        NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_END);
 }
 
 /* The port the listening socket is bound to (also for a socket passed by systemd, where

@@ -1,8 +1,10 @@
-/* test_conf.c - environment aliases, defaults, URL and host:port parsing. */
+/* test_conf.c - environment aliases, defaults, URL, host:port and listen address parsing. */
 #include "libshop/conf.h"
 #include "libshop/log.h"
 #include "tests/unit/check.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 
 static void test_aliases(void)
@@ -103,6 +105,47 @@ static void test_peers(void)
     CHECK_STR(out, "http://10.0.0.7/api");
 }
 
+/* SHOP_BIND's listen address: an IPv4 or IPv6 literal (bracketed too), never a name, a port
+ * or anything around the address (bad values are fatal, tested through a service's start-up). */
+static void test_listen_address(void)
+{
+    struct sockaddr_storage sa;
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&sa;
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&sa;
+    CHECK(shop_addr_parse("127.0.0.1", 8080, &sa) == sizeof(struct sockaddr_in));
+    CHECK(v4->sin_family == AF_INET && ntohs(v4->sin_port) == 8080);
+    CHECK(v4->sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    CHECK(shop_addr_parse("0.0.0.0", 0, &sa) == sizeof(struct sockaddr_in));
+    CHECK(v4->sin_addr.s_addr == htonl(INADDR_ANY) && v4->sin_port == 0);
+    CHECK(shop_addr_parse("::1", 81, &sa) == sizeof(struct sockaddr_in6));
+    CHECK(v6->sin6_family == AF_INET6 && ntohs(v6->sin6_port) == 81);
+    CHECK(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
+    CHECK(shop_addr_parse("[::1]", 81, &sa) == sizeof(struct sockaddr_in6));
+    CHECK(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
+    CHECK(shop_addr_parse("::", 81, &sa) == sizeof(struct sockaddr_in6));
+    CHECK(IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr));
+    CHECK(shop_addr_parse("::ffff:10.0.0.1", 81, &sa) == sizeof(struct sockaddr_in6));
+    CHECK(IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr));
+    static const char *bad[] = {
+        "",           "localhost",    "127.0.0.1:8080", "127.1",    "127.0.0.256",
+        " 127.0.0.1", "127.0.0.1 ",   "[127.0.0.1]",    "[::1]:80", "[::1",
+        "::1]",       "fe80::1%eth0", "1::2::3",        "[]",       "0x7f.0.0.1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        socklen_t n = shop_addr_parse(bad[i], 80, &sa);
+        if (n != 0)
+            fprintf(stderr, "accepted the listen address \"%s\"\n", bad[i]);
+        CHECK(n == 0);
+    }
+
+    unsetenv("T_BIND"); /* unset: the default */
+    CHECK(shop_conf_bind("T_BIND", "0.0.0.0", 8080, &sa) == sizeof(struct sockaddr_in));
+    CHECK(v4->sin_addr.s_addr == htonl(INADDR_ANY) && ntohs(v4->sin_port) == 8080);
+    setenv("T_BIND", "::1", 1);
+    CHECK(shop_conf_bind("T_BIND", "0.0.0.0", 8080, &sa) == sizeof(struct sockaddr_in6));
+    CHECK(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) && ntohs(v6->sin6_port) == 8080);
+    unsetenv("T_BIND");
+}
+
 int main(void)
 {
     shop_log_set_level("error");
@@ -110,5 +153,6 @@ int main(void)
     test_urls();
     test_hostport();
     test_peers();
+    test_listen_address();
     return check_report("conf");
 }

@@ -1,6 +1,7 @@
 # RoboShop in C: build every service and libshop, run the shop, run the tests.
 # Plain GNU make. `make V=1` shows full commands; `make SAN=1` builds with ASan+UBSan
-# into build/asan. User CFLAGS/LDFLAGS are merged, never replaced.
+# into build/asan, `make SAN=thread` with ThreadSanitizer into build/tsan.
+# User CFLAGS/LDFLAGS are merged, never replaced.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -20,6 +21,10 @@ ifeq ($(SAN),1)
 BUILD   ?= build/asan
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 SANLD   := -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+BUILD   ?= build/tsan
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+SANLD   := -fsanitize=thread
 else
 BUILD   ?= build
 OPT     := -O2 -g -D_FORTIFY_SOURCE=2

@@ -1,6 +1,8 @@
 # RoboShop in C: build every service and libshop, run the shop, run the tests.
 # Plain GNU make. `make V=1` shows full commands; `make SAN=1` builds with ASan+UBSan
-# into build/asan. User CFLAGS/LDFLAGS are merged, never replaced.
+# into build/asan, `make SAN=thread` with ThreadSanitizer into build/tsan, `make COV=1` with gcov
+# instrumentation into build/cov (`make coverage` measures it, see docs/TESTING.md).
+# User CFLAGS/LDFLAGS are merged, never replaced.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -11,7 +13,7 @@ PKGS := jansson libsystemd hiredis libmariadb librabbitmq libcrypt libsodium
 
 # libmicrohttpd, libcurl and libmongoc come from deps/deps.mk (lean static builds, see deps/build).
 # Goals that compile nothing do not need them.
-NOBUILD_GOALS := stop status test clean distclean format format-check
+NOBUILD_GOALS := stop status test coverage clean distclean format format-check
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all),)
 include deps/deps.mk
 endif
@@ -20,6 +22,14 @@ ifeq ($(SAN),1)
 BUILD   ?= build/asan
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 SANLD   := -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+BUILD   ?= build/tsan
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+SANLD   := -fsanitize=thread
+else ifeq ($(COV),1)
+BUILD   ?= build/cov
+OPT     := -O0 -g --coverage
+SANLD   := --coverage
 else
 BUILD   ?= build
 OPT     := -O2 -g -D_FORTIFY_SOURCE=2
@@ -53,7 +63,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/shop-%)
 VERSION_H := $(BUILD)/gen/shop_version.h
 
-.PHONY: all services unit tools run stop status test install clean distclean format format-check dist bench load
+.PHONY: all services unit tools run stop status test coverage install clean distclean format format-check dist bench load
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -108,6 +118,10 @@ status:
 
 test:
 	tests/run
+
+# Line and branch coverage over the unit and contract suites (build/cov, a private stack in .state-cov/).
+coverage:
+	tests/coverage/measure
 
 # Release archives per service and the web bundle (deploy/dist), benchmarks, load generator.
 dist: all

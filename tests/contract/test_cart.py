@@ -638,3 +638,47 @@ def test_bad_configuration_stops_with_its_name(var, value):
     p = subprocess.run([binary], env=env, capture_output=True, timeout=10)
     assert p.returncode == 1
     assert var.encode() in p.stderr
+
+
+def test_redis_password_and_database_from_the_url(tmp_path):
+    """REDIS_URL may carry a password and a database (redis://:password@host:port/db): every new
+    connection sends AUTH and SELECT first. Against a password-protected Redis of its own, cart
+    stores the cart in that database with the right password; with a wrong one Redis refuses the
+    AUTH and cart answers 503 (its health too), never a cart."""
+    port = free_port()
+    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret",
+                            "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def protected(*args):
+        return subprocess.run(["redis-cli", "-p", str(port), "-a", "s3cret", "--no-auth-warning", "-n", "3", *args],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    try:
+        assert wait_for(lambda: protected("PING") == "PONG", 10)
+        c = cid("auth")
+        proc, url = start_cart(REDIS_URL="redis://:s3cret@127.0.0.1:%d/3" % port)
+        try:
+            r = requests.get("%s/add/%s/RMC/1" % (url, c), timeout=10)
+            assert r.status_code == 200 and r.json()["items"][0]["qty"] == 1
+            assert protected("EXISTS", c) == "1"
+        finally:
+            stop_cart(proc)
+
+        wrong = free_port()
+        env = dict(os.environ, CART_SERVER_PORT=str(wrong), REDIS_URL="redis://:wrong@127.0.0.1:%d/3" % port)
+        binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "cart")
+        proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            def health():
+                try:
+                    return requests.get("http://127.0.0.1:%d/health" % wrong, timeout=5)
+                except requests.ConnectionError:
+                    return None
+            h = wait_for(health, 10)
+            assert h is not None and h.status_code == 503
+            assert requests.get("http://127.0.0.1:%d/cart/%s" % (wrong, c), timeout=10).status_code == 503
+        finally:
+            stop_cart(proc)
+    finally:
+        srv.terminate()
+        srv.wait(15)

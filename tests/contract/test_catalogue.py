@@ -383,3 +383,21 @@ def test_mongodb_over_tls_refuses_an_unverifiable_server(tmp_path):
     finally:
         server.close()
     assert rc == 0, err
+
+
+def test_product_without_the_cache_reads_mongodb():
+    """CATALOGUE_CACHE_MS=0 turns the snapshot cache off: /product/:sku is one MongoDB query per
+    request (its own code path), with the same answers as the cached service: the product, or
+    404 for an unknown SKU."""
+    p, url = spawn(CATALOGUE_CACHE_MS="0")
+    try:
+        assert first_answer(url).status_code == 200
+        cached = requests.get(service_url("catalogue") + "/product/Watson", timeout=5)
+        r = requests.get(url + "/product/Watson", timeout=5)
+        assert r.status_code == 200 and r.json() == cached.json()
+        assert r.json()["sku"] == "Watson"
+        r = requests.get(url + "/product/NO-SUCH-SKU", timeout=5)
+        assert r.status_code == 404 and r.text == "SKU not found"
+    finally:
+        rc, err = stop(p)
+    assert rc == 0, err

@@ -101,6 +101,18 @@ def test_bad_peer_address_stops_at_start_naming_it(name, port_var, var, value):
     assert ("config: %s=" % var).encode() in p.stderr
 
 
+def test_port_taken_stops_at_start_naming_it():
+    """A service whose port is taken by another program stops at once: exit 1 and a warning with
+    the port, so the stack's start (or systemd) reports it instead of a service that never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "catalogue")
+        env = dict(os.environ, CATALOGUE_SERVER_PORT=str(port))
+        p = subprocess.run([binary], env=env, capture_output=True, timeout=20)
+    assert p.returncode == 1, p.stderr.decode(errors="replace")[-500:]
+    assert ("cannot listen on port %d" % port).encode() in p.stderr
+
+
 # ---- /metrics and --version everywhere (D8, D17) ---------------------------------------------------
 
 def expected_version():

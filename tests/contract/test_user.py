@@ -84,6 +84,24 @@ def test_uniqueid_counts_up():
     assert ttl == "-1"  # §11.2: the counter never expires
 
 
+def test_uniqueid_counter_refused_answers_500_and_keeps_it():
+    """A counter Redis refuses to INCR (the key holds text, not a number) is an error of the store,
+    not an outage: 500 "redis error", and the value is left as it was. Once it is a number again
+    the ids count on from it."""
+    url = service_url("user") + "/uniqueid"
+    cli = ["redis-cli", "-h", "127.0.0.1", "-p", os.environ.get("REDIS_PORT", "6379")]
+    saved = get(url).json()["uuid"].split("-")[1]
+    subprocess.run(cli + ["SET", "anonymous-counter", "not-a-number"], check=True, capture_output=True)
+    try:
+        r = get(url)
+        assert r.status_code == 500 and r.json() == {"error": "redis error"}
+        assert subprocess.run(cli + ["GET", "anonymous-counter"], capture_output=True,
+                              text=True).stdout.strip() == "not-a-number"
+    finally:
+        subprocess.run(cli + ["SET", "anonymous-counter", saved], check=True, capture_output=True)
+    assert get(url).json()["uuid"] == "anonymous-%d" % (int(saved) + 1)
+
+
 def test_uniqueid_parallel_all_distinct(user):
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         ids = list(pool.map(lambda _: requests.get(user + "/uniqueid", timeout=10).json()["uuid"],

@@ -222,3 +222,28 @@ def stop_service(proc):
     proc.terminate()
     assert proc.wait(30) == 0
     assert not sanitizer_reports(proc.pid)
+
+
+def send_request(url, path):
+    """Writes GET path on a new connection to url (http://host:port) and waits until the server has
+    read it (wait_request_read); returns the connected socket. read_response() reads the answer."""
+    u = requests.utils.urlparse(url)
+    client = socket.create_connection((u.hostname, u.port), timeout=HTTP_TIMEOUT)
+    client.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, u.netloc)).encode())
+    assert wait_request_read(client), "the server did not read the request"
+    return client
+
+
+def answered_yet(client):
+    """Whether anything (an answer or the end of the connection) has arrived on client."""
+    import select
+    return bool(select.select([client], [], [], 0)[0])
+
+
+def read_response(client):
+    """The status and body of the answer on client (from send_request); closes it."""
+    import http.client
+    with client:
+        r = http.client.HTTPResponse(client)
+        r.begin()
+        return r.status, r.read()

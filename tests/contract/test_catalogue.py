@@ -195,12 +195,17 @@ def spawn(**env):
 
 
 def first_answer(url, timeout=30.0):
+    """The first answer of url's /health (whatever its status), or None."""
+    got = []
+
     def probe():
         try:
-            return requests.get(url + "/health", timeout=10)
+            got.append(requests.get(url + "/health", timeout=10))
+            return True
         except requests.ConnectionError:
-            return None
-    return wait_for(probe, timeout, 0.005)
+            return False
+    wait_for(probe, timeout, 0.005)
+    return got[-1] if got else None
 
 
 def stop(p):
@@ -253,6 +258,8 @@ def test_mongo_down_503_and_recovery(http, catalogue):
             assert r.status_code == 503 and r.json() == {"app": "OK", "mongo": False}
         finally:
             stop(p)
+        # the stack's catalogue notices when its next health check fails
+        assert wait_for(lambda: http.get(catalogue + "/health").status_code == 503, 30)
         r = http.get(catalogue + "/health")
         assert r.status_code == 503 and r.json() == {"app": "OK", "mongo": False}
         for path, text in [("/products", "database not avaiable"),

@@ -247,3 +247,11 @@ def read_response(client):
         r = http.client.HTTPResponse(client)
         r.begin()
         return r.status, r.read()
+
+
+def closed_port():
+    """A socket bound to a port of 127.0.0.1 that does not listen: a connection to the port is
+    refused for as long as the socket is open, and no other process can take the port."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s

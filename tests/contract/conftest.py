@@ -2,6 +2,12 @@
 
 tests/run exports the local stack's environment (deploy/local/stack env) before pytest
 starts, so every test reads service URLs from os.environ: nothing is hard-coded twice.
+
+Rules these tests keep: no test asserts a duration (speed is bench/'s); a wait polls for its
+condition with a generous deadline (wait_for); a process a test starts gets a listening socket
+the test bound (listener, spawn), a server of the test's own binds port 0 and keeps its socket,
+and a refused port is a bound socket that does not listen (closed_port); every test runs alone
+and in any order; every HTTP call has a timeout (HTTP_TIMEOUT when it names none).
 """
 import glob
 import os

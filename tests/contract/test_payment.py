@@ -2,8 +2,9 @@
 real stack: user, cart, catalogue, shipping, RabbitMQ and dispatch.
 
 Tests that need a different configuration (PAYMENT_GATEWAY, PAYMENT_DELAY_MS) start a second
-payment process themselves on a free port with a custom environment, and check that it stops
-cleanly on SIGTERM with no sanitizer report in its log (when run from build/asan/bin).
+payment process themselves, on a listening socket the test binds and passes to it, with a custom
+environment, and check that it stops cleanly on SIGTERM with no sanitizer report (in its log, or in
+the report files tests/run's log_path names, when run from build/asan/bin).
 """
 import http.server
 import json

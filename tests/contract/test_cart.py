@@ -487,13 +487,14 @@ class FakeCatalogue(http.server.BaseHTTPRequestHandler):
     }
     rising = 0  # RISING costs 10 more on every fetch
     held = 0  # SLOW requests being held
-    release = threading.Event()  # a SLOW request is held until this is set (at most a minute)
+    # a SLOW request is held until this is set (at most 2 minutes, longer than a test waits)
+    release = threading.Event()
 
     def do_GET(self):
         key = self.path.rsplit("/", 1)[-1]
         if key == "SLOW":
             FakeCatalogue.held += 1
-            FakeCatalogue.release.wait(60)
+            FakeCatalogue.release.wait(120)
             FakeCatalogue.held -= 1
             self.close_connection = True  # the cart gave up long ago: no reply
             return

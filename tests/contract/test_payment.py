@@ -101,7 +101,7 @@ class Payment:
 
 class Gateway:
     """A tiny local payment gateway: answers GET with a fixed status; with hold, only once
-    release() was called (a held request waits at most a minute)."""
+    release() was called (a held request waits at most 2 minutes, longer than a test waits)."""
 
     def __init__(self, status=200, hold=False, location=None, tls_dir=None):
         self.hits = 0
@@ -114,7 +114,7 @@ class Gateway:
                 gw.hits += 1
                 if hold:
                     gw.held += 1
-                    gw.released.wait(60)
+                    gw.released.wait(120)
                     gw.held -= 1
                 if location and self.path == "/":
                     self.send_response(302)

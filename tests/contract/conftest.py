@@ -2,7 +2,14 @@
 
 tests/run exports the local stack's environment (deploy/local/stack env) before pytest
 starts, so every test reads service URLs from os.environ: nothing is hard-coded twice.
+
+Rules these tests keep: no test asserts a duration (speed is bench/'s); a wait polls for its
+condition with a generous deadline (wait_for); a process a test starts gets a listening socket
+the test bound (listener, spawn), a server of the test's own binds port 0 and keeps its socket,
+and a refused port is a bound socket that does not listen (closed_port); every test runs alone
+and in any order; every HTTP call has a timeout (HTTP_TIMEOUT when it names none).
 """
+import glob
 import os
 import re
 import signal
@@ -15,6 +22,20 @@ import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK = os.path.join(ROOT, "deploy", "local", "stack")
+HTTP_TIMEOUT = 60  # seconds: the default of every requests call that names none
+
+_request = requests.Session.request
+
+
+def _request_with_timeout(self, method, url, *args, **kw):
+    """Session.request with a default timeout: requests waits forever without one, and every call
+    of these tests (requests.get, a Session's get, the http fixture) goes through here."""
+    if len(args) < 7 and kw.get("timeout") is None:
+        kw["timeout"] = HTTP_TIMEOUT
+    return _request(self, method, url, *args, **kw)
+
+
+requests.Session.request = _request_with_timeout
 
 
 def service_url(name):
@@ -32,10 +53,10 @@ def stack(*args):
 
 def wait_for(predicate, timeout=30.0, interval=0.2):
     """Polls predicate() until it returns truthy or timeout seconds pass; returns its value."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if value or time.time() > deadline:
+        if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
 
@@ -66,10 +87,76 @@ def self_signed_cert(directory):
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now (another process may take it
+    before it is used: a process of the tests gets a listener() instead)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listener():
+    """A listening TCP socket on 127.0.0.1 with a port of its own, bound here: no other process
+    can take the port between choosing it and using it (spawn() hands it to a service)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    return s
+
+
+def url_of(sock):
+    return "http://127.0.0.1:%d" % sock.getsockname()[1]
+
+
+# bash puts the socket on fd 3 and exports LISTEN_PID=its own pid, which the service keeps when bash
+# execs it: systemd's socket activation, which every service accepts (libshop/http.c).
+_ACTIVATE = ('fd=$1; shift; exec 3<&"$fd" || exit 99; [ "$fd" = 3 ] || eval "exec $fd<&-"; '
+             'export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"')
+
+
+def spawn(argv, sock, **kw):
+    """subprocess.Popen(argv, **kw) with sock as the process's listening socket (fd 3, LISTEN_FDS=1,
+    LISTEN_PID=the process's pid). The process answers on sock's port (url_of(sock)) whatever its
+    port variable says; the caller may close its copy of sock once the process runs."""
+    fd = sock.fileno()
+    return subprocess.Popen(["bash", "-c", _ACTIVATE, "activate", str(fd), *argv], pass_fds=(fd,), **kw)
+
+
+def sanitizer_reports(pid):
+    """The AddressSanitizer/UBSan report files of process pid. tests/run sets log_path, so a report
+    goes to PATH.PID, not to the process's output, and a test must look there."""
+    found = []
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        m = re.search(r"(?:^|:)log_path=([^:]+)", os.environ.get(var, ""))
+        if m:
+            found += glob.glob("%s.%d" % (m.group(1), pid)) + glob.glob("%s.%d.*" % (m.group(1), pid))
+    return found
+
+
+def _tcp_table():
+    """{(local port, remote port): (state, tx_queue, rx_queue)} of the IPv4 TCP sockets in this
+    network namespace (/proc/net/tcp)."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+            tx, rx = (int(q, 16) for q in queues.split(":"))
+            out[(int(local.split(":")[1], 16), int(remote.split(":")[1], 16))] = (state, tx, rx)
+    return out
+
+
+def wait_request_read(client, timeout=30.0):
+    """Waits until the server at the other end of the connected socket client has read everything
+    sent on it (the kernel acked it and the server's receive queue is empty): a request written with
+    client.sendall() is then in the server's hands. Returns whether it happened in time."""
+    mine, theirs = client.getsockname()[1], client.getpeername()[1]
+
+    def read():
+        table = _tcp_table()
+        me, peer = table.get((mine, theirs)), table.get((theirs, mine))
+        return me is not None and peer is not None and me[1] == 0 and peer[2] == 0
+    return wait_for(read, timeout, interval=0.01)
 
 
 def service_pid(name):
@@ -111,32 +198,70 @@ def wait_dispatched(ids, timeout=30.0, paths=()):
     return set(ids) - dispatched_ids(*files)
 
 
-def start_service(name, ready_path, env, out=subprocess.DEVNULL):
+def start_service(name, ready_path, env, out=subprocess.DEVNULL, sock=None):
     """Starts a second process of a service binary (SHOP_BIN_DIR) with env (complete: the
-    caller decides what it keeps of os.environ), waits until ready_path answers 200 and
-    returns the process. Stop it with stop_service."""
+    caller decides what it keeps of os.environ), waits until ready_path of env["SHOP_TEST_URL"]
+    answers 200 and returns the process. With sock (a listener()), the process is given that
+    socket (spawn) and SHOP_TEST_URL should be url_of(sock). Stop it with stop_service."""
     binary = os.path.join(os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin")), name)
-    proc = subprocess.Popen([binary], env=env, stdout=out, stderr=subprocess.STDOUT)
+    if sock is not None:
+        proc = spawn([binary], sock, env=env, stdout=out, stderr=subprocess.STDOUT)
+    else:
+        proc = subprocess.Popen([binary], env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def ready():
         try:
-            return requests.get(env["SHOP_TEST_URL"] + ready_path, timeout=1).status_code == 200
+            return requests.get(env["SHOP_TEST_URL"] + ready_path, timeout=5).status_code == 200
         except requests.RequestException:
             return proc.poll() is not None  # died: stop waiting
-    answered = wait_for(ready, 15)
+    answered = wait_for(ready, 30)
     if proc.poll() is not None:
         pytest.fail("%s exited with %d at start" % (name, proc.returncode))
     if not answered:
         proc.kill()
         proc.wait()
-        pytest.fail("%s: %s did not answer 200 within 15 s" % (name, ready_path))
+        pytest.fail("%s: %s did not answer 200 within 30 s" % (name, ready_path))
     return proc
 
 
 def stop_service(proc):
-    """SIGTERM, and the exit status must be 0 (a clean drain)."""
+    """SIGTERM, and the exit status must be 0 (a clean drain) with no sanitizer report."""
     proc.terminate()
-    assert proc.wait(15) == 0
+    assert proc.wait(30) == 0
+    assert not sanitizer_reports(proc.pid)
+
+
+def send_request(url, path):
+    """Writes GET path on a new connection to url (http://host:port) and waits until the server has
+    read it (wait_request_read); returns the connected socket. read_response() reads the answer."""
+    u = requests.utils.urlparse(url)
+    client = socket.create_connection((u.hostname, u.port), timeout=HTTP_TIMEOUT)
+    client.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, u.netloc)).encode())
+    assert wait_request_read(client), "the server did not read the request"
+    return client
+
+
+def answered_yet(client):
+    """Whether anything (an answer or the end of the connection) has arrived on client."""
+    import select
+    return bool(select.select([client], [], [], 0)[0])
+
+
+def read_response(client):
+    """The status and body of the answer on client (from send_request); closes it."""
+    import http.client
+    with client:
+        r = http.client.HTTPResponse(client)
+        r.begin()
+        return r.status, r.read()
+
+
+def closed_port():
+    """A socket bound to a port of 127.0.0.1 that does not listen: a connection to the port is
+    refused for as long as the socket is open, and no other process can take the port."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 def rabbitmqctl(*args):

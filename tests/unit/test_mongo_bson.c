@@ -15,9 +15,52 @@ static int convert(json_t *v)
     return rc;
 }
 
+/* Converts v to BSON and back: the same JSON value, each number of its own type. */
+static void check_round_trip(json_t *v)
+{
+    bson_t out = BSON_INITIALIZER;
+    CHECK(shop_json_to_bson(v, &out) == 0);
+    json_t *back = shop_bson_to_json(&out);
+    CHECK(back && json_equal(v, back));
+    if (back && !json_equal(v, back)) {
+        char *a = json_dumps(v, JSON_SORT_KEYS), *b = json_dumps(back, JSON_SORT_KEYS);
+        fprintf(stderr, "sent %s\nread %s\n", a, b);
+        free(a);
+        free(b);
+    }
+    json_decref(back);
+    bson_destroy(&out);
+    json_decref(v);
+}
+
+static void check_types(void)
+{
+    bson_t out = BSON_INITIALIZER;
+    json_t *v = json_pack("{s:s,s:{s:[I,f]},s:b,s:n}", "name", "user", "order", "items",
+                          (json_int_t)5000000000LL, 2.5, "ok", 1, "none");
+    CHECK(shop_json_to_bson(v, &out) == 0);
+    bson_iter_t it, sub;
+    CHECK(bson_iter_init_find(&it, &out, "name") && BSON_ITER_HOLDS_UTF8(&it) &&
+          strcmp(bson_iter_utf8(&it, NULL), "user") == 0);
+    CHECK(bson_iter_init(&it, &out) && bson_iter_find_descendant(&it, "order.items.0", &sub) &&
+          BSON_ITER_HOLDS_INT64(&sub) && bson_iter_int64(&sub) == 5000000000LL);
+    CHECK(bson_iter_init(&it, &out) && bson_iter_find_descendant(&it, "order.items.1", &sub) &&
+          BSON_ITER_HOLDS_DOUBLE(&sub) && bson_iter_double(&sub) == 2.5);
+    CHECK(bson_iter_init_find(&it, &out, "ok") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+    CHECK(bson_iter_init_find(&it, &out, "none") && BSON_ITER_HOLDS_NULL(&it));
+    CHECK(bson_count_keys(&out) == 4);
+    bson_destroy(&out);
+    json_decref(v);
+}
+
 int main(void)
 {
     CHECK(convert(json_pack("{s:s,s:{s:[i,f]}}", "name", "user", "order", "items", 1, 2.5)) == 0);
+    check_round_trip(
+        json_pack("{s:s,s:{s:[i,f,s]}}", "name", "user", "order", "items", 1, 2.5, "x"));
+    check_round_trip(json_pack("{s:s,s:b,s:n,s:[],s:{}}", "n\u00e4me", "Z\u00fcrich \u6771\u4eac",
+                               "t", 1, "z", "empty", "obj"));
+    check_types();
     CHECK(convert(NULL) == -1);
     CHECK(convert(json_pack("[i]", 1)) == -1);
     CHECK(convert(json_string("x")) == -1);

@@ -122,7 +122,27 @@ await cdp('Page.addScriptToEvaluateOnNewDocument', { source: `
       e.dispatchEvent(new MouseEvent('mousedown', { bubbles: true, cancelable: true }));
       return true;
     },
-  };` });
+    // The page's API reads that are over: { url, ok, failed } when a fetch failed, { url, ok, body }
+    // when its body was read. The page's own handling of one (promise callbacks) is done once the
+    // task after it runs: T.handled(urlPart) waits for both.
+    done: [],
+    async handled(part, what) {
+      await T.until(() => T.done.some((d) => d.url.includes(part) && (d.failed || d.body)), what);
+      await T.sleep(0);
+    },
+  };
+  {
+    const realFetch = window.fetch;
+    window.fetch = function (input, init) {
+      const url = String((input && input.url) || input);
+      return realFetch.call(this, input, init).catch((e) => { T.done.push({ url, ok: false, failed: true }); throw e; });
+    };
+    const realText = Response.prototype.text;
+    Response.prototype.text = function () {
+      const { url, ok } = this;
+      return realText.call(this).finally(() => T.done.push({ url, ok, body: true }));
+    };
+  }` });
 
 async function js(expr) {
   const r = await cdp('Runtime.evaluate', { expression: `(async () => { ${expr} })()`, awaitPromise: true, returnByValue: true });
@@ -241,7 +261,7 @@ await step('out-of-stock product cannot be added', async () => {
 // UI_EXPECT_RATINGS=1 (set by tests/browser/run when ratings runs) makes a hidden rating block a failure.
 await step('rating a product (hidden quietly when ratings is not deployed)', async () => {
   await go('/product/EPE');
-  await js(`await T.el(${q(T('product-name'))}); await T.sleep(1500);`);
+  await js(`await T.el(${q(T('product-name'))}); await T.handled('/api/ratings/api/fetch/EPE', 'the rating read');`);
   if (await js(`return T.q('#rating').hidden;`)) {
     expect(process.env.UI_EXPECT_RATINGS !== '1', 'rating block hidden although ratings runs');
     console.log('     (ratings hidden: service absent)');
@@ -260,7 +280,7 @@ await step('ratings failing: the rating block stays hidden and no error is shown
     await go('/product/EPE');
     await js(`await T.el(${q(T('product-name'))});`);
     await waitFor(() => failed > 0, 'the ratings request');
-    await new Promise((r) => setTimeout(r, 300));
+    await js(`await T.handled('/api/ratings/', 'the failed rating read');`);
   });
   expect(await js(`return T.q('#rating').hidden;`), 'rating block shown');
   const errors = await js(`return T.all('.msg-error, [role="alert"]').map((e) => e.textContent.trim()).filter(Boolean);`);
@@ -375,11 +395,10 @@ await step('a cart read overtaken by the shipping-line removal does not bring it
         for (const requestId of held.slice(2)) await quietly(cdp('Fetch.continueRequest', { requestId }));
       }
     });
-    // both cart reads delivered to the page (resource timing has their ends), then a moment
-    // for the page's own handling of the later one
-    await waitFor(() => js(`return performance.getEntriesByType('resource')
-      .filter((e) => e.name.includes('/api/cart/cart/') && e.responseEnd > 0).length >= 2;`), 'both cart reads delivered');
-    await new Promise((r) => setTimeout(r, 100));
+    // both cart reads delivered to the page and handled by it
+    await waitFor(() => js(`return T.done.filter((d) => d.url.includes('/api/cart/cart/') && d.body).length >= 2;`),
+      'both cart reads delivered');
+    await js('await T.sleep(0);');
     await waitFor(async () => (await pageText('#cart-total')) === '€42.00', 'total €42.00');
     const total = await pageText('#cart-total');
     const skus = await js(`return T.all(${q(T('cart-item'))}).map((e) => e.dataset.sku);`);

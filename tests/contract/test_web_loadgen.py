@@ -42,7 +42,7 @@ def test_health_stub_status(lg):
 
 
 def test_request_id_passes_through(lg):
-    r = lg.get(FRONT + "/api/catalogue/health", headers={"X-Request-Id": "lg-rid-42"})
+    r = lg.get(FRONT + "/api/catalogue/categories", headers={"X-Request-Id": "lg-rid-42"})
     assert r.headers.get("X-Request-Id") == "lg-rid-42"
 
 

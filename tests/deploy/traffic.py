@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Continuous shop traffic through the web host, counting every failed request (tests/deploy/run).
 
-Usage: traffic.py BASE_URL STOP_FILE MAX_SECONDS [THREADS [MODE]]
+Usage: traffic.py BASE_URL STOP_FILE MAX_SECONDS [THREADS [MODE [METRICS_URL]]]
 MODE browse (the default): each thread loops over the product list, one product, a cart add (cart calls
 catalogue), the cart, and catalogue's /metrics (whose shop_build_info says which release answered).
 MODE checkout: each thread fills a fresh cart, confirms shipping and pays (POST /api/payment/pay), again and
 again, and reads payment's /metrics now and then; every order id that payment gives back is listed, so the caller can
 check that each one reached dispatch (no lost orders).
+/metrics is internal (the closed gateway, D20, answers 404 for it): it is read from METRICS_URL, the service's own
+address (catalogue's in browse mode, payment's in checkout mode, e.g. http://10.213.0.12:8081), on a fresh
+connection each time; without METRICS_URL no /metrics is read (and no versions are seen).
 A request fails when it gets no answer or a status other than 200. Runs until STOP_FILE exists (or
 MAX_SECONDS pass), then prints one JSON line: total, failed, by_path, errors (the first 20), versions seen
 in shop_build_info, and orders (checkout mode). Loopback/test-bridge addresses only.
@@ -25,6 +28,7 @@ stop_file = sys.argv[2]
 max_s = float(sys.argv[3])
 threads = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 mode = sys.argv[5] if len(sys.argv) > 5 else "browse"
+metrics = urllib.parse.urlsplit(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] else None
 lock = threading.Lock()
 stats = {"total": 0, "failed": 0, "by_path": {}, "errors": [], "versions": {}, "orders": []}
 deadline = time.monotonic() + max_s
@@ -43,11 +47,13 @@ def record(path, ok, detail=""):
                 stats["errors"].append(f"{time.strftime('%H:%M:%S')} {path}: {detail}")
 
 
-def request(conn, method, path, n, i, body=None):
-    """One request on conn (None: open one); returns (conn to reuse or None, status or None, body)."""
+def request(conn, method, path, n, i, body=None, to=None):
+    """One request on conn (None: open one to `to`, default the web host); returns (conn to reuse or None, status
+    or None, body)."""
+    to = to or base
     try:
         if conn is None:
-            conn = http.client.HTTPConnection(base.hostname, base.port or 80, timeout=30)
+            conn = http.client.HTTPConnection(to.hostname, to.port or 80, timeout=30)
         headers = {"X-Request-Id": f"traffic-{n}-{i}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -69,6 +75,17 @@ def request(conn, method, path, n, i, body=None):
         return None, None, b""
 
 
+def read_metrics(n, i):
+    """The service's /metrics on its own port (fresh connection, closed after), its version noted."""
+    if metrics is None:
+        return
+    conn, status, body = request(None, "GET", "/metrics", n, i, to=metrics)
+    if conn is not None:
+        conn.close()
+    if status == 200:
+        note_version(body)
+
+
 def note_version(body):
     for line in body.decode("utf-8", "replace").splitlines():
         if line.startswith("shop_build_info{"):
@@ -87,12 +104,13 @@ def browse(n):
     i = 0
     while running():
         paths = ["/api/catalogue/products", "/api/catalogue/product/Watson", f"/api/cart/add/{cart}/EMM/1",
-                 f"/api/cart/cart/{cart}", "/api/catalogue/metrics"]
+                 f"/api/cart/cart/{cart}", "/metrics"]
         path = paths[i % len(paths)]
         i += 1
-        conn, status, body = request(conn, "GET", path, n, i)
-        if status == 200 and path.endswith("/metrics"):
-            note_version(body)
+        if path == "/metrics":
+            read_metrics(n, i)
+        else:
+            conn, status, body = request(conn, "GET", path, n, i)
         if i % 250 == 0:
             cart = f"deploytest-{uuid.uuid4().hex[:8]}-{n}"  # keep carts small
 
@@ -123,9 +141,7 @@ def checkout(n):
         rounds += 1
         if rounds % 20 == 1:
             i += 1
-            conn, status, body = request(conn, "GET", "/api/payment/metrics", n, i)
-            if status == 200:
-                note_version(body)
+            read_metrics(n, i)
 
 
 worker = checkout if mode == "checkout" else browse

@@ -12,6 +12,8 @@ import time
 import pytest
 import requests
 
+pytest_plugins = ["openapi_check"]  # every answer of a stack service is checked against docs/api/
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK = os.path.join(ROOT, "deploy", "local", "stack")
 

@@ -5,6 +5,7 @@ docs/api/<name>.yaml, each operation of a document is in that table, and the run
 import glob
 import os
 import re
+import subprocess
 
 import pytest
 import requests
@@ -64,3 +65,12 @@ def test_running_service_serves_documented_routes(service):
         r = requests.request(method, url, timeout=30)
         assert (r.status_code, r.text) != (404, "not found"), "%s %s is not routed" % (method, path)
         assert r.status_code != 405, "%s %s: 405" % (method, path)
+
+
+def test_nothing_cites_a_file_outside_the_repository():
+    """Comments, tests and docs cite docs/api/ and docs/DECISIONS.md, never the spec the project was
+    written from (its section signs, its path): a clone must be able to resolve every citation."""
+    r = subprocess.run(["git", "grep", "-nI", "-E", "\u00a7|shared/(spec|design)|contract\\.md", "--", "."],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode in (0, 1), r.stderr
+    assert r.stdout == "", "citations of files outside the repository:\n" + r.stdout

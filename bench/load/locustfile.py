@@ -1,4 +1,4 @@
-"""The shop's load generator: simulated shoppers walking the flows of contract §14 through the
+"""The shop's load generator: simulated shoppers walking the flows of the reference's load generator through the
 web tier, as the reference load generator did (same requests, same order, same headers), so the
 shop can be loaded the way courses and demos load RoboShop.
 

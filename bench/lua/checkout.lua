@@ -1,5 +1,5 @@
 -- checkout.lua - the whole shop through nginx: uniqueid -> products -> product -> add -> calc ->
--- confirm -> pay, the anonymous checkout of contract §15. Each wrk thread drives ONE connection
+-- confirm -> pay, the anonymous checkout flow. Each wrk thread drives ONE connection
 -- through the steps (run with -tN -cN), and counts completed checkouts and failed steps.
 -- BENCH_CITY: a city uuid for /calc (bench/run looks one up with /match).
 local city = os.getenv("BENCH_CITY") or "1"

@@ -1,4 +1,4 @@
--- RoboShop in C: the shipping service's database user (course §2 "MySQL", contract D9).
+-- RoboShop in C: the shipping service's database user (the course's "MySQL" step, docs/DECISIONS.md D9).
 -- Idempotent; valid on MariaDB 10.11 and MySQL 8.0/8.4 (no mysql_native_password, no 5.7 GRANT ... IDENTIFIED BY).
 -- 'RoboShop@1' is the course's PUBLIC lab password (published in the course material): use it for labs only,
 -- and change it (ALTER USER ... IDENTIFIED BY ...; plus DB_PASSWORD for shipping) anywhere else.

@@ -1,4 +1,4 @@
--- RoboShop in C: the ratings service's database, table and user (contract §9.2, D9, D13).
+-- RoboShop in C: the ratings service's database, table and user (docs/DECISIONS.md D9, D13).
 -- Idempotent; valid on MariaDB 10.11 and MySQL 8.0/8.4. No rows are seeded.
 -- 'iloveit' is the reference's PUBLIC lab password (hard-coded in the reference ratings service): labs only.
 -- An existing user keeps its password: CREATE USER IF NOT EXISTS does not touch it.

@@ -1,4 +1,4 @@
-/* cartcalc.h - the cart's pure arithmetic (contract §5.3-§5.4): JavaScript parseInt, item
+/* cartcalc.h - the cart's pure arithmetic (docs/api/cart.yaml): JavaScript parseInt, item
  * merge/update/shipping rules, totals and VAT-inclusive tax. No I/O: unit tests include it. */
 #ifndef CART_CARTCALC_H
 #define CART_CARTCALC_H
@@ -9,7 +9,7 @@
 enum cart_rc {
     CART_OK = 0,
     CART_NOT_IN_CART, /* update: no item with that sku */
-    CART_CORRUPT,     /* the stored cart lacks the shape §5.3 describes */
+    CART_CORRUPT,     /* the stored cart lacks the Cart shape of docs/api/cart.yaml */
     CART_TOO_LARGE,   /* a quantity or amount is no longer a finite number */
 };
 

@@ -1,4 +1,4 @@
-/* cart - the shopping cart service (contract §5): one Redis key per cart holding the cart
+/* cart - the shopping cart service (docs/api/cart.yaml): one Redis key per cart holding the cart
  * JSON, prices from the catalogue, every mutation an atomic WATCH/MULTI/EXEC update (D10). */
 #include "libshop/client.h"
 #include "libshop/conf.h"

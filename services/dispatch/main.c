@@ -1,6 +1,6 @@
-/* dispatch - consumes the orders that payment queues (contract §8, D5): manual acks after the
- * simulated work, bounded prefetch, reconnect forever, one log line per dispatched order id,
- * and a small HTTP port for /health and /metrics (D8).
+/* dispatch - consumes the orders that payment queues (docs/api/dispatch.yaml, D5): manual acks
+ * after the simulated work, bounded prefetch, reconnect forever, one log line per dispatched order
+ * id, and a small HTTP port for /health and /metrics (D8).
  *
  * Threads: the consumer thread owns the RabbitMQ connection (rabbitmq-c connections are not
  * thread-safe) and hands each delivery to a pool of workers through a queue; a worker does

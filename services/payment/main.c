@@ -1,5 +1,5 @@
-/* payment - takes payment for a cart (contract §7): checks the user, validates the cart, calls
- * the optional payment gateway, counts the sale, hands the order to dispatch through RabbitMQ
+/* payment - takes payment for a cart (docs/api/payment.yaml): checks the user, validates the cart,
+ * calls the optional payment gateway, counts the sale, hands the order to dispatch through RabbitMQ
  * with a publisher confirm (D5: an order is only reported as placed once the broker has it),
  * records the order history of registered users and empties the cart. */
 #include "libshop/amqp.h"
@@ -145,7 +145,7 @@ out:
     shop_http_result_cleanup(&res);
 }
 
-/* POST /pay/{id}: contract §7.3, in order. */
+/* POST /pay/{id}: the reference's steps, in its order (docs/api/payment.yaml). */
 static void pay(struct shop_req *req)
 {
     if (!shop_ctype_is(shop_req_header(req, "Content-Type"), "application/json")) {
@@ -171,7 +171,7 @@ static void pay(struct shop_req *req)
     int rc = call_service(req, "GET", cfg.user_base, "check", id, NULL, &res);
     bool registered = res.status == 200;
     shop_http_result_cleanup(&res);
-    if (rc == -1) { /* the reference's 500 (§7.3 step 2); no decision makes it a 503 */
+    if (rc == -1) { /* the reference's 500; no decision makes it a 503 */
         shop_reply_text(req, 500, "user service not available");
         goto out;
     }

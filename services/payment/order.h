@@ -6,11 +6,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* Contract §7.3 step 3 (and the inputs of step 5). A cart is valid when `items` is an array of
- * objects, some item has sku "SHIP", `total` is a number other than 0 and every other item
- * has a numeric `qty`. On success fills *total and *units (sum of qty over non-SHIP items)
- * and returns true. Stricter than the reference, which answered 500 for a missing `items`
- * or `qty` (D3: bad input gets a 4xx, never a crash). */
+/* The reference's cart check (and the inputs of the sale metrics). A cart is valid when `items` is
+ * an array of objects, some item has sku "SHIP", `total` is a number other than 0 and every other
+ * item has a numeric `qty`. On success fills *total and *units (sum of qty over non-SHIP items) and
+ * returns true. Stricter than the reference, which answered 500 for a missing `items` or `qty` (D3:
+ * bad input gets a 4xx, never a crash). */
 bool order_check_cart(const json_t *cart, double *total, double *units);
 
 /* Formats 16 random bytes as a version-4 UUID, lowercase canonical form (36 chars + NUL). */

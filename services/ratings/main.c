@@ -1,5 +1,5 @@
-/* ratings - the product ratings service (contract §9): averages in MySQL `ratings.ratings`,
- * a catalogue check before each vote, and an atomic first-rating insert (D10). */
+/* ratings - the product ratings service (docs/api/ratings.yaml): averages in MySQL
+ * `ratings.ratings`, a catalogue check before each vote, an atomic first-rating insert (D10). */
 #include "libshop/client.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
@@ -104,7 +104,7 @@ static void rate(struct shop_req *req)
     const char *sku = shop_req_param(req, "sku");
     long long raw;
     if (rate_parse_score(shop_req_param(req, "score"), &raw) == -1) {
-        /* the reference's TypeError: 500, as §9.3 says (D1: same status codes) */
+        /* the reference's TypeError: 500 (D1: same status codes) */
         shop_reply_text(req, 500, "score must be an integer");
         return;
     }

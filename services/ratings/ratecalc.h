@@ -1,5 +1,5 @@
 /* ratecalc.h - ratings' pure logic: PHP's integer coercion of the score, the clamp to [1, 5]
- * and the rounded running average (contract §9.3, drift REPRODUCED). No I/O. */
+ * and the rounded running average (the reference's drift kept, docs/DECISIONS.md Q-RA3). No I/O. */
 #ifndef RATINGS_RATECALC_H
 #define RATINGS_RATECALC_H
 

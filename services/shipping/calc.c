@@ -1,4 +1,4 @@
-/* calc.c - shipping's pure logic: the reference calculator (contract §6.4, bug REPRODUCED,
+/* calc.c - shipping's pure logic: the reference calculator (docs/DECISIONS.md Q-SH1, bug kept,
  * D12) and the small input rules of /calc and /match. */
 #include "services/shipping/calc.h"
 

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The warehouse ("home"): Solingen, Germany (contract §6.4). */
+/* The warehouse ("home"): Solingen, Germany, as in the reference. */
 #define CALC_HOME_LAT 51.164896
 #define CALC_HOME_LON 7.068792
 

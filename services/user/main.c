@@ -1,4 +1,4 @@
-/* user - the user service (contract §4): registration and login against MongoDB `users`
+/* user - the user service (docs/api/user.yaml): registration and login against MongoDB `users`
  * with hashed passwords (D4), order history in `orders` as one document {name, order} per
  * order (D10), and anonymous ids from the Redis counter `anonymous-counter`. */
 #include "libshop/conf.h"

@@ -20,6 +20,8 @@ import time
 import pytest
 import requests
 
+pytest_plugins = ["openapi_check"]  # every answer of a stack service is checked against docs/api/
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACK = os.path.join(ROOT, "deploy", "local", "stack")
 HTTP_TIMEOUT = 60  # seconds: the default of every requests call that names none

@@ -1,4 +1,4 @@
-"""Contract tests of the cart service (contract §5, §11.2, §15, D3, D10, D11, D16).
+"""Contract tests of the cart service (docs/api/cart.yaml; docs/DECISIONS.md D3, D10, D11, D16).
 
 Real Redis, real catalogue, real cart. Stored values are read and planted with redis-cli.
 A second cart process (started here) talks to a small local HTTP server standing in for a
@@ -101,7 +101,7 @@ def test_get_missing_cart(http, cart):
     r = http.get("%s/cart/%s" % (cart, cid("none")))
     assert r.status_code == 404
     assert r.text == "cart not found"
-    assert r.headers["Content-Type"] == "text/html; charset=utf-8"  # §1.1 res.send(text)
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"  # Express's res.send(text), docs/api/cart.yaml
 
 
 @pytest.mark.parametrize("qty,expect", [("2abc", 2), ("1.9", 1), ("0x10", 16), ("%203", 3),
@@ -382,7 +382,7 @@ def test_parallel_mixed_writes(cart):
     assert body["total"] == 2001 + 30 * 42 + 1.5
 
 
-# ---- the checkout half of §15 over HTTP ----------------------------------------------------
+# ---- the checkout half of the shop's flow over HTTP ----------------------------------------------------
 
 def test_checkout_half(http, cart):
     user = service_url("user")
@@ -577,7 +577,7 @@ def odd_cart(fake_catalogue):
 
 
 def test_course_variables(fake_catalogue):
-    """Course v1/v3 units: CATALOGUE_HOST + CATALOGUE_PORT, REDIS_HOST with its port (§5.1, D9)."""
+    """Course v1/v3 units: CATALOGUE_HOST + CATALOGUE_PORT, REDIS_HOST with its port (D9)."""
     proc, url = start_cart(CATALOGUE_HOST="127.0.0.1", CATALOGUE_PORT=str(fake_catalogue),
                            REDIS_URL=None, REDIS_PORT=None,
                            REDIS_HOST="127.0.0.1:%s" % os.environ.get("REDIS_PORT", "6379"))
@@ -634,7 +634,7 @@ def test_huge_quantities(odd_cart):
 
 
 def test_price_from_the_first_add(odd_cart):
-    """§5.4: later adds of the same SKU reuse the stored price, not the catalogue's new one."""
+    """docs/api/cart.yaml: later adds of the same SKU reuse the stored price, not the catalogue's new one."""
     c = cid("rising")
     first = requests.get("%s/add/%s/RISING/1" % (odd_cart, c), timeout=10).json()["items"][0]
     r = requests.get("%s/add/%s/RISING/2" % (odd_cart, c), timeout=10)

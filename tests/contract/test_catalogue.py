@@ -1,4 +1,4 @@
-"""Contract tests of the catalogue service (contract §3, decisions D1-D3, D7, D8, D16, D17)."""
+"""Contract tests of the catalogue service (docs/api/catalogue.yaml, docs/DECISIONS.md D1-D3, D7, D8, D16, D17)."""
 import http.client as httpclient
 import os
 import re
@@ -152,7 +152,7 @@ def test_raw_garbage_does_not_crash(catalogue):
 
 
 def test_keep_alive_holds(catalogue):
-    """§1.1 (Express keep-alive): one connection serves 200s and 404s alike without being closed."""
+    """Express keep-alive: one connection serves 200s and 404s alike without being closed."""
     host, port = urllib.parse.urlsplit(catalogue).netloc.split(":")
     conn = httpclient.HTTPConnection(host, int(port), timeout=5)
     conn.connect()

@@ -1,4 +1,4 @@
-"""Contract tests of the dispatch service (contract §8, D5, D8, D14) against the real stack.
+"""Contract tests of the dispatch service (docs/api/dispatch.yaml, D5, D8, D14) against the real stack.
 
 Dispatch's observable behaviour is the log line `dispatched orderid=…` per order (in
 $SHOP_LOG_DIR/dispatch.log), its /health and /metrics, and the state of the `orders` queue

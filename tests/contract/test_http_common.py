@@ -171,7 +171,7 @@ def test_binary_version_flag(name):
     ("x" * 257, 400, "bad path parameter"),
 ], ids=["256-raw", "256-decoded", "257-decoded", "257-raw"])
 def test_path_parameter_length_limit(param, status, text):
-    """D2: a decoded path parameter of up to 256 bytes is used; longer is 400 (catalogue §3.2)."""
+    """D2: a decoded path parameter of up to 256 bytes is used; longer is 400 (docs/api/catalogue.yaml)."""
     r = requests.get(service_url("catalogue") + "/product/" + param, timeout=10)
     assert (r.status_code, r.text) == (status, text)
 

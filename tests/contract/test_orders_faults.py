@@ -79,7 +79,7 @@ def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):
     assert http.get(service_url("dispatch") + "/health", timeout=5).json() == {"app": "OK", "rabbitmq": False}
 
     # paying fails fast with 503: not placed, no history written, cart kept; the sale is
-    # counted all the same (§7.3 step 5 comes before the publish, Q-PA3)
+    # counted all the same (the sale is counted before the publish, Q-PA3)
     sold = sold_count()
     for _ in range(3):
         r = pay(http, name, cart)

@@ -1,4 +1,4 @@
-"""Contract tests of the payment service (contract §7, §15, D5, D6, D8, D9, D14) against the
+"""Contract tests of the payment service (docs/api/payment.yaml, D5, D6, D8, D9, D14) against the
 real stack: user, cart, catalogue, shipping, RabbitMQ and dispatch.
 
 Tests that need a different configuration (PAYMENT_GATEWAY, PAYMENT_DELAY_MS) start a second
@@ -194,7 +194,7 @@ def test_metrics_names_help_and_python_numbers(http):
     assert "http_requests_total{" in t
 
 
-# ---- validation (§7.3 steps 1-3) ----------------------------------------------------------------
+# ---- validation (body, user check, cart check) ----------------------------------------------------------------
 
 @pytest.mark.parametrize("cart", [
     {"total": 0, "tax": 0, "items": [{"qty": 1, "sku": "SHIP", "price": 0, "subtotal": 0}]},
@@ -233,7 +233,7 @@ def test_loadgen_error_task_fails(http):
     assert (r.status_code, r.text) == (400, "cart not valid")
 
 
-# ---- whole checkouts (§15 flows 2 and 4) --------------------------------------------------------
+# ---- whole checkouts (anonymous and registered) --------------------------------------------------------
 
 def ship_with_shipping_service(http, cart_id):
     """Confirms shipping through the shipping service as the UI does (codes, cities, calc)."""
@@ -338,7 +338,7 @@ def take_order_message(orderid):
     ("DEL \x7f", [-0.0]),
 ], ids=["unicode-floats", "del-negative-zero"])
 def test_amqp_message_is_python_json_and_persistent(http, note, nums):
-    """§1.5, §7.5, D5: the message is json.dumps({"orderid", "user", "cart"}) byte for byte
+    """D5: the message is json.dumps({"orderid", "user", "cart"}) byte for byte
     (", " and ": ", non-ASCII escaped, Python floats), persistent, on robot-shop/orders."""
     pytest.importorskip("pika")
     uid = "ptest-\u00fc-%s" % uuid.uuid4().hex[:8]
@@ -413,7 +413,7 @@ def test_gateway_500_is_payment_error_and_nothing_is_sold(http):
 
 
 def test_step_order_user_check_validation_gateway(http):
-    """§7.3: the user check comes first (its transport error is a 500 even for a bad cart),
+    """The user check comes first (its transport error is a 500 even for a bad cart),
     then the validation, then the gateway (an invalid cart never reaches it)."""
     gw = Gateway(status=200)
     bad = {"total": 0, "tax": 0, "items": [{"qty": 1, "sku": "SHIP"}]}
@@ -533,7 +533,7 @@ def test_bad_configuration_stops_at_start(env, name):
     assert name in text
 
 
-# ---- user service answers (§7.3 steps 2 and 8), with a fake user service ----------------------
+# ---- user service answers (user check, order history), with a fake user service ----------------------
 
 class FakeUser:
     """A tiny user service: GET /check/<id> answers check_status; POST /order/<id> answers
@@ -606,7 +606,7 @@ def cart_status(http, cart_id):
 
 
 def test_check_503_means_anonymous_no_history(http):
-    """§7.3 step 2: any /check status other than 200 (here 503) means anonymous: paid, no step 8."""
+    """User check: any /check status other than 200 (here 503) means anonymous: paid, no step 8."""
     fake = FakeUser(check_status=503, order_status=200)
     try:
         cart_id, cart, r = pay_with_fake_user(http, fake)
@@ -621,7 +621,7 @@ def test_check_503_means_anonymous_no_history(http):
 
 
 def test_order_history_500_is_ignored(http):
-    """§7.3 step 8: the order-history POST's status is ignored (500 here): paid, cart deleted."""
+    """Order history: the order-history POST's status is ignored (500 here): paid, cart deleted."""
     fake = FakeUser(check_status=200, order_status=500)
     try:
         cart_id, cart, r = pay_with_fake_user(http, fake)
@@ -635,7 +635,7 @@ def test_order_history_500_is_ignored(http):
 
 
 def test_order_history_transport_error_is_500(http):
-    """§7.3 step 8: a transport error on the order-history POST (connection closed, no reply) is a
+    """Order history: a transport error on the order-history POST (connection closed, no reply) is a
     500 (the contract names no body); step 9 is not reached, so the cart is still there."""
     fake = FakeUser(check_status=200, order_status=None)
     cart_id = None
@@ -653,7 +653,7 @@ def test_order_history_transport_error_is_500(http):
 
 
 def test_cart_unreachable_at_delete_is_500_after_the_sale(http):
-    """§7.3 step 9 with Q-PA3: a transport error on the cart DELETE (CART_HOST/CART_PORT pointing
+    """Cart deletion with Q-PA3: a transport error on the cart DELETE (CART_HOST/CART_PORT pointing
     at a closed port) answers 500 without an order id; the sale was counted before it."""
     refusing = closed_port()
     p = Payment(CART_HOST="127.0.0.1", CART_PORT=refusing.getsockname()[1]).wait_ready()

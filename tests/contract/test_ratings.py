@@ -1,4 +1,4 @@
-"""Contract tests for ratings (contract §9, D8-D10, D16) against the real service, the real
+"""Contract tests for ratings (docs/api/ratings.yaml, D8-D10, D16) against the real service, the real
 MariaDB and the real catalogue. Each test resets the rating row of the catalogue SKU it uses
 (over SQL, as the ratings user), so reruns start from the same state."""
 import concurrent.futures
@@ -88,7 +88,7 @@ def test_score_coercion_and_clamp(http, rat):
     assert put(http, rat, sku, "3.7").status_code == 200   # -> 3: (3*2 + 3) / 3 = 3
     assert put(http, rat, sku, "-2").status_code == 200    # -> 1: (3*3 + 1) / 4 = 2.5
     assert fetch(http, rat, sku).json() == {"avg_rating": 2.5, "rating_count": 4}
-    r = put(http, rat, sku, "abc")                         # PHP TypeError: 500 (§9.3, D1)
+    r = put(http, rat, sku, "abc")                         # PHP TypeError: 500 (D1)
     assert r.status_code == 500
     assert fetch(http, rat, sku).json() == {"avg_rating": 2.5, "rating_count": 4}
 
@@ -136,7 +136,7 @@ def test_routing_errors(http, rat):
 
 
 def test_cors_headers_on_every_reply(http, rat):
-    """§9: the reference kernel's listener adds both CORS headers to every response, the
+    """docs/api/ratings.yaml: the reference kernel's listener adds both CORS headers to every response, the
     router's own errors, the preflight and the handlers' errors included."""
     cases = [("GET", "/nope", 404), ("GET", "/api/rate/EPE/4", 405), ("OPTIONS", "/api/rate/EPE/4", 200),
              ("GET", "/api/fetch/a%2Fb", 400), ("PUT", "/api/rate/NO-SUCH-SKU/3", 500),

@@ -1,4 +1,4 @@
-"""Contract tests for shipping (contract §6, D1-D3, D8, D9, D12, D14, D16) against the real
+"""Contract tests for shipping (docs/api/shipping.yaml, D1-D3, D8, D9, D12, D14, D16) against the real
 service, the real MariaDB with the shop's cities data, and the real cart."""
 import gzip
 import hashlib
@@ -278,7 +278,7 @@ def test_confirm_content_type_and_body(http, ship):
     ("application/json", 404), ("application/*", 404), ("*/*;q=0.1", 404),
     ("text/html, application/json; q=0.5", 404), ("", 404)])
 def test_confirm_accept_header(http, ship, accept, status):
-    """§6: /confirm produces JSON only: an Accept that excludes it is 406 (Spring's answer);
+    """docs/api/shipping.yaml: /confirm produces JSON only: an Accept that excludes it is 406 (Spring's answer);
     anything admitting JSON goes on (to the unknown cart's 404 here)."""
     cid = "ship-test-" + uuid.uuid4().hex[:8]
     r = http.post("%s/confirm/%s" % (ship, cid), data='{"distance":1,"cost":1,"location":"x"}',
@@ -364,7 +364,7 @@ def test_memory_bounded(http):
 
 
 def test_course_variables(http):
-    """Course §5 / D9: SERVER_PORT is the port when SHIPPING_SERVER_PORT is unset, DB_PASS is the
+    """D9: SERVER_PORT is the port when SHIPPING_SERVER_PORT is unset, DB_PASS is the
     password when DB_PASSWORD is unset, CART_ENDPOINT defaults to cart:8080 (Q-SH6)."""
     sock = listener()
     port = sock.getsockname()[1]

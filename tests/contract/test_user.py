@@ -1,4 +1,4 @@
-"""Contract tests of the user service (contract §4, §11.1, D3, D4, D10, D16).
+"""Contract tests of the user service (docs/api/user.yaml, D3, D4, D10, D16).
 
 Real FerretDB/MongoDB and Redis. Legacy records (plaintext, bcrypt, {name, history:[...]})
 are planted and read back with pymongo (Debian python3-pymongo).
@@ -97,7 +97,7 @@ def test_uniqueid_counts_up():
     rport = os.environ.get("REDIS_PORT", "6379")
     ttl = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", rport, "TTL", "anonymous-counter"],
                          capture_output=True, text=True).stdout.strip()
-    assert ttl == "-1"  # §11.2: the counter never expires
+    assert ttl == "-1"  # the reference's counter never expires
 
 
 def test_uniqueid_counter_refused_answers_500_and_keeps_it():
@@ -248,7 +248,7 @@ def test_register_form_and_empty_values(user):
 
 
 def test_register_names_exact_untrimmed_case_sensitive(user):
-    """§4.2: names stored as received (no trim) and compared exactly."""
+    """docs/api/user.yaml: names stored as received (no trim) and compared exactly."""
     lower, upper, padded = uname("case"), uname("CASE"), " %s " % uname("pad")
     for name in (lower, upper, padded):
         r = post(user + "/register", json={"name": name, "password": "p", "email": "e"})
@@ -352,7 +352,7 @@ def test_order_errors(user):
 
 
 def test_order_body_stored_whole(user):
-    """§4.2 "any JSON body" is appended as received: keys that name the stored document
+    """docs/api/user.yaml "any JSON object" is appended as received: keys that name the stored document
     (name, _id, history) stay in the order, and an array body is kept too."""
     name = registered(user, "whole")
     odd = {"name": "someone else", "_id": "x", "history": [1], "orderid": "o-" + RUN}

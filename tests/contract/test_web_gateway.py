@@ -1,4 +1,4 @@
-"""The nginx gateway in front of the services (contract §2.2, D14, D15), reached through SHOP_URL:
+"""The nginx gateway in front of the services (web/nginx/roboshop.conf.in, D14, D15), reached through SHOP_URL:
 unknown /api/ paths are a plain 404 (never the SPA's index.html), product images carry
 `expires 5s`, and the reference's ratings debug pages are gone.
 """
@@ -24,7 +24,7 @@ def web():
 
 
 def test_unknown_api_path_is_plain_404(web):
-    """§2.2/D15: /api/<no such service>/… is nginx's plain 404 "no such service", not index.html."""
+    """D15: /api/<no such service>/… is nginx's plain 404 "no such service", not index.html."""
     r = requests.get(web + "/api/nosuch/x", timeout=10)
     assert r.status_code == 404
     assert r.headers["Content-Type"].startswith("text/plain")
@@ -45,7 +45,7 @@ def raw_get(web, path):
 
 
 def test_proxy_prefix_is_replaced_by_root(web):
-    """§2.2: /api/catalogue/ itself is no call of the UI: the closed gateway's 404 (D20), not
+    """/api/catalogue/ itself is no call of the UI: the closed gateway's 404 (D20), not
     the "no such service" of an unknown prefix and not index.html."""
     status, body = raw_get(web, "/api/catalogue/")
     assert status == 404
@@ -53,7 +53,7 @@ def test_proxy_prefix_is_replaced_by_root(web):
 
 
 def test_proxy_uri_is_normalised_and_query_kept(web):
-    """§2.2: nginx resolves '..' before matching a location; a query string does not disturb
+    """nginx resolves '..' before matching a location; a query string does not disturb
     the routing (the services ignore it, so its passing through is not visible here)."""
     status, body = raw_get(web, "/api/user/../catalogue/categories")
     assert status == 200 and body.startswith("[")
@@ -71,7 +71,7 @@ def test_unknown_page_path_is_index_html(web):
 
 
 def test_product_image_expires_in_5s(web):
-    """§2.2: /images/ is static with `expires 5s` (Cache-Control: max-age=5 and an Expires header)."""
+    """/images/ is static with `expires 5s` (Cache-Control: max-age=5 and an Expires header)."""
     r = requests.get(web + "/images/Watson.png", timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "image/png"
@@ -82,7 +82,7 @@ def test_product_image_expires_in_5s(web):
 
 
 def test_missing_image_is_placeholder(web):
-    """§2.2/D15: a missing image is answered 200 with /images/placeholder.png."""
+    """D15: a missing image is answered 200 with /images/placeholder.png."""
     r = requests.get(web + "/images/NoSuchRobot.png", timeout=10)
     assert r.status_code == 200
     with open(os.path.join(IMAGES, "placeholder.png"), "rb") as f:

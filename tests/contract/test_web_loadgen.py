@@ -1,6 +1,6 @@
-"""Replays the load generator's request sequence (contract §14) through the nginx front door,
+"""Replays the load generator's request sequence (bench/load/locustfile.py walks the same flows) through the nginx front door,
 the way the reference Locust script sends it: the host has a trailing slash, so every path
-starts with "//" (nginx must merge slashes, §2.2), and each request carries x-forwarded-for.
+starts with "//" (nginx must merge slashes, D2), and each request carries x-forwarded-for.
 Every answer must be 2xx and every body the script parses must parse."""
 import os
 import random
@@ -97,7 +97,7 @@ def test_error_task_fails(lg):
 
 @pytest.mark.parametrize("svc", ["catalogue", "user", "cart", "shipping", "payment", "ratings"])
 def test_api_prefix_without_slash_redirects(lg, svc):
-    """Contract §2.2: /api/<svc> is answered by nginx with 301 to /api/<svc>/."""
+    """The gateway: /api/<svc> is answered by nginx with 301 to /api/<svc>/."""
     r = lg.get(FRONT + "/api/" + svc, allow_redirects=False)
     assert r.status_code == 301
     assert r.headers["Location"].endswith("/api/%s/" % svc)

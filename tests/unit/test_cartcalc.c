@@ -1,4 +1,5 @@
-/* test_cartcalc - the cart's pure arithmetic against the examples of contract §5.3-§5.4. */
+/* test_cartcalc - the cart's pure arithmetic against the reference's examples (docs/api/cart.yaml).
+ */
 #include "services/cart/cartcalc.c"
 #include "tests/unit/check.h"
 
@@ -53,7 +54,7 @@ static void test_tax(void)
     CHECK_STR(num(cart_tax(2135)), "355.83333333333326");
 }
 
-/* The cart of §5.3, built the way the service builds it. */
+/* A three-line cart with shipping, built the way the service builds it. */
 static void test_reference_cart(void)
 {
     json_t *cart = cart_new();

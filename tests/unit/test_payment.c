@@ -1,5 +1,5 @@
-/* test_payment.c - payment's pure order logic: cart validation (§7.3 step 3), the sale metric
- * inputs, UUIDv4 text and the Python-style AMQP message. */
+/* test_payment.c - payment's pure order logic: cart validation (docs/api/payment.yaml), the sale
+ * metric inputs, UUIDv4 text and the Python-style AMQP message. */
 #include "services/payment/order.c"
 #include "tests/unit/check.h"
 

@@ -1,4 +1,4 @@
-/* test_shipping_calc - the shipping calculator against every reference value of contract §6.4,
+/* test_shipping_calc - the shipping calculator against every value the reference computes (Q-SH1),
  * and the /calc and /match input rules. */
 #include "services/shipping/calc.c"
 #include "tests/unit/check.h"

@@ -1,6 +1,6 @@
 // Command ferretdb-local runs FerretDB v1 with its embedded SQLite backend on
 // one loopback address, for the shop's local stack and tests. It exists so
-// the local stack needs no MongoDB server package: see shared/spec/mongo-local.md.
+// the local stack needs no MongoDB server package: see deploy/local/stack.
 package main
 
 import (

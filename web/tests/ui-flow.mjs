@@ -1,5 +1,5 @@
 // Browser test of the storefront: drives headless Chromium through the shop's
-// flows (contract §15) using only the data-test hooks documented in web/README.md.
+// flows (browse, cart, shipping, pay) using only the data-test hooks documented in web/README.md.
 // No npm packages: it speaks the Chrome DevTools Protocol over Node's WebSocket
 // (global in Node >= 22; Node 20/21 need --experimental-websocket, see web/tests/run).
 //
@@ -7,7 +7,7 @@
 //
 // Env: SHOP_URL (required), CHROMIUM (browser binary; default: first of chromium,
 // chromium-browser, google-chrome on PATH), UI_SHOTS=<dir> (save a PNG per step).
-// Needs the real stack with its seed data (§3.3, §4.3). Every run uses fresh names,
+// Needs the real stack with its seed data (schema/). Every run uses fresh names,
 // so it can be repeated against the same stack. Ends with "N passed, N failed".
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // Every call the storefront makes to the shop's services, through the web
-// gateway's /api/<service>/ prefixes (contract §13). No framework: fetch().
+// gateway's /api/<service>/ prefixes (docs/api/). No framework: fetch().
 // Path segments are always encodeURIComponent()-ed.
 
 const enc = (s) => encodeURIComponent(String(s));
@@ -57,7 +57,7 @@ const get = (svc, path) => call(svc, 'GET', path);
 /** Turn any failure into one sentence for the page. `what` says what was being done. */
 export function describeError(err, what) {
   if (!(err instanceof ApiError)) return `${what}: ${err && err.message || err}`;
-  // The user service answers errors in plain text, shown verbatim (contract §4.2).
+  // The user service answers errors in plain text, shown verbatim (docs/api/user.yaml).
   if (err.service === 'user' && err.plainText && err.status < 500) return `ERROR ${err.text.trim()}`;
   if (err.status === 0) return `${what}: the shop can't be reached right now (network error).`;
   let reason = '';

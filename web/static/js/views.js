@@ -298,7 +298,7 @@ export async function cart(root) {
     await ensureId();
     c = await refreshCart();
     // A shipping line must be chosen again after the cart changes: drop it when
-    // it is the last line (contract §13 #9, #10).
+    // it is the last line (as the reference UI does).
     const last = c.items[c.items.length - 1];
     if (last && last.sku === 'SHIP') {
       setCart(await api.cart.update(identity(), 'SHIP', 0));

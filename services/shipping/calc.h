@@ -28,7 +28,7 @@ size_t calc_utf16_len(const char *s);
 int calc_like_prefix(const char *text, char *out, size_t outlen);
 
 /* Content-Type of /health and /count for an Accept header (NULL: none), as Spring's String
- * converter picks it (contract §1.2, D23): "application/json" when the best-ranked acceptable
+ * converter picks it (D23): "application/json" when the best-ranked acceptable
  * type (highest q, the first on a tie; q=0 excluded) is JSON (application/json or a +json
  * type), else "text/plain;charset=ISO-8859-1" (*\/\*, text/\*, text/plain, or no Accept). */
 const char *calc_text_type(const char *accept);

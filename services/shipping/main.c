@@ -91,7 +91,7 @@ static void db_error(struct shop_req *req, const struct shop_mysql_err *err)
 
 /* ---- health ---------------------------------------------------------------------------------- */
 
-/* A Java String answer (/health, /count): its Content-Type follows Accept (§1.2, D23). */
+/* A Java String answer (/health, /count): its Content-Type follows Accept (D23). */
 static void reply_string(struct shop_req *req, int status, const char *text)
 {
     shop_reply(req, status, calc_text_type(shop_req_header(req, "Accept")), text, strlen(text));

@@ -1,5 +1,5 @@
 """The closed gateway (D20), through the stack's nginx (SHOP_URL): only the calls of the web UI
-(contract §13) and the load generator (§14) are routed, by method and path; every internal route
+and the load generator are routed, by method and path; every internal route
 answers the gateway's plain 404 there and still answers on the service's own port; cross-site
 requests are refused with 403; login, register and uniqueid are rate limited per client (429 with
 Retry-After) at thresholds that a normal pace never meets. Thresholds: web/nginx/gen and
@@ -96,7 +96,7 @@ def test_wrong_method_or_shape_is_404(web, method, path):
 
 
 def test_redirect_of_a_bare_prefix_stays(web):
-    """§2.2: /api/<svc> without the slash is nginx's 301 to /api/<svc>/."""
+    """/api/<svc> without the slash is nginx's 301 to /api/<svc>/."""
     r = requests.get(web + "/api/catalogue", timeout=TIMEOUT, allow_redirects=False)
     assert r.status_code == 301 and r.headers["Location"].endswith("/api/catalogue/")
 
@@ -104,7 +104,7 @@ def test_redirect_of_a_bare_prefix_stays(web):
 # ---- every call the UI makes is still routed (with its method), as the browser sends it ----------
 
 def test_every_ui_call_is_routed(web):
-    """The storefront's calls (web/static/js/api.js, §13) in a browser's manner: POST and PUT carry
+    """The storefront's calls (web/static/js/api.js) in a browser's manner: POST and PUT carry
     the page's own Origin and every call Sec-Fetch-Site: same-origin."""
     s = requests.Session()
     s.headers.update({"Sec-Fetch-Site": "same-origin", "Accept": "application/json, text/plain, */*"})

@@ -357,18 +357,18 @@ def wrong_200(service, path, body):
         doc = json.loads(body)
     except ValueError:
         return "200 with a body that is not JSON"
-    if pattern == "/api/fetch/:sku":  # a sku the catalogue does not know was never rated (§9.3)
+    if pattern == "/api/fetch/:sku":  # a sku the catalogue does not know was never rated (docs/api/ratings.yaml)
         if plain_ascii(v["sku"]) and v["sku"].lower() not in {k.lower() for k in known("skus")} \
                 and body != ZERO_RATING:
             return "200 %r for a sku that cannot have a rating" % body[:100]
-    elif pattern in ("/cities/:code", "/match/:code/:text"):  # unknown code: [] (§6.3)
+    elif pattern in ("/cities/:code", "/match/:code/:text"):  # unknown code: [] (docs/api/shipping.yaml)
         if plain_ascii(v["code"]) and v["code"].lower() not in known("codes") and doc != []:
             return "200 with %d cities for unknown code %r" % (len(doc), v["code"])
         if pattern == "/match/:code/:text" and isinstance(doc, list):
             bad = [c for c in doc if not c["city"].lower().startswith(v["text"].lower())]
             if plain_ascii(v["text"]) and bad:
                 return "200 with %r not starting with %r (D23: literal prefix)" % (bad[0]["city"], v["text"])
-    elif pattern == "/calc/:id":  # a city id is a number (§6.3)
+    elif pattern == "/calc/:id":  # a city id is a number (docs/api/shipping.yaml)
         if not re.fullmatch(r"[+-]?[0-9]+", v["id"]) or not (isinstance(doc, dict) and set(doc) == {"distance", "cost"}):
             return "200 %r for id %r" % (body[:100], v["id"])
     elif pattern == "/product/:sku":

@@ -16,7 +16,7 @@ from conftest import ROOT, service_url
 
 pymongo = pytest.importorskip("pymongo", reason="needs Debian python3-pymongo")
 
-SEED_USER, SEED_PASSWORD = "stan", "bigbrain"  # the reference's seed user (§4.3)
+SEED_USER, SEED_PASSWORD = "stan", "bigbrain"  # the reference's seed user (its demo account)
 
 
 def mariadb(sql):

@@ -2,13 +2,13 @@
 payloads are data, never SQL. Each answer is checked against the contract's own oracle, not
 against what the service printed last time:
 * ratings `/api/fetch/{sku}`: an unrated sku answers exactly {"avg_rating":0,"rating_count":0}
-  (§9.3) - a `' OR '1'='1` that reached SQL would answer some other sku's rating instead;
+  (docs/api/ratings.yaml) - a `' OR '1'='1` that reached SQL would answer some other sku's rating instead;
 * ratings `/api/rate/{sku}/{score}`: a sku the catalogue does not know is 500 "{sku} not found"
-  (Q-RA1) and stores nothing; a non-numeric score is 500 (§9.3) and stores nothing;
-* shipping `/cities/{code}`: an unknown code is [] (§6.3);
+  (Q-RA1) and stores nothing; a non-numeric score is 500 (docs/api/ratings.yaml) and stores nothing;
+* shipping `/cities/{code}`: an unknown code is [] (docs/api/shipping.yaml);
 * shipping `/match/{code}/{text}`: exactly the cities of `code` whose search name starts with
   `text` taken literally (D23), computed here from `/cities/{code}`; `'ewa` in the US has rows;
-* shipping `/calc/{id}`: a non-numeric id is 400 with the Spring error JSON (§6.3).
+* shipping `/calc/{id}`: a non-numeric id is 400 with the Spring error JSON (docs/api/shipping.yaml).
 A payload holding `/` (`/*`) is refused whole with 400 (D2). Every call has a timeout.
 """
 import urllib.parse

@@ -312,7 +312,7 @@ def test_options_empty_body_and_allow(http, service, path, allow):
 
 
 def test_options_elsewhere_keeps_the_express_body(http):
-    """The Node services answered OPTIONS with the method list as the body (§1.1); unchanged."""
+    """The Node services answered OPTIONS with the method list as the body (D23); unchanged."""
     r = http.options(service_url("catalogue") + "/products", timeout=TIMEOUT)
     assert (r.status_code, r.text, r.headers["Allow"]) == (200, "GET,HEAD", "GET,HEAD")
 

@@ -34,13 +34,6 @@ DOCS = os.path.join(ROOT, "docs", "api")
 FRAMEWORK_ANY_ROUTE = {413, 414, 431}  # answered before routing, on any path
 SAMPLE = 25  # of a JSON array longer than 2 * SAMPLE, SAMPLE elements from each end are validated
 
-# Answers that follow the reference where docs/DECISIONS.md D23 (being implemented on another branch)
-# changes the wire; each entry: (service, method, path regex, status now, why). Remove an entry when
-# D23 is merged: the document already describes the behaviour after it.
-D23_PENDING = [
-    ("catalogue", "GET", "/PRODUCTS", 200, "D23: routes are case-sensitive (404)"),
-]
-
 for _site in glob.glob(os.path.join(ROOT, "build", "api-venv", "lib", "python3*", "site-packages")):
     if _site not in sys.path:
         sys.path.append(_site)
@@ -128,9 +121,6 @@ class Checker:
             problem = self.seen[key] = self._validate(spec, api, req, response)
         if problem is None:
             return None
-        for svc, method, pattern, code, _why in D23_PENDING:
-            if svc == service and method == req.method and status == code and re.fullmatch(pattern, path):
-                return None
         return "%s %s %.150s -> %d: %s" % (service, req.method, req.url, status, problem)
 
     def _validate(self, spec, api, req, response):

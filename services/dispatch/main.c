@@ -40,7 +40,7 @@ static struct {
 } jobs = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static struct shop_amqp_consumer *consumer;
-static long drain_ms; /* SHOP_DRAIN_MS: how long in-flight orders may finish at a stop */
+static long drain_ms;      /* SHOP_DRAIN_MS: how long in-flight orders may finish at a stop */
 static long delay_ms = -1; /* DISPATCH_DELAY_MS; -1 = the reference's random 42-83 ms */
 static long error_percent;
 

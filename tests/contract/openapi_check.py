@@ -21,7 +21,6 @@ build/api-venv; its site-packages are appended to sys.path, so the system's pyte
 import glob
 import json
 import os
-import re
 import sys
 import threading
 from urllib.parse import urlsplit

@@ -55,7 +55,7 @@ static void check_like(const char *s)
     }
     FUZZ_CHECK(o == n && out[i] == '%');
     json_t *valid = json_string(s); /* jansson takes only well-formed UTF-8, as the router does */
-    if (valid) /* no UTF-8 sequence is shorter than its UTF-16 form */
+    if (valid)                      /* no UTF-8 sequence is shorter than its UTF-16 form */
         FUZZ_CHECK(calc_utf16_len(s) <= n);
     json_decref(valid);
     free(out);

@@ -297,29 +297,71 @@ set_link() { # set_link LINK TARGET: atomic symlink switch
     ln -sfn "$2" "$1.new" && mv -Tf "$1.new" "$1"
 }
 
-# Units of SVC: the hardened unit, its socket with this host's port, and the -next unit used for hand-overs
-# (a copy that runs /opt/roboshop/next/<svc> on the same socket). Returns 0 when something changed.
+# The units of every service are instances of one template: roboshop@<svc>.service on roboshop@<svc>.socket, shared
+# by the services of this host (deploy/roboshop stages them from the newest release among those services), plus the
+# per-service port drop-in of the socket and the hand-over template roboshop-next@.service (the same unit running
+# /opt/roboshop/next/<svc> on the service's socket).
+unit_of() { echo "roboshop@$1.service"; }
+socket_of() { echo "roboshop@$1.socket"; }
+next_of() { echo "roboshop-next@$1.service"; }
+UNIT_STAMPS=/var/lib/roboshop/units
+
+# Installs the units of SVC. Returns 0 when anything SVC runs with changed since this tool last (re)started it: the
+# shared templates are installed once per host, so each service keeps its own record of what it last saw (units_seen).
 install_units() {
-    local svc=$1 port=$2 rel=$3 rc=1
-    put "$rel/hardened/$svc.service" "$UNITS/$svc.service" 0644 && rc=0
-    put "$rel/hardened/$svc.socket" "$UNITS/$svc.socket" 0644 && rc=0
+    local svc=$1 port=$2 rc=1 tmp sum stamp=$UNIT_STAMPS/$1.sha256
+    put "$STAGE/units/roboshop@.service" "$UNITS/roboshop@.service" 0644 || true
+    put "$STAGE/units/roboshop@.socket" "$UNITS/roboshop@.socket" 0644 || true
+    tmp=$(mktemp)
+    sed -e "s#^ExecStart=$OPT/current/#ExecStart=$OPT/next/#" \
+        -e "s#^Description=\(.*\)#Description=\1 (hand-over instance)#" \
+        -e '/^\[Service\]/a Sockets=roboshop@%i.socket' -e 's/^Restart=.*/Restart=no/' \
+        -e '/^\[Install\]/,$d' -e '2,/^\[Unit\]/{/^#/d}' \
+        -e "1s|.*|# roboshop-next@.service: written by deploy/roboshop from roboshop@.service; runs only during a redeploy.|" \
+        "$STAGE/units/roboshop@.service" >"$tmp"
+    put "$tmp" "$UNITS/roboshop-next@.service" 0644 || true
+    rm -f "$tmp"
     PORT_CHANGED=0
-    put_text "$UNITS/$svc.socket.d/50-port.conf" 0644 <<EOF && rc=0 && PORT_CHANGED=1
+    put_text "$UNITS/$(socket_of "$svc").d/50-port.conf" 0644 <<EOF && PORT_CHANGED=1
 # deploy/roboshop: the port of $svc on this host (also in /etc/roboshop/$svc.env and the nginx upstreams)
 [Socket]
 ListenStream=
 ListenStream=$port
 EOF
-    local tmp
-    tmp=$(mktemp)
-    sed -e "s#^ExecStart=$OPT/current/#ExecStart=$OPT/next/#" \
-        -e "s#^Description=\(.*\)#Description=\1 (hand-over instance)#" \
-        -e "/^\[Service\]/a Sockets=$svc.socket" -e 's/^Restart=.*/Restart=no/' \
-        -e '/^\[Install\]/,$d' -e "1s|.*|# $svc-next.service: written by deploy/roboshop from $svc.service; runs only during a redeploy.|" \
-        "$rel/hardened/$svc.service" >"$tmp"
-    put "$tmp" "$UNITS/$svc-next.service" 0644 && rc=0
-    rm -f "$tmp"
+    UNITS_SUM=$(cat "$UNITS/roboshop@.service" "$UNITS/roboshop@.socket" "$UNITS/roboshop-next@.service" \
+        "$UNITS/$(socket_of "$svc").d/50-port.conf" | sha256sum | cut -d' ' -f1)
+    [[ -f $stamp && $(<"$stamp") == "$UNITS_SUM" ]] || rc=0
     return $rc
+}
+UNITS_SUM=""
+units_seen() { [[ -z $UNITS_SUM ]] || { mkdir -p "$UNIT_STAMPS" && echo "$UNITS_SUM" >"$UNIT_STAMPS/$1.sha256"; }; }
+
+# A host deployed by a release of this tool from before the template: SVC runs as <svc>.service on <svc>.socket.
+# Moves it to roboshop@<svc>: the old socket closes and the new one binds the same port, so connections arriving in
+# that moment (well under a second) are refused; requests in flight finish (the old process drains). Two sockets
+# cannot share the port (the old one lacks SO_REUSEPORT), hence no lossless hand-over here. Removes the old units.
+# Returns 1 when there is nothing to move.
+migrate_units() {
+    local svc=$1 old=$UNITS/$1.service oldport="" i
+    grep -qs "^ExecStart=$OPT/current/$svc/" "$old" || return 1 # none, or the course's unit (not ours)
+    say "moving $svc from $svc.service/$svc.socket to $(unit_of "$svc")/$(socket_of "$svc")"
+    systemctl disable -q "$svc.socket" "$svc.service" 2>/dev/null || true
+    systemctl stop "$svc-next.service" 2>/dev/null || true
+    if systemctl is-active -q "$svc.service"; then
+        oldport=$(systemctl show -p Listen --value "$svc.socket" | sed -n 's/.*:\([0-9]*\) (Stream).*/\1/p' | head -n 1)
+        systemctl stop "$svc.socket"             # systemd's copy of the socket; the process still accepts on its own
+        systemctl stop --no-block "$svc.service" # SIGTERM: it closes its socket at once, then drains in-flight requests
+        for ((i = 0; i < 600; i++)); do [[ -n $oldport ]] && port_listening "$oldport" || break; sleep 0.05; done
+        systemctl start "$(socket_of "$svc")" "$(unit_of "$svc")" ||
+            die "$(unit_of "$svc") did not start: $(journal "$(unit_of "$svc")")"
+        wait_for 60 eval "! systemctl is-active -q $svc.service" || say "$svc.service is still draining"
+        units_seen "$svc"
+        changed "moved $svc to $(unit_of "$svc") (its port changed hands: a moment of refused connections)"
+    fi
+    rm -rf "$old" "$UNITS/$svc.socket" "$UNITS/$svc.socket.d" "$UNITS/$svc-next.service"
+    daemon_reload
+    systemctl reset-failed "$svc.service" "$svc.socket" "$svc-next.service" 2>/dev/null || true
+    changed "removed the per-service units of $svc (the layout of releases before the template)"
 }
 
 # Starts release VERSION of SVC alone on a spare port (port + 1000), outside the shop's traffic, and checks that it
@@ -360,19 +402,21 @@ canary() {
 # (the old process stops accepting, drains and exits while -next serves); -next stops and drains. Both steps keep
 # at least one process accepting on the socket, and the kernel queues connections in between.
 handover() {
-    local svc=$1 ver=$2 port=$3
-    systemctl stop "$svc-next.service" >/dev/null 2>&1 || true
+    local svc=$1 ver=$2 port=$3 unit next
+    unit=$(unit_of "$svc") next=$(next_of "$svc")
+    systemctl stop "$next" >/dev/null 2>&1 || true
     set_link "$OPT/next/$svc" "../releases/$ver/$svc"
-    systemctl reset-failed "$svc-next.service" >/dev/null 2>&1 || true
-    systemctl start "$svc-next.service" || { systemctl stop "$svc-next.service" 2>/dev/null || true; say "handover: $svc-next did not start: $(journal "$svc-next")"; return 1; }
-    say "handover: $svc-next ($ver) accepts on port $port beside the old process"
+    systemctl reset-failed "$next" >/dev/null 2>&1 || true
+    systemctl start "$next" || { systemctl stop "$next" 2>/dev/null || true; say "handover: $next did not start: $(journal "$next")"; return 1; }
+    say "handover: $next ($ver) accepts on port $port beside the old process"
     set_link "$OPT/current/$svc" "../releases/$ver/$svc"
-    systemctl restart "$svc.service" || { say "handover: $svc did not restart: $(journal "$svc")"; return 1; }
-    say "handover: the old process drained and exited; $svc.service runs $ver"
-    systemctl stop "$svc-next.service" 2>/dev/null
+    systemctl restart "$unit" || { say "handover: $unit did not restart: $(journal "$unit")"; return 1; }
+    say "handover: the old process drained and exited; $unit runs $ver"
+    systemctl stop "$next" 2>/dev/null
+    units_seen "$svc"
     wait_for 15 healthy "$svc" "$port" || { say "handover: $svc not healthy on $port after the switch"; return 1; }
     [[ $(served_version "$svc" "$port") == "$ver" ]] || { say "handover: $svc on $port does not report $ver"; return 1; }
-    say "handover: $svc-next drained and stopped; port $port answers $ver"
+    say "handover: $next drained and stopped; port $port answers $ver"
 }
 
 # Zero-downtime switch of a running service to VERSION, with a canary gate before and a rollback after.
@@ -391,7 +435,7 @@ switch_release() {
     if [[ -n $old ]] && handover "$svc" "$old" "$port"; then
         say "ROLLBACK: $svc serves $old again"
     else
-        set_link "$OPT/current/$svc" "../releases/$old/$svc"; systemctl restart "$svc.service" || true
+        set_link "$OPT/current/$svc" "../releases/$old/$svc"; systemctl restart "$(unit_of "$svc")" || true
     fi
     return 1
 }
@@ -412,28 +456,32 @@ prune_releases() {
 }
 
 apply_service() {
-    local svc=$1 ver port rel cur units_changed=0 env_changed=0
-    ver=$(version_of "$svc"); port=$(port_of "$svc")
+    local svc=$1 ver port cur units_changed=0 env_changed=0 unit sock
+    ver=$(version_of "$svc"); port=$(port_of "$svc"); unit=$(unit_of "$svc"); sock=$(socket_of "$svc")
     release_install "$svc" "$ver" "$STAGE/files/$svc.zip"
-    rel=$(release_dir "$svc" "$ver")
     put "$STAGE/env/$svc.env" "$ETC/$svc.env" 0640 && env_changed=1
-    install_units "$svc" "$port" "$rel" && units_changed=1
+    install_units "$svc" "$port" && units_changed=1
     ((units_changed)) && daemon_reload
+    if migrate_units "$svc"; then
+        systemctl is-active -q "$unit" && units_changed=0 env_changed=0 # it just started with everything new
+    fi
     cur=$(current_version "$svc")
-    if ! systemctl is-active -q "$svc.service"; then
+    if ! systemctl is-active -q "$unit"; then
         [[ $cur == "$ver" ]] || { set_link "$OPT/current/$svc" "../releases/$ver/$svc"; changed "current $svc -> $ver"; }
-        if ((units_changed)) && systemctl is-active -q "$svc.socket"; then systemctl restart "$svc.socket"; fi
-        unit_enable "$svc.socket"; unit_start "$svc.socket"
-        unit_enable "$svc.service"; unit_start "$svc.service"
+        if ((units_changed)) && systemctl is-active -q "$sock"; then systemctl restart "$sock"; fi
+        unit_enable "$sock"; unit_start "$sock"
+        unit_enable "$unit"; unit_start "$unit"
+        units_seen "$svc"
     else
-        unit_enable "$svc.socket"; unit_enable "$svc.service"
+        unit_enable "$sock"; unit_enable "$unit"
         if [[ $cur != "$ver" ]]; then
             switch_release "$svc" "$ver" "$port" || die "$svc: release $ver rolled back"
         elif ((units_changed || env_changed)); then
             if ((PORT_CHANGED)); then
                 # a new port is a new socket: this one step refuses connections for a moment
-                systemctl stop "$svc.socket" "$svc.service" 2>/dev/null
-                systemctl start "$svc.socket" "$svc.service" || die "$svc did not start on port $port: $(journal "$svc")"
+                systemctl stop "$sock" "$unit" 2>/dev/null
+                systemctl start "$sock" "$unit" || die "$svc did not start on port $port: $(journal "$unit")"
+                units_seen "$svc"
                 changed "moved $svc to port $port"
             else
                 handover "$svc" "$ver" "$port" || die "$svc did not come back after its settings changed"
@@ -442,7 +490,7 @@ apply_service() {
         fi
     fi
     wait_for 30 healthy "$svc" "$port" ||
-        die "$svc is not healthy on port $port (health $(http_code "http://127.0.0.1:$port$(health_path "$svc")")): $(journal "$svc")"
+        die "$svc is not healthy on port $port (health $(http_code "http://127.0.0.1:$port$(health_path "$svc")")): $(journal "$unit")"
     prune_releases "$svc"
     finish
 }
@@ -453,10 +501,10 @@ cmd_redeploy() {
     port=$(port_of "$svc")
     release_install "$svc" "$ver" "$STAGE/files/$svc.zip"
     cur=$(current_version "$svc")
-    if [[ $cur == "$ver" ]] && systemctl is-active -q "$svc.service"; then
+    if [[ $cur == "$ver" ]] && systemctl is-active -q "$(unit_of "$svc")"; then
         say "$svc already runs $ver"; finish; return 0
     fi
-    systemctl is-active -q "$svc.service" || die "$svc is not running here; run deploy first"
+    systemctl is-active -q "$(unit_of "$svc")" || die "$svc is not running here ($(unit_of "$svc")); run deploy first"
     if switch_release "$svc" "$ver" "$port"; then
         say "$svc now serves $ver on port $port ($((SECONDS - start)) s; previous: $cur)"
         prune_releases "$svc"
@@ -552,7 +600,7 @@ cmd_doctor() {
     done
     for svc in $HOST_SERVICES; do
         port=$(port_of "$svc"); want=$(version_of "$svc")
-        check_unit "$svc.socket"; check_unit "$svc.service"
+        check_unit "$(socket_of "$svc")"; check_unit "$(unit_of "$svc")"
         cmp -s "$STAGE/env/$svc.env" "$ETC/$svc.env" && ok "$svc env file up to date" ||
             bad "$ETC/$svc.env differs from the inventory's (addresses/ports): run deploy"
         while read -r name addr p; do
@@ -561,7 +609,7 @@ cmd_doctor() {
                 bad "$svc cannot reach $name at $addr:$p (is $name running and bound to 0.0.0.0? firewall/security group?)"
         done < <(deps_of "$svc")
         n=$(http_code "http://127.0.0.1:$port$(health_path "$svc")")
-        [[ $n == 200 ]] && ok "$svc healthy on port $port" || bad "$svc health on port $port: $n ($(journal "$svc"))"
+        [[ $n == 200 ]] && ok "$svc healthy on port $port" || bad "$svc health on port $port: $n ($(journal "$(unit_of "$svc")"))"
         v=$(served_version "$svc" "$port"); cur=$(current_version "$svc")
         if [[ $v == "$want" && $cur == "$want" ]]; then ok "$svc version $v"
         else bad "$svc serves version '${v:-?}', current link '${cur:-none}', inventory wants $want"; fi
@@ -580,7 +628,7 @@ cmd_status() {
         if is_service "$c"; then
             port=$(port_of "$c")
             printf '%-10s %-10s port %-5s %-8s health %s version %s\n' "$HOST_NAME" "$c" "$port" \
-                "$(systemctl is-active "$c.service" 2>/dev/null)" "$(http_code "http://127.0.0.1:$port$(health_path "$c")")" \
+                "$(systemctl is-active "$(unit_of "$c")" 2>/dev/null)" "$(http_code "http://127.0.0.1:$port$(health_path "$c")")" \
                 "$(served_version "$c" "$port")"
         else
             local u

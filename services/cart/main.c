@@ -1,5 +1,5 @@
 /* cart - the shopping cart service (contract §5): one Redis key per cart holding the cart
- * JSON, prices from the catalogue, every mutation an atomic WATCH/MULTI/EXEC update (D10). */
+ * JSON, prices from the catalogue, every mutation an atomic update of the key (D10). */
 #include "libshop/client.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
@@ -39,17 +39,9 @@ static void reply_error(struct shop_req *req, int status, const char *msg)
     shop_reply_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
-/* 503 when Redis is unreachable (D16), 500 for any other Redis failure. */
-static void reply_redis(struct shop_req *req, int rc)
-{
-    const char *why = shop_redis_last_error();
-    if (rc == SHOP_REDIS_UNAVAILABLE) {
-        reply_error(req, 503, "redis not available");
-        return;
-    }
-    shop_log_warnx("rid=%s redis: %s", shop_req_id(req), why);
-    reply_error(req, 500, why);
-}
+/* 503 when Redis is unreachable (D16), 500 with the reason for any other Redis failure. */
+static const struct shop_err_reply redis_error = {
+    .down = "redis not available", .down_json = true, .failed_json = true};
 
 static void reply_cart(struct shop_req *req, const char *text)
 {
@@ -57,10 +49,10 @@ static void reply_cart(struct shop_req *req, const char *text)
 }
 
 /* Answers an update's outcome: the stored cart, or the matching error. */
-static void reply_update(struct shop_req *req, int rc, const char *text)
+static void reply_update(struct shop_req *req, int rc, const char *text, const struct shop_err *err)
 {
     switch (rc) {
-    case SHOP_REDIS_OK:
+    case 0:
         reply_cart(req, text);
         break;
     case UPD_NO_CART:
@@ -77,7 +69,7 @@ static void reply_update(struct shop_req *req, int rc, const char *text)
         shop_reply_text(req, 400, "quantity too large");
         break;
     default:
-        reply_redis(req, rc);
+        shop_reply_err(req, err, &redis_error);
     }
 }
 
@@ -157,10 +149,11 @@ static int update_cb(const char *cur, size_t len, void *ud, char **out)
 
 static void run_update(struct shop_req *req, const char *id, struct update *u)
 {
-    int rc = shop_redis_update(id, cart_ttl, update_cb, u);
-    if (rc == SHOP_REDIS_OK && u->op == OP_ADD)
+    struct shop_err err;
+    int rc = shop_redis_update(id, cart_ttl, update_cb, u, &err);
+    if (rc == 0 && u->op == OP_ADD)
         shop_counter_add(&items_added, u->qty);
-    reply_update(req, rc, u->result);
+    reply_update(req, rc, u->result, &err);
     free(u->result);
     u->result = NULL;
 }
@@ -203,7 +196,7 @@ static int fetch_product(struct shop_req *req, const char *sku, json_t **product
     int rc = shop_http_call_peer(&call, &res);
     *product = NULL;
     if (rc == -1) {
-        reply_error(req, 500, res.error);
+        reply_error(req, 500, res.err.msg);
     } else if (res.status != 200) {
         shop_reply_text(req, 404, "product not found");
         rc = -1;
@@ -232,36 +225,44 @@ static void health(struct shop_req *req)
 
 /* A stored value that GET and rename may hand on as it is: checked quickly when it looks like
  * the carts this service writes, with jansson otherwise (whose answer is final). */
-static bool stored_cart_ok(const redisReply *r)
+static bool stored_cart_ok(const char *text, size_t len)
 {
-    if (r->type != REDIS_REPLY_STRING)
-        return false;
-    if (cart_check_quick(r->str, r->len))
+    if (cart_check_quick(text, len))
         return true;
-    json_t *cart = cart_parse(r->str, r->len);
+    json_t *cart = cart_parse(text, len);
     bool ok = cart != NULL;
     json_decref(cart);
     return ok;
 }
 
+/* Reads a stored cart for GET and rename. Returns 1 with *text (freed by the caller), or
+ * replies and returns 0. */
+static int stored_cart(struct shop_req *req, const char *id, char **text, size_t *len)
+{
+    struct shop_err err;
+    int rc = shop_redis_get(id, text, len, &err);
+    if (rc == -1)
+        shop_reply_err(req, &err, &redis_error);
+    else if (rc == 0)
+        shop_reply_text(req, 404, "cart not found");
+    else if (!stored_cart_ok(*text, *len))
+        reply_update(req, UPD_CORRUPT, NULL, NULL);
+    else
+        return 1;
+    free(*text);
+    *text = NULL;
+    return 0;
+}
+
 static void get_cart(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id");
-    if (!id_allowed(req, id))
+    char *text;
+    size_t len;
+    if (!id_allowed(req, id) || !stored_cart(req, id, &text, &len))
         return;
-    redisReply *r;
-    int rc = shop_redis_cmd(&r, "GET %s", id);
-    if (rc != SHOP_REDIS_OK) {
-        reply_redis(req, rc);
-        return;
-    }
-    if (r->type == REDIS_REPLY_NIL)
-        shop_reply_text(req, 404, "cart not found");
-    else if (!stored_cart_ok(r))
-        reply_update(req, UPD_CORRUPT, NULL);
-    else
-        shop_reply_json_text(req, 200, r->str, r->len);
-    freeReplyObject(r);
+    shop_reply_json_text(req, 200, text, len);
+    free(text);
 }
 
 static void delete_cart(struct shop_req *req)
@@ -269,44 +270,29 @@ static void delete_cart(struct shop_req *req)
     const char *id = shop_req_param(req, "id");
     if (!id_allowed(req, id))
         return;
-    redisReply *r;
-    int rc = shop_redis_cmd(&r, "DEL %s", id);
-    if (rc != SHOP_REDIS_OK) {
-        reply_redis(req, rc);
-        return;
-    }
-    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+    struct shop_err err;
+    int rc = shop_redis_del(id, &err);
+    if (rc == -1)
+        shop_reply_err(req, &err, &redis_error);
+    else if (rc == 1)
         shop_reply_text(req, 200, "OK");
     else
         shop_reply_text(req, 404, "cart not found");
-    freeReplyObject(r);
 }
 
 static void rename_cart(struct shop_req *req)
 {
     const char *from = shop_req_param(req, "from"), *to = shop_req_param(req, "to");
-    if (!id_allowed(req, from) || !id_allowed(req, to))
+    char *text;
+    size_t len;
+    if (!id_allowed(req, from) || !id_allowed(req, to) || !stored_cart(req, from, &text, &len))
         return;
-    redisReply *r, *w;
-    int rc = shop_redis_cmd(&r, "GET %s", from);
-    if (rc != SHOP_REDIS_OK) {
-        reply_redis(req, rc);
-        return;
-    }
-    if (r->type == REDIS_REPLY_NIL) {
-        shop_reply_text(req, 404, "cart not found");
-    } else if (!stored_cart_ok(r)) {
-        reply_update(req, UPD_CORRUPT, NULL);
-    } else {
-        rc = shop_redis_cmd(&w, "SETEX %s %ld %b", to, cart_ttl, r->str, r->len);
-        if (rc == SHOP_REDIS_OK) {
-            freeReplyObject(w);
-            shop_reply_json_text(req, 200, r->str, r->len);
-        } else {
-            reply_redis(req, rc);
-        }
-    }
-    freeReplyObject(r);
+    struct shop_err err;
+    if (shop_redis_set(to, text, len, cart_ttl, &err) == 0)
+        shop_reply_json_text(req, 200, text, len);
+    else
+        shop_reply_err(req, &err, &redis_error);
+    free(text);
 }
 
 /* Parses :qty as parseInt does. Replies 400 and returns false when it is not a number. */

@@ -18,7 +18,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;         /* current, faile
 static pthread_mutex_t refresh_mu = PTHREAD_MUTEX_INITIALIZER; /* one reader of MongoDB */
 static struct cat_snapshot *current;
 static long long failed_ns;
-static bson_error_t failed_err;
+static struct shop_err failed_err;
 static long long ttl_ns;
 static long ttl_ms_conf;
 static cat_load_fn loader;
@@ -96,7 +96,7 @@ static int add_product(struct cat_snapshot *s, size_t i)
            search_index_words(json_string_value(json_object_get(p, "description")), &s->words);
 }
 
-struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
+struct cat_snapshot *cat_snapshot_build(json_t *products, struct shop_err *err)
 {
     struct cat_snapshot *s = shop_xcalloc(1, sizeof(*s));
     s->products = products;
@@ -118,8 +118,7 @@ struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
     s->woff[s->n] = s->words.len;
     if (rc != 0) {
         snapshot_free(s);
-        memset(err, 0, sizeof(*err));
-        bson_set_error(err, 0, 0, "catalogue too large to cache");
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "catalogue too large to cache");
         return NULL;
     }
     s->loaded_ns = shop_now_ns();
@@ -146,7 +145,7 @@ long cat_cache_ttl(void)
 }
 
 /* Under mu: a referenced fresh snapshot, or NULL. *failed is set when a recent read failed. */
-static struct cat_snapshot *fresh_locked(long long now, bool *failed, bson_error_t *err)
+static struct cat_snapshot *fresh_locked(long long now, bool *failed, struct shop_err *err)
 {
     *failed = false;
     if (current && now - current->loaded_ns < ttl_ns) {
@@ -161,7 +160,7 @@ static struct cat_snapshot *fresh_locked(long long now, bool *failed, bson_error
 }
 
 /* Reads MongoDB and publishes the result (a snapshot, or the failure). Call with refresh_mu. */
-static struct cat_snapshot *refresh(bson_error_t *err)
+static struct cat_snapshot *refresh(struct shop_err *err)
 {
     json_t *arr = NULL;
     struct cat_snapshot *s = NULL, *old;
@@ -182,7 +181,7 @@ static struct cat_snapshot *refresh(bson_error_t *err)
     return s;
 }
 
-struct cat_snapshot *cat_cache_get(bson_error_t *err)
+struct cat_snapshot *cat_cache_get(struct shop_err *err)
 {
     memset(err, 0, sizeof(*err));
     if (ttl_ns <= 0)

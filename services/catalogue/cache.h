@@ -7,11 +7,11 @@
 #ifndef CATALOGUE_CACHE_H
 #define CATALOGUE_CACHE_H
 
+#include "libshop/err.h"
 #include "libshop/util.h"
 
 #include <jansson.h>
 #include <stdbool.h>
-#include <mongoc/mongoc.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -30,14 +30,14 @@ struct cat_snapshot {
 };
 
 /* Reads every product (new array in *out); returns 0, or -1 with err set. */
-typedef int (*cat_load_fn)(json_t **out, bson_error_t *err);
+typedef int (*cat_load_fn)(json_t **out, struct shop_err *err);
 
-/* ttl_ms 0 disables the cache (cat_cache_get then always fails with err->code 0). */
+/* ttl_ms 0 disables the cache (cat_cache_get then always fails with err->kind SHOP_ERR_NONE). */
 void cat_cache_init(long ttl_ms, cat_load_fn load);
 long cat_cache_ttl(void);
 /* A referenced snapshot (give it back with cat_cache_release), or NULL with err set when
  * MongoDB could not be read. */
-struct cat_snapshot *cat_cache_get(bson_error_t *err);
+struct cat_snapshot *cat_cache_get(struct shop_err *err);
 void cat_cache_release(struct cat_snapshot *s);
 /* Drops the snapshot now (health found MongoDB down): the next request reads again. */
 void cat_cache_forget(void);
@@ -46,7 +46,7 @@ void cat_cache_cleanup(void);
 /* A snapshot of products (stolen), as the cache builds them; one built outside the cache (the
  * cache-off path) is released with cat_cache_release too. NULL with err set when it would
  * exceed the size bound. */
-struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err);
+struct cat_snapshot *cat_snapshot_build(json_t *products, struct shop_err *err);
 /* Appends to out a JSON array of the products i for which keep(s, i, arg) is true, in name
  * order, joined from the pre-serialised bodies. Returns 0, or -1 when out is full. */
 typedef bool (*cat_keep_fn)(const struct cat_snapshot *s, size_t i, const void *arg);

@@ -19,53 +19,26 @@
 
 static long go_slow_ms;
 
-/* Runs a find and collects the documents as a JSON array. Returns 0, or -1 with err set. */
-static int find_products(const bson_t *filter, long limit, json_t **out, bson_error_t *err)
+/* Runs a find on products (at most limit documents, 0 = all) into a new JSON array. Returns
+ * 0, or -1 with err set. */
+static int find_products(const json_t *filter, long limit, json_t **out, struct shop_err *err)
 {
-    mongoc_client_t *client = shop_mongo_pop();
-    mongoc_collection_t *coll = shop_mongo_collection(client, "products");
-    bson_t opts = BSON_INITIALIZER;
-    if (limit > 0)
-        BSON_APPEND_INT64(&opts, "limit", limit);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, &opts, NULL);
-    const bson_t *doc;
-    json_t *arr = json_array();
-    while (mongoc_cursor_next(cur, &doc))
-        json_array_append_new(arr, shop_bson_to_json(doc));
-    int rc = 0;
-    if (mongoc_cursor_error(cur, err)) {
-        json_decref(arr);
-        arr = NULL;
-        rc = -1;
-    }
-    mongoc_cursor_destroy(cur);
-    bson_destroy(&opts);
-    mongoc_collection_destroy(coll);
-    shop_mongo_push(client);
-    *out = arr;
+    json_t *opts = limit > 0 ? json_pack("{s:I}", "limit", (json_int_t)limit) : NULL;
+    int rc = shop_mongo_find("products", filter, opts, out, err);
+    json_decref(opts);
     return rc;
 }
 
 /* Every product, in natural order: the cache's loader. */
-static int load_all(json_t **out, bson_error_t *err)
+static int load_all(json_t **out, struct shop_err *err)
 {
-    bson_t filter = BSON_INITIALIZER;
-    int rc = find_products(&filter, 0, out, err);
-    bson_destroy(&filter);
-    return rc;
+    return find_products(NULL, 0, out, err);
 }
 
-/* Answers a failed query: 503 with the reference's text when MongoDB is unreachable (D16),
- * else 500 with a JSON error object. */
-static void reply_db_error(struct shop_req *req, const bson_error_t *err, const char *down_text)
-{
-    if (shop_mongo_unavailable(err)) {
-        shop_reply_text(req, 503, down_text);
-        return;
-    }
-    shop_log_warnx("rid=%s query failed: %s", shop_req_id(req), err->message);
-    shop_reply_json(req, 500, json_pack("{s:s}", "error", err->message));
-}
+/* A failed query: 503 with the reference's text (either spelling) when MongoDB is unreachable
+ * (D16), else 500 with a JSON error object. */
+static const struct shop_err_reply down_avaiable = {.down = DOWN_AVAIABLE, .failed_json = true};
+static const struct shop_err_reply down_available = {.down = DOWN_AVAILABLE, .failed_json = true};
 
 static void health(struct shop_req *req)
 {
@@ -77,7 +50,7 @@ static void health(struct shop_req *req)
 
 /* The snapshot to answer from: the cache's, or with the cache off a private one built from a
  * fresh read. NULL with err set when MongoDB could not be read. */
-static struct cat_snapshot *snapshot(bson_error_t *err)
+static struct cat_snapshot *snapshot(struct shop_err *err)
 {
     if (cat_cache_ttl() > 0)
         return cat_cache_get(err);
@@ -88,12 +61,12 @@ static struct cat_snapshot *snapshot(bson_error_t *err)
 }
 
 /* Answers one of the snapshot's whole bodies: all products, or the categories. */
-static void reply_whole(struct shop_req *req, bool categories, const char *down_text)
+static void reply_whole(struct shop_req *req, bool categories, const struct shop_err_reply *down)
 {
-    bson_error_t err;
+    struct shop_err err;
     struct cat_snapshot *s = snapshot(&err);
     if (!s) {
-        reply_db_error(req, &err, down_text);
+        shop_reply_err(req, &err, down);
         return;
     }
     const struct shop_buf *b = categories ? &s->categories : &s->all;
@@ -103,23 +76,24 @@ static void reply_whole(struct shop_req *req, bool categories, const char *down_
 
 static void products(struct shop_req *req)
 {
-    reply_whole(req, false, DOWN_AVAIABLE);
+    reply_whole(req, false, &down_avaiable);
 }
 
 /* GET /product/{sku} without the cache: one find with the sku. */
 static void product_uncached(struct shop_req *req)
 {
-    bson_t filter = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&filter, "sku", shop_req_param(req, "sku"));
-    bson_error_t err;
+    json_t *filter = json_pack("{s:s}", "sku", shop_req_param(req, "sku"));
+    struct shop_err err;
     json_t *arr;
-    if (find_products(&filter, 1, &arr, &err) == -1)
-        reply_db_error(req, &err, DOWN_AVAILABLE);
+    if (!filter) /* not UTF-8: no product has that sku */
+        shop_reply_text(req, 404, "SKU not found");
+    else if (find_products(filter, 1, &arr, &err) == -1)
+        shop_reply_err(req, &err, &down_available);
     else if (json_array_size(arr) == 0)
         shop_reply_text(req, 404, "SKU not found"), json_decref(arr);
     else
         shop_reply_json(req, 200, json_incref(json_array_get(arr, 0))), json_decref(arr);
-    bson_destroy(&filter);
+    json_decref(filter);
 }
 
 static void product(struct shop_req *req)
@@ -130,10 +104,10 @@ static void product(struct shop_req *req)
         product_uncached(req);
         return;
     }
-    bson_error_t err;
+    struct shop_err err;
     struct cat_snapshot *s = cat_cache_get(&err);
     if (!s) {
-        reply_db_error(req, &err, DOWN_AVAILABLE);
+        shop_reply_err(req, &err, &down_available);
         return;
     }
     long i = cat_snapshot_find(s, shop_req_param(req, "sku"));
@@ -146,12 +120,12 @@ static void product(struct shop_req *req)
 
 /* Answers the products for which keep() holds, ordered by name (by_category, search). */
 static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *arg,
-                           const char *down_text)
+                           const struct shop_err_reply *down)
 {
-    bson_error_t err;
+    struct shop_err err;
     struct cat_snapshot *s = snapshot(&err);
     if (!s) {
-        reply_db_error(req, &err, down_text);
+        shop_reply_err(req, &err, down);
         return;
     }
     struct shop_buf *out = shop_reply_scratch();
@@ -164,19 +138,19 @@ static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *a
 
 static void by_category(struct shop_req *req)
 {
-    reply_selected(req, cat_has_category, shop_req_param(req, "cat"), DOWN_AVAIABLE);
+    reply_selected(req, cat_has_category, shop_req_param(req, "cat"), &down_avaiable);
 }
 
 static void categories(struct shop_req *req)
 {
-    reply_whole(req, true, DOWN_AVAILABLE);
+    reply_whole(req, true, &down_available);
 }
 
 static void search(struct shop_req *req)
 {
     struct search_query q;
     search_query_parse(shop_req_param(req, "text"), &q);
-    reply_selected(req, cat_matches_query, &q, DOWN_AVAILABLE);
+    reply_selected(req, cat_matches_query, &q, &down_available);
 }
 
 static const struct shop_route routes[] = {

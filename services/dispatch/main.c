@@ -13,13 +13,13 @@
 #include "libshop/http.h"
 #include "libshop/log.h"
 #include "libshop/metrics.h"
+#include "libshop/random.h"
 #include "libshop/util.h"
 #include "services/dispatch/work.h"
 
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -102,10 +102,10 @@ static bool work_sleep(long ms)
 /* The reference's simulated work: a step, the error decision, "processSale", then the ack. */
 static void process(struct job *j)
 {
-    if (!work_sleep(work_step_delay_ms(delay_ms, randombytes_uniform(42))))
+    if (!work_sleep(work_step_delay_ms(delay_ms, shop_random_uniform(42))))
         return; /* stopping: left unacked, the broker redelivers it */
-    bool fails = work_fails(error_percent, randombytes_uniform(100));
-    if (!work_sleep(work_step_delay_ms(delay_ms, randombytes_uniform(42))))
+    bool fails = work_fails(error_percent, shop_random_uniform(100));
+    if (!work_sleep(work_step_delay_ms(delay_ms, shop_random_uniform(42))))
         return;
     char id[121]; /* printable, so one order is always one log line */
     shop_log_info("dispatched orderid=%s%s%s",
@@ -192,8 +192,6 @@ static void jobs_stop(pthread_t *workers, long n)
 int main(int argc, char **argv)
 {
     shop_service_init(argc, argv, "dispatch");
-    if (sodium_init() < 0)
-        shop_fatalx("libsodium initialisation failed");
     struct shop_server_conf conf = {
         .service = "dispatch",
         .port = shop_conf_port("DISPATCH_SERVER_PORT", 8080),

@@ -9,10 +9,10 @@
 #include "libshop/json.h"
 #include "libshop/log.h"
 #include "libshop/metrics.h"
+#include "libshop/random.h"
 #include "libshop/util.h"
 #include "services/payment/order.h"
 
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,7 +72,7 @@ static int gateway_check(struct shop_req *req)
     };
     int rc = 0;
     if (shop_http_call(&call, &res) == -1) {
-        shop_log_warnx("rid=%s payment gateway %s: %s", shop_req_id(req), cfg.gateway, res.error);
+        shop_log_warnx("rid=%s payment gateway %s: %s", shop_req_id(req), cfg.gateway, res.err.msg);
         shop_reply_text(req, 502, "payment gateway not reachable");
         rc = -1;
     } else if (res.status != 200) {
@@ -93,18 +93,18 @@ static int gateway_check(struct shop_req *req)
 static int queue_order(struct shop_req *req, const char *id, json_t *cart, char orderid[37])
 {
     unsigned char rnd[16];
-    randombytes_buf(rnd, sizeof(rnd));
+    shop_random_bytes(rnd, sizeof(rnd));
     order_uuid4(rnd, orderid);
     if (cfg.delay_ms > 0)
         shop_sleep_ms(cfg.delay_ms);
     json_t *msg = order_message(orderid, id, cart);
     char *text = shop_json_dumps(msg, SHOP_JSON_PYTHON);
     json_decref(msg);
-    char err[320];
-    int rc = shop_amqp_publish(text, strlen(text), err, sizeof(err));
+    struct shop_err err;
+    int rc = shop_amqp_publish(text, strlen(text), &err);
     free(text);
     if (rc == -1) {
-        shop_log_warnx("rid=%s order NOT placed user=%s: %s", shop_req_id(req), id, err);
+        shop_log_warnx("rid=%s order NOT placed user=%s: %s", shop_req_id(req), id, err.msg);
         shop_reply_text(req, 503, "order not placed: RabbitMQ not available");
         return -1;
     }
@@ -194,8 +194,8 @@ out:
  * place an order without the broker, so a load balancer should stop sending it payments. */
 static void health(struct shop_req *req)
 {
-    char err[320];
-    if (shop_amqp_publisher_ping(err, sizeof(err)))
+    struct shop_err err;
+    if (shop_amqp_publisher_ping(&err))
         shop_reply_text(req, 200, "OK");
     else
         shop_reply_text(req, 503, "RabbitMQ not available");
@@ -209,8 +209,6 @@ static const struct shop_route routes[] = {
 int main(int argc, char **argv)
 {
     shop_service_init(argc, argv, "payment");
-    if (sodium_init() < 0)
-        shop_fatalx("libsodium initialisation failed");
     struct shop_server_conf conf = {
         .service = "payment",
         .port = shop_conf_port("SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", 8080),

@@ -8,7 +8,6 @@
 #include "libshop/util.h"
 #include "services/ratings/ratecalc.h"
 
-#include <mysqld_error.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,17 +29,12 @@ static const char rate_sql[] =
     " + rating_count + 1) DIV (2 * (rating_count + 1))) / 100, "
     "rating_count = rating_count + 1";
 
-static void db_error(struct shop_req *req, const struct shop_mysql_err *err)
-{
-    shop_log_warnx("rid=%s query failed: %s", shop_req_id(req), err->msg);
-    shop_reply_text(req, err->unavailable ? 503 : 500,
-                    err->unavailable ? DB_DOWN_TEXT : "database error");
-}
+static const struct shop_err_reply db_error = {.down = DB_DOWN_TEXT, .failed = "database error"};
 
 /* ANY /_health: the reference's SELECT 1 + 1; 503 with false while MySQL is down (D8). */
 static void health(struct shop_req *req)
 {
-    struct shop_mysql_err err;
+    struct shop_err err;
     json_t *rows;
     if (shop_mysql_query("SELECT 1 + 1 AS two FROM DUAL", NULL, 0, &rows, &err) == 0) {
         json_decref(rows);
@@ -48,17 +42,18 @@ static void health(struct shop_req *req)
         return;
     }
     shop_log_warnx("rid=%s health query failed: %s", shop_req_id(req), err.msg);
-    shop_reply_json(req, err.unavailable ? 503 : 400, json_pack("{s:b}", "pdo_connectivity", 0));
+    shop_reply_json(req, shop_err_unavailable(&err) ? 503 : 400,
+                    json_pack("{s:b}", "pdo_connectivity", 0));
 }
 
 static void fetch(struct shop_req *req)
 {
     struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "sku"))};
-    struct shop_mysql_err err;
+    struct shop_err err;
     json_t *rows;
     if (shop_mysql_query("SELECT avg_rating, rating_count FROM ratings WHERE sku = ?", p, 1, &rows,
                          &err) == -1) {
-        db_error(req, &err);
+        shop_reply_err(req, &err, &db_error);
         return;
     }
     json_t *row = json_array_get(rows, 0);
@@ -113,21 +108,18 @@ static void rate(struct shop_req *req)
         return;
     struct shop_mysql_param p[] = {SHOP_MYSQL_STR(sku), SHOP_MYSQL_INT(score),
                                    SHOP_MYSQL_INT(score)};
-    struct shop_mysql_err err;
+    struct shop_err err;
     int rc = -1;
     for (int i = 0; i < RATE_ATTEMPTS && rc == -1; i++) {
         rc = shop_mysql_exec(rate_sql, p, 3, NULL, &err);
         /* InnoDB may pick a concurrent upsert as a deadlock victim; it was rolled back */
-        if (rc == -1 && err.code != ER_LOCK_DEADLOCK && err.code != ER_LOCK_WAIT_TIMEOUT)
+        if (rc == -1 && err.kind != SHOP_ERR_REJECTED)
             break;
     }
     if (rc == -1) {
-        if (err.unavailable) {
-            db_error(req, &err);
-        } else {
-            shop_log_warnx("rid=%s rating update failed: %s", shop_req_id(req), err.msg);
-            shop_reply_text(req, 500, "Unable to update rating");
-        }
+        shop_reply_err(
+            req, &err,
+            &(struct shop_err_reply){.down = DB_DOWN_TEXT, .failed = "Unable to update rating"});
         return;
     }
     shop_reply_json(req, 200, json_pack("{s:b}", "success", 1));

@@ -82,12 +82,8 @@ static void spring_error(struct shop_req *req, int status)
                               path_json(shop_req_path(req))));
 }
 
-/* 503 when MySQL is unreachable (D16), else 500; both logged. */
-static void db_error(struct shop_req *req, const struct shop_mysql_err *err)
-{
-    shop_log_warnx("rid=%s query failed: %s", shop_req_id(req), err->msg);
-    spring_error(req, err->unavailable ? 503 : 500);
-}
+/* 503 when MySQL is unreachable (D16), else 500, in Spring's shape. */
+static const struct shop_err_reply db_error = {.custom = spring_error};
 
 /* ---- health ---------------------------------------------------------------------------------- */
 
@@ -138,10 +134,10 @@ static void actuator(struct shop_req *req)
 
 static void count(struct shop_req *req)
 {
-    struct shop_mysql_err err;
+    struct shop_err err;
     json_t *rows;
     if (shop_mysql_query("SELECT COUNT(*) AS n FROM cities", NULL, 0, &rows, &err) == -1) {
-        db_error(req, &err);
+        shop_reply_err(req, &err, &db_error);
         return;
     }
     char text[32];
@@ -200,12 +196,12 @@ static void codes(struct shop_req *req)
     struct shop_buf *out = shop_reply_scratch();
     if (!codes_cached(out)) {
         long long read_ns = shop_now_ns();
-        struct shop_mysql_err err;
+        struct shop_err err;
         json_t *rows;
         if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0,
                              &rows, &err) == -1) {
             codes_done(NULL, 0, 0);
-            db_error(req, &err);
+            shop_reply_err(req, &err, &db_error);
             return;
         }
         int dumped = shop_json_dump(rows, JSON_FLAGS, out);
@@ -222,11 +218,11 @@ static void codes(struct shop_req *req)
 static void cities(struct shop_req *req)
 {
     struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "code"))};
-    struct shop_mysql_err err;
+    struct shop_err err;
     json_t *rows;
     if (shop_mysql_query("SELECT " CITY_COLUMNS " FROM cities WHERE country_code = ? ORDER BY uuid",
                          p, 1, &rows, &err) == -1)
-        db_error(req, &err);
+        shop_reply_err(req, &err, &db_error);
     else
         shop_reply_json(req, 200, rows);
 }
@@ -241,12 +237,12 @@ static void match(struct shop_req *req)
     }
     struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "code")),
                                    SHOP_MYSQL_STR(pattern)};
-    struct shop_mysql_err err;
+    struct shop_err err;
     json_t *rows;
     if (shop_mysql_query("SELECT " CITY_COLUMNS " FROM cities WHERE country_code = ?"
                          " AND city LIKE ? ESCAPE '!' ORDER BY uuid LIMIT 11",
                          p, 2, &rows, &err) == -1) {
-        db_error(req, &err);
+        shop_reply_err(req, &err, &db_error);
         return;
     }
     size_t keep = calc_match_keep(json_array_size(rows));
@@ -263,11 +259,11 @@ static void calc(struct shop_req *req)
         return;
     }
     struct shop_mysql_param p[] = {SHOP_MYSQL_INT(id)};
-    struct shop_mysql_err err;
+    struct shop_err err;
     json_t *rows;
     if (shop_mysql_query("SELECT latitude, longitude FROM cities WHERE uuid = ?", p, 1, &rows,
                          &err) == -1) {
-        db_error(req, &err);
+        shop_reply_err(req, &err, &db_error);
         return;
     }
     json_t *city = json_array_get(rows, 0);

@@ -1,9 +1,10 @@
 /* cache.h - the catalogue's in-memory snapshot of all products: the catalogue is small and
  * read-only for the shop, so one find per staleness period replaces one find per request.
- * Staleness bound: a snapshot is served for at most ttl_ms after it was read (plus, for
- * requests that arrive while another thread re-reads it, the time of that one find). A failed
- * re-read drops the snapshot and is remembered for ttl_ms, so during a MongoDB outage every
- * request answers 503 at once and one request per period probes the database. */
+ * Kept in the libshop memo (memo.h). Staleness bound: a snapshot is served for at most ttl_ms
+ * after its read started (plus, for requests that arrive while another thread re-reads it, the
+ * time of that one find). A failed re-read drops the snapshot and is remembered for ttl_ms, so
+ * during a MongoDB outage every request answers 503 at once and one request per period probes
+ * the database. */
 #ifndef CATALOGUE_CACHE_H
 #define CATALOGUE_CACHE_H
 
@@ -25,7 +26,6 @@ struct cat_snapshot {
     size_t *off;                /* product i's body: bodies.data + off[i] up to off[i + 1] */
     size_t *woff;               /* product i's words: words.data + woff[i] up to woff[i + 1] */
     size_t *by_name;            /* product indices in name order (search_name_order) */
-    long long loaded_ns;
     atomic_int refs;
 };
 

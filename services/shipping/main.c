@@ -7,6 +7,7 @@
 #include "libshop/http.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/memo.h"
 #include "libshop/mysql.h"
 #include "libshop/util.h"
 #include "services/shipping/calc.h"
@@ -149,70 +150,37 @@ static void count(struct shop_req *req)
 
 /* The /codes body, the same for every request and read-mostly: kept serialised for
  * CODES_CACHE_MS. One request at a time reads it again when it expires; the others answer the
- * kept body meanwhile, for at most another CODES_CACHE_MS (then they read too), so it is never
- * more than twice that stale. A failed read is never kept. */
-static struct {
-    pthread_mutex_t lock;
-    char *body; /* NULL until the first successful read */
-    size_t len;
-    long long read_ns; /* when the query that produced it started */
-    bool refreshing;   /* a request is reading it again */
-} codes_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+ * kept body meanwhile, for at most another CODES_CACHE_MS (then they wait for that read), so it
+ * is never more than twice that stale. A failed read is never kept. */
+static struct shop_memo codes_memo;
 
-/* Appends the kept body to out while it is fresh, or while another request refreshes it: true.
- * Otherwise false (out unchanged), and the caller must read the codes and call codes_done. */
-static bool codes_cached(struct shop_buf *out)
+static void *codes_load(void *ud, struct shop_err *err)
 {
-    bool hit = false;
-    pthread_mutex_lock(&codes_cache.lock);
-    long long age_ms = (shop_now_ns() - codes_cache.read_ns) / 1000000LL;
-    bool usable =
-        age_ms < CODES_CACHE_MS || (codes_cache.refreshing && age_ms < 2 * CODES_CACHE_MS);
-    if (codes_cache.body && usable)
-        hit = shop_buf_append(out, codes_cache.body, codes_cache.len) == 0;
-    if (!hit)
-        codes_cache.refreshing = true;
-    pthread_mutex_unlock(&codes_cache.lock);
-    return hit;
-}
-
-/* Ends a read: keeps a copy of body (unless NULL), read at read_ns, unless a later read is kept. */
-static void codes_done(const char *body, size_t len, long long read_ns)
-{
-    pthread_mutex_lock(&codes_cache.lock);
-    if (body && (!codes_cache.body || read_ns > codes_cache.read_ns)) {
-        free(codes_cache.body);
-        codes_cache.body = shop_xmalloc(len);
-        memcpy(codes_cache.body, body, len);
-        codes_cache.len = len;
-        codes_cache.read_ns = read_ns;
+    (void)ud;
+    json_t *rows;
+    if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0, &rows,
+                         err) == -1)
+        return NULL;
+    struct shop_buf *out = shop_reply_scratch();
+    int dumped = shop_json_dump(rows, JSON_FLAGS, out);
+    json_decref(rows);
+    if (dumped == -1) {
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "response too large");
+        return NULL;
     }
-    codes_cache.refreshing = false;
-    pthread_mutex_unlock(&codes_cache.lock);
+    return shop_memo_bytes_new(out->data, out->len);
 }
 
 static void codes(struct shop_req *req)
 {
-    struct shop_buf *out = shop_reply_scratch();
-    if (!codes_cached(out)) {
-        long long read_ns = shop_now_ns();
-        struct shop_err err;
-        json_t *rows;
-        if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0,
-                             &rows, &err) == -1) {
-            codes_done(NULL, 0, 0);
-            shop_reply_err(req, &err, &db_error);
-            return;
-        }
-        int dumped = shop_json_dump(rows, JSON_FLAGS, out);
-        json_decref(rows);
-        codes_done(dumped == -1 ? NULL : out->data, out->len, read_ns);
-        if (dumped == -1) {
-            shop_reply_text(req, 500, "response too large");
-            return;
-        }
+    struct shop_err err;
+    struct shop_memo_bytes *body = shop_memo_get(&codes_memo, &err);
+    if (!body) {
+        shop_reply_err(req, &err, &db_error);
+        return;
     }
-    shop_reply_scratch_json(req, 200);
+    shop_reply_json_text(req, 200, body->data, body->len);
+    shop_memo_bytes_drop(body);
 }
 
 static void cities(struct shop_req *req)
@@ -398,9 +366,14 @@ int main(int argc, char **argv)
     shop_conf_base_url(cart_base, sizeof(cart_base), "CART_ENDPOINT", "cart:8080");
     memory_max_mb = shop_conf_long("SHIPPING_MEMORY_MAX_MB", 512, 0, 1024L * 1024);
     shop_mysql_init(&db);
+    shop_memo_init(&codes_memo, &(struct shop_memo_conf){.ttl_ms = CODES_CACHE_MS,
+                                                         .stale_ms = CODES_CACHE_MS,
+                                                         .load = codes_load,
+                                                         .hold = shop_memo_bytes_hold,
+                                                         .drop = shop_memo_bytes_drop});
     int rc = shop_server_run(&conf);
     free_blocks();
-    free(codes_cache.body);
+    shop_memo_cleanup(&codes_memo);
     shop_mysql_cleanup();
     return rc;
 }

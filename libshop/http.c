@@ -751,8 +751,21 @@ static void setup_routes(const struct shop_server_conf *conf)
     }
 }
 
+/* SIGTERM and SIGINT stay blocked in every thread (shop_server_run waits for them): blocked
+ * here, before the service starts any thread of its own, since threads inherit the mask. */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 void shop_service_init(int argc, char **argv, const char *service)
 {
+    block_stop_signals();
     shop_log_init(service);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {

@@ -5,6 +5,7 @@
 #include "libshop/http.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/metrics.h"
 #include "libshop/redis.h"
 #include "libshop/util.h"
@@ -389,14 +390,9 @@ static void catalogue_init(void)
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "cart");
-    struct shop_server_conf conf = {
-        .service = "cart",
-        .port = shop_conf_port("CART_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-        .cors = true,
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "cart", "CART_SERVER_PORT", routes);
+    conf.cors = true;
     cart_ttl = shop_conf_long("CART_TTL_SECONDS", 3600, 1, 100L * 365 * 24 * 3600);
     catalogue_init();
     shop_redis_init();

@@ -5,6 +5,7 @@
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/mongo.h"
 #include "libshop/util.h"
 #include "services/catalogue/cache.h"
@@ -161,14 +162,9 @@ static const struct shop_route routes[] = {
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "catalogue");
-    struct shop_server_conf conf = {
-        .service = "catalogue",
-        .port = shop_conf_port("CATALOGUE_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-        .cors = true,
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "catalogue", "CATALOGUE_SERVER_PORT", routes);
+    conf.cors = true;
     (void)shop_conf_str("MONGO", "true"); /* the course's gate; accepted, not needed */
     go_slow_ms = shop_conf_long("GO_SLOW", 0, 0, 600000);
     cat_cache_init(shop_conf_long("CATALOGUE_CACHE_MS", 1000, 0, 60000), load_all);

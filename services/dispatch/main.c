@@ -10,6 +10,7 @@
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/metrics.h"
 #include "libshop/random.h"
 #include "libshop/util.h"
@@ -87,13 +88,8 @@ static const struct shop_route routes[] = {
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "dispatch");
-    struct shop_server_conf conf = {
-        .service = "dispatch",
-        .port = shop_conf_port("DISPATCH_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "dispatch", "DISPATCH_SERVER_PORT", routes);
     struct shop_amqp_conf amqp;
     shop_amqp_conf_from_env(&amqp);
     delay_ms = shop_conf_long("DISPATCH_DELAY_MS", -1, 0, 600000);

@@ -8,6 +8,7 @@
 #include "libshop/http.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/metrics.h"
 #include "libshop/random.h"
 #include "libshop/util.h"
@@ -208,13 +209,8 @@ static const struct shop_route routes[] = {
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "payment");
-    struct shop_server_conf conf = {
-        .service = "payment",
-        .port = shop_conf_port("SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "payment", "SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", routes);
     shop_conf_peer(cfg.user_base, sizeof(cfg.user_base), "USER_HOST", "user", "USER_PORT", 8080);
     shop_conf_peer(cfg.cart_base, sizeof(cfg.cart_base), "CART_HOST", "cart", "CART_PORT", 8080);
     cfg.gateway = shop_conf_str("PAYMENT_GATEWAY", "");

@@ -4,6 +4,7 @@
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/mysql.h"
 #include "libshop/util.h"
 #include "services/ratings/ratecalc.h"
@@ -147,17 +148,12 @@ static void db_conf(struct shop_mysql_conf *db)
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "ratings");
-    struct shop_server_conf conf = {
-        .service = "ratings",
-        .port = shop_conf_port("RATINGS_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-        .cors = true,
-        .cors_methods = "*", /* the reference kernel's listener: on every reply, errors too */
-        .text_type = "text/plain; charset=utf-8",
-        .json_type = "application/json",
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "ratings", "RATINGS_SERVER_PORT", routes);
+    conf.cors = true;
+    conf.cors_methods = "*"; /* the reference kernel's listener: on every reply, errors too */
+    conf.text_type = "text/plain; charset=utf-8";
+    conf.json_type = "application/json";
     struct shop_mysql_conf db;
     db_conf(&db);
     shop_conf_base_url(catalogue_base, sizeof(catalogue_base), "CATALOGUE_URL",

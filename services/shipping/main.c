@@ -7,6 +7,7 @@
 #include "libshop/http.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/memo.h"
 #include "libshop/mysql.h"
 #include "libshop/util.h"
@@ -346,16 +347,11 @@ static const struct shop_route routes[] = {
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "shipping");
-    struct shop_server_conf conf = {
-        .service = "shipping",
-        .port = shop_conf_port("SHIPPING_SERVER_PORT|SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-        .text_type = "text/plain; charset=utf-8",
-        .json_type = "application/json",
-        .json_flags = JSON_FLAGS,
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "shipping", "SHIPPING_SERVER_PORT|SERVER_PORT", routes);
+    conf.text_type = "text/plain; charset=utf-8";
+    conf.json_type = "application/json";
+    conf.json_flags = JSON_FLAGS;
     struct shop_mysql_conf db = {.host = "mysql",
                                  .port = 3306,
                                  .user = "shipping",

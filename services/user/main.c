@@ -5,6 +5,7 @@
 #include "libshop/http.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/service.h"
 #include "libshop/mongo.h"
 #include "libshop/passwd.h"
 #include "libshop/redis.h"
@@ -268,14 +269,9 @@ static const struct shop_route routes[] = {
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "user");
-    struct shop_server_conf conf = {
-        .service = "user",
-        .port = shop_conf_port("USER_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-        .cors = true,
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "user", "USER_SERVER_PORT", routes);
+    conf.cors = true;
     (void)shop_conf_str("MONGO", "true"); /* the course's gate; accepted, not needed */
     shop_mongo_init(shop_conf_str("MONGO_URL", "mongodb://mongodb:27017/users"), "users");
     shop_redis_init();

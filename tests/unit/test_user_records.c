@@ -6,14 +6,7 @@
 
 #include <stdlib.h>
 
-static json_t *J(const char *text)
-{
-    json_error_t err;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-    if (!v)
-        fprintf(stderr, "bad test JSON: %s\n", text);
-    return v;
-}
+#define J(text) json_loads((text), JSON_DECODE_ANY, NULL)
 
 /* true when v serialises (sorted keys) to want. */
 static bool same(json_t *v, const char *want)
@@ -67,26 +60,30 @@ static void test_storable(void)
     json_decref(body);
 }
 
+/* true when the history of the documents docs (JSON text) is want ("null" for none). */
+static bool history_is(const char *docs, const char *name, const char *want)
+{
+    json_t *d = J(docs), *h = user_history(d, name);
+    bool ok = h ? same(h, want) : strcmp(want, "null") == 0;
+    json_decref(h);
+    json_decref(d);
+    return ok;
+}
+
 static void test_history(void)
 {
     CHECK(user_history(NULL, "stan") == NULL);
-    json_t *none = json_array();
-    CHECK(user_history(none, "stan") == NULL);
-    json_decref(none);
-    json_t *docs = J("[{\"_id\":\"1\",\"name\":\"stan\",\"order\":{\"orderid\":\"a\"}},"
+    CHECK(history_is("[]", "stan", "null"));
+    /* legacy orders first, then the one-order documents; _id of the first legacy document */
+    CHECK(history_is("[{\"_id\":\"1\",\"name\":\"stan\",\"order\":{\"orderid\":\"a\"}},"
                      "{\"_id\":\"2\",\"name\":\"stan\",\"history\":[{\"orderid\":\"old1\"},"
                      "{\"orderid\":\"old2\"}]},"
-                     "{\"_id\":\"3\",\"name\":\"stan\",\"order\":{\"orderid\":\"b\"}}]");
-    json_t *h = user_history(docs, "stan");
-    CHECK(same(h, "{\"_id\":\"2\",\"history\":[{\"orderid\":\"old1\"},{\"orderid\":\"old2\"},"
-                  "{\"orderid\":\"a\"},{\"orderid\":\"b\"}],\"name\":\"stan\"}"));
-    json_decref(h);
-    json_decref(docs);
-    docs = J("[{\"_id\":\"9\",\"order\":1},{\"_id\":\"10\",\"order\":2}]");
-    h = user_history(docs, "x");
-    CHECK(same(h, "{\"_id\":\"9\",\"history\":[1,2],\"name\":\"x\"}"));
-    json_decref(h);
-    json_decref(docs);
+                     "{\"_id\":\"3\",\"name\":\"stan\",\"order\":{\"orderid\":\"b\"}}]",
+                     "stan",
+                     "{\"_id\":\"2\",\"history\":[{\"orderid\":\"old1\"},{\"orderid\":\"old2\"},"
+                     "{\"orderid\":\"a\"},{\"orderid\":\"b\"}],\"name\":\"stan\"}"));
+    CHECK(history_is("[{\"_id\":\"9\",\"order\":1},{\"_id\":\"10\",\"order\":2}]", "x",
+                     "{\"_id\":\"9\",\"history\":[1,2],\"name\":\"x\"}"));
 }
 
 static void test_upgrade_filter(void)

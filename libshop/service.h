@@ -5,6 +5,10 @@
 
 #include "libshop/http.h"
 
+/* A handler's function type, to declare a service's handlers in one line:
+ *     shop_handler route_health, route_get_cart;  */
+typedef void shop_handler(struct shop_req *req);
+
 /* Runs shop_service_init(argc, argv, service) and returns a configuration for service with
  * its routes and the port read from port_vars ("A|B": the first one set; default 8080). */
 struct shop_server_conf shop_service_start(int argc, char **argv, const char *service,

@@ -3,8 +3,8 @@
 #ifndef CART_ROUTES_H
 #define CART_ROUTES_H
 
-#include "libshop/http.h"
 #include "libshop/metrics.h"
+#include "libshop/service.h"
 
 struct cart_config {
     long ttl;
@@ -15,12 +15,7 @@ extern struct cart_config cart_cfg;
 
 extern struct shop_counter items_added;
 
-void route_add(struct shop_req *req);
-void route_delete_cart(struct shop_req *req);
-void route_get_cart(struct shop_req *req);
-void route_health(struct shop_req *req);
-void route_rename_cart(struct shop_req *req);
-void route_shipping(struct shop_req *req);
-void route_update(struct shop_req *req);
+shop_handler route_add, route_delete_cart, route_get_cart, route_health, route_rename_cart,
+    route_shipping, route_update;
 
 #endif

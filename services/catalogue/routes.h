@@ -4,7 +4,7 @@
 #define CATALOGUE_ROUTES_H
 
 #include "libshop/err.h"
-#include "libshop/http.h"
+#include "libshop/service.h"
 
 #include <jansson.h>
 
@@ -17,11 +17,7 @@ extern struct catalogue_config catalogue_cfg;
  * set. */
 int catalogue_load_all(json_t **out, struct shop_err *err);
 
-void route_by_category(struct shop_req *req);
-void route_categories(struct shop_req *req);
-void route_health(struct shop_req *req);
-void route_product(struct shop_req *req);
-void route_products(struct shop_req *req);
-void route_search(struct shop_req *req);
+shop_handler route_by_category, route_categories, route_health, route_product, route_products,
+    route_search;
 
 #endif

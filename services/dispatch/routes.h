@@ -4,8 +4,8 @@
 #define DISPATCH_ROUTES_H
 
 #include "libshop/consumer.h"
-#include "libshop/http.h"
 #include "libshop/metrics.h"
+#include "libshop/service.h"
 
 #include <stdbool.h>
 
@@ -24,6 +24,6 @@ extern struct shop_counter bad_messages;
 void *dispatch_accept(void *ud, const struct shop_amqp_delivery *d);
 bool dispatch_work(struct shop_consumer *p, void *ud, void *orderid, bool redelivered);
 
-void route_health(struct shop_req *req);
+shop_handler route_health;
 
 #endif

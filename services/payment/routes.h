@@ -3,8 +3,8 @@
 #ifndef PAYMENT_ROUTES_H
 #define PAYMENT_ROUTES_H
 
-#include "libshop/http.h"
 #include "libshop/metrics.h"
+#include "libshop/service.h"
 
 struct payment_config {
     char user_base[300]; /* http://USER_HOST:USER_PORT */
@@ -19,7 +19,6 @@ extern struct shop_counter sold_count;
 extern struct shop_histogram units_sold;
 extern struct shop_histogram cart_value;
 
-void route_health(struct shop_req *req);
-void route_pay(struct shop_req *req);
+shop_handler route_health, route_pay;
 
 #endif

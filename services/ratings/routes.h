@@ -3,15 +3,13 @@
 #ifndef RATINGS_ROUTES_H
 #define RATINGS_ROUTES_H
 
-#include "libshop/http.h"
+#include "libshop/service.h"
 
 struct ratings_config {
     char catalogue_base[512]; /* no trailing slash */
 };
 extern struct ratings_config ratings_cfg;
 
-void route_fetch(struct shop_req *req);
-void route_health(struct shop_req *req);
-void route_rate(struct shop_req *req);
+shop_handler route_fetch, route_health, route_rate;
 
 #endif

@@ -3,8 +3,8 @@
 #ifndef SHIPPING_ROUTES_H
 #define SHIPPING_ROUTES_H
 
-#include "libshop/http.h"
 #include "libshop/json.h"
+#include "libshop/service.h"
 
 #define SHIPPING_JSON_FLAGS SHOP_JSON_JAVA /* Jackson-like JSON (shop_json_dump) */
 
@@ -18,17 +18,8 @@ extern struct shipping_config shipping_cfg;
 void shipping_routes_init(void);
 void shipping_routes_cleanup(void);
 
-void route_actuator(struct shop_req *req);
-void route_actuator_health(struct shop_req *req);
-void route_actuator_info(struct shop_req *req);
-void route_calc(struct shop_req *req);
-void route_cities(struct shop_req *req);
-void route_codes(struct shop_req *req);
-void route_confirm(struct shop_req *req);
-void route_count(struct shop_req *req);
-void route_free_memory(struct shop_req *req);
-void route_health(struct shop_req *req);
-void route_match(struct shop_req *req);
-void route_memory(struct shop_req *req);
+shop_handler route_actuator, route_actuator_health, route_actuator_info, route_calc, route_cities,
+    route_codes, route_confirm, route_count, route_free_memory, route_health, route_match,
+    route_memory;
 
 #endif

@@ -2,15 +2,9 @@
 #ifndef USER_ROUTES_H
 #define USER_ROUTES_H
 
-#include "libshop/http.h"
+#include "libshop/service.h"
 
-void route_check(struct shop_req *req);
-void route_health(struct shop_req *req);
-void route_history(struct shop_req *req);
-void route_login(struct shop_req *req);
-void route_order(struct shop_req *req);
-void route_register_user(struct shop_req *req);
-void route_uniqueid(struct shop_req *req);
-void route_users(struct shop_req *req);
+shop_handler route_check, route_health, route_history, route_login, route_order,
+    route_register_user, route_uniqueid, route_users;
 
 #endif

@@ -1,8 +1,7 @@
-/* catalogue - the product catalogue service (contract §3): products, categories
- * and search from MongoDB `catalogue.products`, read-only. The products are
- * cached in memory for CATALOGUE_CACHE_MS (default 1000 ms; 0 = one MongoDB
- * query per request): see cache.h for the staleness bound and
- * docs/BENCHMARKS.md for what it buys. */
+/* catalogue - the product catalogue service (contract §3): products, categories and search
+ * from MongoDB `catalogue.products`, read-only. The products are cached in memory for
+ * CATALOGUE_CACHE_MS (default 1000 ms; 0 = one MongoDB query per request): see cache.h for the
+ * staleness bound and docs/BENCHMARKS.md for what it buys. */
 #include "libshop/conf.h"
 #include "libshop/mongo.h"
 #include "libshop/service.h"

@@ -1,6 +1,5 @@
-/* routes.c - the catalogue's handlers: products, one product, a category, the
- * categories and search, answered from the snapshot (cache.h) or, with the
- * cache off, from a fresh read. */
+/* routes.c - the catalogue's handlers: products, one product, a category, the categories and
+ * search, answered from the snapshot (cache.h) or, with the cache off, from a fresh read. */
 #include "services/catalogue/routes.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
@@ -15,13 +14,12 @@
 
 struct catalogue_config catalogue_cfg;
 
-/* The reference spells these two differently on different routes; clients may
- * show them. */
+/* The reference spells these two differently on different routes; clients may show them. */
 #define DOWN_AVAIABLE  "database not avaiable"
 #define DOWN_AVAILABLE "database not available"
 
-/* Runs a find on products (at most limit documents, 0 = all) into a new JSON
- * array. Returns 0, or -1 with err set. */
+/* Runs a find on products (at most limit documents, 0 = all) into a new JSON array. Returns
+ * 0, or -1 with err set. */
 static int find_products(const json_t *filter, long limit, json_t **out, struct shop_err *err)
 {
     json_t *opts = limit > 0 ? json_pack("{s:I}", "limit", (json_int_t)limit) : NULL;
@@ -36,8 +34,8 @@ int catalogue_load_all(json_t **out, struct shop_err *err)
     return find_products(NULL, 0, out, err);
 }
 
-/* A failed query: 503 with the reference's text (either spelling) when MongoDB
- * is unreachable (D16), else 500 with a JSON error object. */
+/* A failed query: 503 with the reference's text (either spelling) when MongoDB is unreachable
+ * (D16), else 500 with a JSON error object. */
 static const struct shop_err_reply down_avaiable = {.down = DOWN_AVAIABLE, .failed_json = true};
 static const struct shop_err_reply down_available = {.down = DOWN_AVAILABLE, .failed_json = true};
 
@@ -49,8 +47,8 @@ void route_health(struct shop_req *req)
     shop_reply_json(req, up ? 200 : 503, json_pack("{s:s,s:b}", "app", "OK", "mongo", up));
 }
 
-/* The snapshot to answer from: the cache's, or with the cache off a private one
- * built from a fresh read. NULL with err set when MongoDB could not be read. */
+/* The snapshot to answer from: the cache's, or with the cache off a private one built from a
+ * fresh read. NULL with err set when MongoDB could not be read. */
 static struct cat_snapshot *snapshot(struct shop_err *err)
 {
     if (cat_cache_ttl() > 0)
@@ -61,8 +59,7 @@ static struct cat_snapshot *snapshot(struct shop_err *err)
     return cat_snapshot_build(all, err);
 }
 
-/* Answers one of the snapshot's whole bodies: all products, or the categories.
- */
+/* Answers one of the snapshot's whole bodies: all products, or the categories. */
 static void reply_whole(struct shop_req *req, bool categories, const struct shop_err_reply *down)
 {
     struct shop_err err;
@@ -120,8 +117,7 @@ void route_product(struct shop_req *req)
     cat_cache_release(s);
 }
 
-/* Answers the products for which keep() holds, ordered by name (by_category,
- * search). */
+/* Answers the products for which keep() holds, ordered by name (by_category, search). */
 static void reply_selected(struct shop_req *req, cat_keep_fn keep, const void *arg,
                            const struct shop_err_reply *down)
 {

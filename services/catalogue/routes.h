@@ -1,5 +1,5 @@
-/* routes.h - the catalogue service's handlers (routes.c) and the configuration
- * they read, set by main.c before serving. */
+/* routes.h - the catalogue service's handlers (routes.c) and the configuration they read, set by
+ * main.c before serving. */
 #ifndef CATALOGUE_ROUTES_H
 #define CATALOGUE_ROUTES_H
 
@@ -13,8 +13,7 @@ struct catalogue_config {
 };
 extern struct catalogue_config catalogue_cfg;
 
-/* Every product, in natural order (the snapshot's loader). 0, or -1 with err
- * set. */
+/* Every product, in natural order (the snapshot's loader). 0, or -1 with err set. */
 int catalogue_load_all(json_t **out, struct shop_err *err);
 
 shop_handler route_by_category, route_categories, route_health, route_product, route_products,

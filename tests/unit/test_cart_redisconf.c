@@ -47,19 +47,21 @@ static void test_dead_redis(void)
     struct shop_redis_conf c;
     shop_redis_conf_parse("127.0.0.1:1", 6379, &c);
     shop_redis_init_conf(&c);
-    redisReply *r = (redisReply *)&c; /* must be reset to NULL */
+    struct shop_err err;
+    long long n = 7;
+    char *v = (char *)&c; /* must be reset to NULL */
+    size_t len;
     long long t0 = shop_now_ns();
-    CHECK(shop_redis_cmd(&r, "INCR %s", "anonymous-counter") == SHOP_REDIS_UNAVAILABLE);
-    CHECK(r == NULL);
-    CHECK(strstr(shop_redis_last_error(), "connect") != NULL);
-    CHECK(shop_redis_cmd(&r, "GET x") == SHOP_REDIS_UNAVAILABLE);
-    CHECK(strstr(shop_redis_last_error(), "fail-fast") != NULL);
+    CHECK(shop_redis_incr("anonymous-counter", &n, &err) == -1 && n == 7);
+    CHECK(shop_err_unavailable(&err) && strstr(err.msg, "connect") != NULL);
+    CHECK(shop_redis_get("x", &v, &len, &err) == -1 && v == NULL);
+    CHECK(shop_err_unavailable(&err) && strstr(err.msg, "fail-fast") != NULL);
     CHECK(!shop_redis_ping());
     double ms = (double)(shop_now_ns() - t0) / 1e6;
     CHECK(ms < 200);
     shop_sleep_ms(300); /* window over: a real connect attempt again */
-    CHECK(shop_redis_cmd(&r, "GET x") == SHOP_REDIS_UNAVAILABLE);
-    CHECK(strstr(shop_redis_last_error(), "connect") != NULL);
+    CHECK(shop_redis_del("x", &err) == -1);
+    CHECK(shop_err_unavailable(&err) && strstr(err.msg, "connect") != NULL);
     shop_redis_cleanup();
 }
 

@@ -1,6 +1,6 @@
-/* dispatch - consumes the orders that payment queues (docs/api/dispatch.yaml, D5): manual acks after the
- * simulated work, bounded prefetch, reconnect forever, one log line per dispatched order id,
- * and a small HTTP port for /health and /metrics (D8).
+/* dispatch - consumes the orders that payment queues (docs/api/dispatch.yaml, D5): manual acks
+ * after the simulated work, bounded prefetch, reconnect forever, one log line per dispatched order
+ * id, and a small HTTP port for /health and /metrics (D8).
  *
  * Threads: libshop's consumer pool (consumer.h) hands each delivery to as many workers as the
  * prefetch; a worker does the two simulated steps and the pool acks the order. The main thread

@@ -1,5 +1,5 @@
-/* payment - takes payment for a cart (docs/api/payment.yaml): checks the user, validates the cart, calls
- * the optional payment gateway, counts the sale, hands the order to dispatch through RabbitMQ
+/* payment - takes payment for a cart (docs/api/payment.yaml): checks the user, validates the cart,
+ * calls the optional payment gateway, counts the sale, hands the order to dispatch through RabbitMQ
  * with a publisher confirm (D5: an order is only reported as placed once the broker has it),
  * records the order history of registered users and empties the cart. */
 #include "libshop/amqp.h"

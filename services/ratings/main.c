@@ -1,5 +1,6 @@
-/* ratings - the product ratings service (docs/api/ratings.yaml): averages in MySQL `ratings.ratings`,
- * a catalogue check before each vote, and an atomic first-rating insert (D10). */
+/* ratings - the product ratings service (docs/api/ratings.yaml): averages in MySQL
+ * `ratings.ratings`, a catalogue check before each vote, and an atomic first-rating insert (D10).
+ */
 #include "libshop/conf.h"
 #include "libshop/log.h"
 #include "libshop/mysql.h"

@@ -1,5 +1,5 @@
-/* shipping - the shipping service (docs/api/shipping.yaml): countries and cities from MySQL `cities`
- * (the /codes body kept for 1 s), the reference's distance/cost calculator, /confirm
+/* shipping - the shipping service (docs/api/shipping.yaml): countries and cities from MySQL
+ * `cities` (the /codes body kept for 1 s), the reference's distance/cost calculator, /confirm
  * forwarding to cart, the bounded /memory demo knob (D14) and Spring-style health and
  * actuator endpoints. */
 #include "libshop/conf.h"

@@ -406,7 +406,7 @@ int main(int argc, char **argv)
     shop_service_init(argc, argv, "cart");
     struct shop_server_conf conf = {
         .service = "cart",
-        .port = shop_conf_port("CART_SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("CART_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .cors = true,

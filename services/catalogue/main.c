@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     shop_service_init(argc, argv, "catalogue");
     struct shop_server_conf conf = {
         .service = "catalogue",
-        .port = shop_conf_port("CATALOGUE_SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("CATALOGUE_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .cors = true,

@@ -195,7 +195,7 @@ int main(int argc, char **argv)
         shop_fatalx("libsodium initialisation failed");
     struct shop_server_conf conf = {
         .service = "dispatch",
-        .port = shop_conf_port("DISPATCH_SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("DISPATCH_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
     };

@@ -217,7 +217,7 @@ int main(int argc, char **argv)
         shop_fatalx("libsodium initialisation failed");
     struct shop_server_conf conf = {
         .service = "payment",
-        .port = shop_conf_port("SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .options_bare = true, /* Flask's OPTIONS: Allow, no body (D23) */

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     shop_service_init(argc, argv, "ratings");
     struct shop_server_conf conf = {
         .service = "ratings",
-        .port = shop_conf_port("RATINGS_SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("RATINGS_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .cors = true,

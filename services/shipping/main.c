@@ -401,7 +401,7 @@ int main(int argc, char **argv)
     shop_service_init(argc, argv, "shipping");
     struct shop_server_conf conf = {
         .service = "shipping",
-        .port = shop_conf_port("SHIPPING_SERVER_PORT|SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("SHIPPING_SERVER_PORT|SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .text_type = "text/plain; charset=utf-8",

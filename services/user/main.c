@@ -443,7 +443,7 @@ int main(int argc, char **argv)
     shop_service_init(argc, argv, "user");
     struct shop_server_conf conf = {
         .service = "user",
-        .port = shop_conf_port("USER_SERVER_PORT", 8080),
+        .port = shop_conf_listen_port("USER_SERVER_PORT", 8080),
         .routes = routes,
         .nroutes = sizeof(routes) / sizeof(routes[0]),
         .cors = true,

@@ -90,7 +90,8 @@ def self_signed_cert(directory):
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now (another process may take it
-    before it is used: a process of the tests gets a listener() instead)."""
+    before it is used). Only for a program that can neither be handed a socket nor bind port 0 and
+    say which it got (redis-server); a service gets a listener() (spawn) or binds port 0."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

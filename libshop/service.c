@@ -9,7 +9,7 @@ struct shop_server_conf shop_service_start(int argc, char **argv, const char *se
     shop_service_init(argc, argv, service);
     return (struct shop_server_conf){
         .service = service,
-        .port = shop_conf_port(port_vars, 8080),
+        .port = shop_conf_listen_port(port_vars, 8080),
         .routes = routes,
         .nroutes = nroutes,
     };

@@ -71,6 +71,15 @@ def http():
 
 
 @pytest.fixture
+def web():
+    """The front door: the stack's nginx (SHOP_URL), without a trailing slash."""
+    url = os.environ.get("SHOP_URL")
+    if not url:
+        pytest.skip("SHOP_URL not set: run through tests/run")
+    return url.rstrip("/")
+
+
+@pytest.fixture
 def catalogue():
     return service_url("catalogue")
 

@@ -22,14 +22,6 @@ AUTH_BURST, AUTH_RATE = 20, 5  # requests, requests per second (shop_auth zone)
 UID_BURST, UID_RATE = 50, 10  # shop_uniqueid zone
 
 
-@pytest.fixture
-def web():
-    url = os.environ.get("SHOP_URL")
-    if not url:
-        pytest.skip("SHOP_URL not set: run through tests/run")
-    return url.rstrip("/")
-
-
 def own_origin(web):
     u = urllib.parse.urlsplit(web)
     return "%s://%s" % (u.scheme, u.netloc)

@@ -53,6 +53,13 @@ def rabbit_up():
         return False
 
 
+def restart_broker_and_dispatch():
+    """Makes sure RabbitMQ and dispatch run again and payment sees the broker."""
+    stack("start", "rabbitmq")
+    stack("start", "dispatch")
+    assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
+
+
 @pytest.fixture
 def restore_rabbitmq():
     """Makes sure RabbitMQ (and dispatch) run again after the test, whatever happened."""
@@ -60,9 +67,19 @@ def restore_rabbitmq():
     try:
         yield
     finally:
-        stack("start", "rabbitmq")
-        stack("start", "dispatch")
-        assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
+        restart_broker_and_dispatch()
+
+
+@pytest.fixture
+def dispatch_stopped():
+    """Dispatch stopped for the test (orders stay in the queue); afterwards RabbitMQ and dispatch
+    run again, whatever happened."""
+    dispatch_log()
+    stack("stop", "dispatch")
+    try:
+        yield
+    finally:
+        restart_broker_and_dispatch()
 
 
 def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):

@@ -189,12 +189,12 @@ static void amqp_close_graceful(amqp_connection_state_t conn)
 }
 
 int shop_amqp_queue_info(const struct shop_amqp_conf *conf, unsigned *messages, unsigned *consumers,
-                         char *err, size_t errlen)
+                         struct shop_err *e)
 {
     struct open_opts o = {.messages = messages, .consumers = consumers};
-    amqp_connection_state_t conn = amqp_open(conf, &o, err, errlen);
+    amqp_connection_state_t conn = amqp_open(conf, &o, e->msg, sizeof(e->msg));
     if (!conn)
-        return -1;
+        return shop_err_set_kind(e, SHOP_ERR_UNAVAILABLE);
     amqp_close_graceful(conn);
     return 0;
 }
@@ -419,8 +419,11 @@ static int pub_send(struct pub *p, const char *body, size_t len, char *err, size
     return rc;
 }
 
-int shop_amqp_publish(const char *body, size_t len, char *err, size_t errlen)
+int shop_amqp_publish(const char *body, size_t len, struct shop_err *e)
 {
+    char *err = e->msg;
+    size_t errlen = sizeof(e->msg);
+    shop_err_set_kind(e, SHOP_ERR_UNAVAILABLE); /* whatever fails, the broker does not have it */
     for (int attempt = 0; attempt < 2; attempt++) {
         struct pub *p = pub_get(err, errlen);
         if (!p)
@@ -437,9 +440,10 @@ int shop_amqp_publish(const char *body, size_t len, char *err, size_t errlen)
     return -1;
 }
 
-bool shop_amqp_publisher_ping(char *err, size_t errlen)
+bool shop_amqp_publisher_ping(struct shop_err *e)
 {
-    return pub_get(err, errlen) != NULL;
+    shop_err_set_kind(e, SHOP_ERR_UNAVAILABLE);
+    return pub_get(e->msg, sizeof(e->msg)) != NULL;
 }
 
 void shop_amqp_publisher_close_thread(void)

@@ -4,6 +4,8 @@
 #ifndef SHOP_AMQP_H
 #define SHOP_AMQP_H
 
+#include "libshop/err.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,13 +45,14 @@ void shop_amqp_publisher_init(const struct shop_amqp_conf *conf);
 
 /* Publishes body persistently (delivery_mode 2, mandatory) to the exchange with the routing
  * key and waits for the broker's confirm. Returns 0 once the broker has acked it (the message
- * is then on disk in a queue), or -1 with err set (no connection, nack, returned as
- * unroutable, no confirm within the timeout). A connection found broken is replaced and the
- * publish retried once, so a message may in rare cases be stored twice (at-least-once). */
-int shop_amqp_publish(const char *body, size_t len, char *err, size_t errlen);
+ * is then on disk in a queue), or -1 with err set, always UNAVAILABLE (no connection, nack,
+ * returned as unroutable, no confirm within the timeout: the broker does not have it). A connection
+ * found broken is replaced and the publish retried once, so a message may in rare cases be stored
+ * twice (at-least-once). */
+int shop_amqp_publish(const char *body, size_t len, struct shop_err *err);
 
 /* Health probe: true when this thread's connection is (or can now be) open and healthy. */
-bool shop_amqp_publisher_ping(char *err, size_t errlen);
+bool shop_amqp_publisher_ping(struct shop_err *err);
 
 /* Closes the calling thread's connection (threads that exit are cleaned up automatically). */
 void shop_amqp_publisher_close_thread(void);
@@ -100,6 +103,6 @@ bool shop_amqp_confirm_covers(uint64_t acked_tag, bool multiple, uint64_t tag);
 /* Opens a connection, declares the topology and reports the queue's ready message count and
  * consumer count. Returns 0 or -1 with err set. */
 int shop_amqp_queue_info(const struct shop_amqp_conf *conf, unsigned *messages, unsigned *consumers,
-                         char *err, size_t errlen);
+                         struct shop_err *err);
 
 #endif

@@ -53,7 +53,7 @@ static CURL *thread_handle(void)
 void shop_http_result_init(struct shop_http_result *res, size_t body_max)
 {
     res->status = 0;
-    res->error[0] = '\0';
+    res->err = (struct shop_err){0};
     shop_buf_init(&res->body, body_max);
 }
 
@@ -66,21 +66,37 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
 {
     struct shop_http_result *res = ud;
     if (shop_buf_append(&res->body, p, size * n) == -1) {
-        snprintf(res->error, sizeof(res->error), "response body larger than %zu bytes",
-                 res->body.max);
+        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "response body larger than %zu bytes",
+                     res->body.max);
         return 0;
     }
     return size * n;
+}
+
+/* A transfer that found no peer to talk to, or none that answered in time, is UNAVAILABLE. */
+static enum shop_err_kind transport_kind(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        return SHOP_ERR_UNAVAILABLE;
+    default:
+        return SHOP_ERR_FAILED;
+    }
 }
 
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res)
 {
     CURL *h = thread_handle();
     res->status = 0;
-    res->error[0] = '\0';
+    res->err = (struct shop_err){0};
     shop_buf_reset(&res->body);
     if (!h) {
-        snprintf(res->error, sizeof(res->error), "cannot create a curl handle");
+        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "cannot create a curl handle");
         return -1;
     }
     curl_easy_reset(h);
@@ -121,9 +137,9 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
-        if (!res->error[0])
-            snprintf(res->error, sizeof(res->error), "%s",
-                     errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        if (res->err.kind == SHOP_ERR_NONE)
+            shop_err_set(&res->err, transport_kind(rc), (long)rc, "%s",
+                         errbuf[0] ? errbuf : curl_easy_strerror(rc));
         res->status = 0;
         return -1;
     }
@@ -154,9 +170,9 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
     struct thread_client *c = shop_tls_get(&clients);
     if (!c) {
         res->status = 0;
-        snprintf(res->error, sizeof(res->error), "cannot create a curl handle");
+        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "cannot create a curl handle");
         shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
-                       peer->base, res->error);
+                       peer->base, res->err.msg);
         return -1;
     }
     struct shop_buf *url = &c->url;
@@ -166,7 +182,7 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
         rc = shop_url_escape_segment(url, peer->id);
     if (rc != 0) {
         res->status = 0;
-        snprintf(res->error, sizeof(res->error), "URL too long");
+        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "URL too long");
     } else {
         struct shop_http_call call = {
             .method = peer->method,
@@ -181,6 +197,6 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
     }
     if (rc != 0)
         shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
-                       url->len ? url->data : peer->base, res->error);
+                       url->len ? url->data : peer->base, res->err.msg);
     return rc ? -1 : 0;
 }

@@ -5,12 +5,14 @@
 
 #include <stddef.h>
 
+#include "libshop/err.h"
 #include "libshop/util.h"
 
 struct shop_http_result {
     long status;          /* HTTP status, 0 when no answer came */
     struct shop_buf body; /* response body, NUL-terminated */
-    char error[256];      /* why the transfer failed */
+    struct shop_err err;  /* why the transfer failed: UNAVAILABLE when no peer answered (in
+                             time), FAILED otherwise */
 };
 
 void shop_http_result_init(struct shop_http_result *res, size_t body_max);
@@ -29,7 +31,7 @@ struct shop_http_call {
 
 /* Performs the call on the calling thread's handle. Returns 0 when an HTTP answer arrived
  * (any status; res->status and res->body set), -1 on a transport failure or timeout
- * (res->error says which). res must be initialised; its body is reset first. */
+ * (res->err says which). res must be initialised; its body is reset first. */
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res);
 
 /* A call to another shop service's route with one parameter: base + "/" + verb + "/" + id. */

@@ -94,6 +94,11 @@ int shop_conf_port(const char *names, int def)
     return (int)shop_conf_long(names, def, 1, 65535);
 }
 
+int shop_conf_listen_port(const char *names, int def)
+{
+    return (int)shop_conf_long(names, def, 0, 65535);
+}
+
 bool shop_conf_bool(const char *names, bool def)
 {
     static const char *yes[] = {"1", "true", "yes", "on"};

@@ -15,6 +15,9 @@ const char *shop_conf_str(const char *names, const char *def);
 long shop_conf_long(const char *names, long def, long min, long max);
 /* TCP port 1..65535; anything else is fatal. */
 int shop_conf_port(const char *names, int def);
+/* A port to listen on: 1..65535, or 0 for any free port (the "listening port=N" line says which).
+ */
+int shop_conf_listen_port(const char *names, int def);
 /* true/false/1/0/yes/no/on/off; anything else is fatal. */
 bool shop_conf_bool(const char *names, bool def);
 

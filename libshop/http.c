@@ -856,8 +856,26 @@ static void setup_routes(const struct shop_server_conf *conf)
     }
 }
 
+/* SIGTERM and SIGINT stay blocked in every thread (shop_server_run waits for them): blocked
+ * here, before the service starts any thread of its own, since threads inherit the mask. */
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    stop_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 void shop_service_init(int argc, char **argv, const char *service)
 {
+    block_stop_signals();
     shop_log_init(service);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
@@ -982,11 +1000,8 @@ int shop_server_run(const struct shop_server_conf *user_conf)
     long drain_ms = shop_conf_long("SHOP_DRAIN_MS", 5000, 0, 600000);
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    stop_signals(&set);
+    block_stop_signals(); /* done by shop_service_init already, unless it was not called */
 
     struct MHD_Daemon *d = start_daemon(&conf, threads);
     if (!d) {

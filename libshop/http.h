@@ -36,7 +36,9 @@ struct shop_server_conf {
     int json_flags;           /* shop_json_flags for shop_reply_json */
 };
 
-/* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version. Call first in main. */
+/* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version, and blocks SIGTERM
+ * and SIGINT (shop_server_run waits for them) before the service starts any thread. Call
+ * first in main. */
 void shop_service_init(int argc, char **argv, const char *service);
 
 /* Serves until SIGTERM/SIGINT, then quiesces, drains and stops. Returns 0 on a clean stop,

@@ -1,7 +1,8 @@
-/* mongo.c - libmongoc client pool with fail-fast timeouts, and BSON/JSON conversion. The
+/* mongo.c - libmongoc client pool with fail-fast timeouts, the JSON-level calls of mongo.h,
+ * and BSON/JSON conversion. The
  * pool's server monitor reports every heartbeat (APM callbacks): the health probe answers from
  * that state, so it never waits out the 1 s server selection while the server is down. */
-#include "libshop/mongo.h"
+#include "libshop/mongo_driver.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
 #include "libshop/util.h"
@@ -205,13 +206,26 @@ json_t *shop_bson_to_json(const bson_t *doc)
 
 static int append_value(bson_t *out, const char *key, const json_t *v, int depth);
 
+/* true when v is {"$oid": "<24 hex digits>"}; *oid is then the ObjectId. */
+static bool json_oid(const json_t *v, bson_oid_t *oid)
+{
+    const char *hex = json_string_value(json_object_get(v, "$oid"));
+    if (json_object_size(v) != 1 || !hex || strlen(hex) != 24 || !bson_oid_is_valid(hex, 24))
+        return false;
+    bson_oid_init_from_string(oid, hex);
+    return true;
+}
+
 static int append_container(bson_t *out, const char *key, const json_t *v, int depth)
 {
     bson_t child;
+    bson_oid_t oid;
     int rc = 0;
     if (depth > 32)
         return -1;
-    if (json_is_object(v)) {
+    if (json_is_object(v) && json_oid(v, &oid)) {
+        bson_append_oid(out, key, -1, &oid);
+    } else if (json_is_object(v)) {
         const char *k;
         json_t *m;
         bson_append_document_begin(out, key, -1, &child);
@@ -278,5 +292,128 @@ int shop_json_to_bson(const json_t *obj, bson_t *out)
         if (rc == 0)
             rc = append_value(out, k, m, 0);
     }
+    return rc;
+}
+
+/* ---- JSON-level calls -------------------------------------------------------------------- */
+
+#define DUP_KEY 11000
+
+static int driver_err(const bson_error_t *e, struct shop_err *err)
+{
+    enum shop_err_kind kind = SHOP_ERR_FAILED;
+    if (shop_mongo_unavailable(e))
+        kind = SHOP_ERR_UNAVAILABLE;
+    else if (e->code == DUP_KEY)
+        kind = SHOP_ERR_REJECTED;
+    shop_err_set(err, kind, (long)e->code, "%s", e->message);
+    return -1;
+}
+
+/* Converts JSON (NULL = {}) into an initialised out. Returns 0, or -1 with err set REJECTED. */
+static int to_bson(const json_t *v, bson_t *out, struct shop_err *err)
+{
+    bson_init(out);
+    if (!v || shop_json_to_bson(v, out) == 0)
+        return 0;
+    shop_err_set(err, SHOP_ERR_REJECTED, 0, "the document cannot be stored as BSON");
+    return -1;
+}
+
+/* A pooled client and one of its collections, for the length of one call. */
+struct use {
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+};
+
+static struct use use_begin(const char *coll)
+{
+    struct use u = {.client = shop_mongo_pop()};
+    u.coll = shop_mongo_collection(u.client, coll);
+    return u;
+}
+
+static void use_end(struct use *u)
+{
+    mongoc_collection_destroy(u->coll);
+    shop_mongo_push(u->client);
+}
+
+int shop_mongo_find(const char *coll, const json_t *filter, const json_t *opts, json_t **docs,
+                    struct shop_err *err)
+{
+    bson_t f, o;
+    int rc = -1;
+    *docs = NULL;
+    if ((to_bson(filter, &f, err) | to_bson(opts, &o, err)) == 0) {
+        struct use u = use_begin(coll);
+        mongoc_cursor_t *cur = mongoc_collection_find_with_opts(u.coll, &f, &o, NULL);
+        const bson_t *d;
+        bson_error_t e;
+        json_t *arr = json_array();
+        while (mongoc_cursor_next(cur, &d))
+            json_array_append_new(arr, shop_bson_to_json(d));
+        if (mongoc_cursor_error(cur, &e)) {
+            json_decref(arr);
+            driver_err(&e, err);
+        } else {
+            *docs = arr;
+            rc = 0;
+        }
+        mongoc_cursor_destroy(cur);
+        use_end(&u);
+    }
+    bson_destroy(&o);
+    bson_destroy(&f);
+    return rc;
+}
+
+int shop_mongo_find_one(const char *coll, const json_t *filter, json_t **doc, struct shop_err *err)
+{
+    json_t *opts = json_pack("{s:i}", "limit", 1), *docs;
+    int rc = shop_mongo_find(coll, filter, opts, &docs, err);
+    json_decref(opts);
+    *doc = NULL;
+    if (rc == -1)
+        return -1;
+    *doc = json_incref(json_array_get(docs, 0));
+    json_decref(docs);
+    return *doc ? 1 : 0;
+}
+
+int shop_mongo_insert(const char *coll, const json_t *doc, struct shop_err *err)
+{
+    bson_t d;
+    int rc = -1;
+    if (to_bson(doc, &d, err) == 0) {
+        struct use u = use_begin(coll);
+        bson_error_t e;
+        rc = mongoc_collection_insert_one(u.coll, &d, NULL, NULL, &e) ? 0 : driver_err(&e, err);
+        use_end(&u);
+    }
+    bson_destroy(&d);
+    return rc;
+}
+
+int shop_mongo_update_one(const char *coll, const json_t *filter, const json_t *update,
+                          struct shop_err *err)
+{
+    bson_t f, d, reply;
+    int rc = -1;
+    if ((to_bson(filter, &f, err) | to_bson(update, &d, err)) == 0) {
+        struct use u = use_begin(coll);
+        bson_error_t e;
+        bson_iter_t it;
+        if (!mongoc_collection_update_one(u.coll, &f, &d, NULL, &reply, &e))
+            driver_err(&e, err);
+        else if (bson_iter_init_find(&it, &reply, "modifiedCount") && BSON_ITER_HOLDS_INT(&it))
+            rc = (int)bson_iter_as_int64(&it);
+        else
+            rc = 0;
+        bson_destroy(&reply);
+        use_end(&u);
+    }
+    bson_destroy(&d);
+    bson_destroy(&f);
     return rc;
 }

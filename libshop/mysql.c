@@ -192,14 +192,17 @@ bool shop_mysql_code_unavailable(unsigned code)
     }
 }
 
-static void set_err(struct shop_mysql_err *err, bool unavailable, unsigned code, const char *msg)
+static void set_err(struct shop_err *err, bool unavailable, unsigned code, const char *msg)
 {
-    err->unavailable = unavailable;
-    err->code = code;
-    snprintf(err->msg, sizeof(err->msg), "%s", msg);
+    enum shop_err_kind kind = SHOP_ERR_FAILED;
+    if (unavailable)
+        kind = SHOP_ERR_UNAVAILABLE;
+    else if (code == ER_LOCK_DEADLOCK || code == ER_LOCK_WAIT_TIMEOUT)
+        kind = SHOP_ERR_REJECTED;
+    shop_err_set(err, kind, (long)code, "%s", msg);
 }
 
-static void stmt_err(struct shop_mysql_err *err, MYSQL_STMT *st)
+static void stmt_err(struct shop_err *err, MYSQL_STMT *st)
 {
     unsigned code = mysql_stmt_errno(st);
     set_err(err, shop_mysql_code_unavailable(code), code, mysql_stmt_error(st));
@@ -209,7 +212,7 @@ static void stmt_err(struct shop_mysql_err *err, MYSQL_STMT *st)
 
 /* Opens a connection with short timeouts. While a recent attempt failed (FAIL_FAST_MS) it
  * fails at once without trying. Any connect failure counts as "unavailable". */
-static MYSQL *conn_open(struct shop_mysql_err *err)
+static MYSQL *conn_open(struct shop_err *err)
 {
     long long now = shop_now_ns();
     if (now < atomic_load(&down_until_ns)) {
@@ -353,7 +356,7 @@ static json_t *col_json(const struct col *c)
 /* Refetches string columns that did not fit their buffer, growing the buffer (bounded).
  * Returns 0, or -1 with err set. */
 static int refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct col *cols, unsigned nf,
-                             struct shop_mysql_err *err)
+                             struct shop_err *err)
 {
     bool rebind = false;
     for (unsigned i = 0; i < nf; i++) {
@@ -382,7 +385,7 @@ static int refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct col *cols
 }
 
 /* Fetches every row of an executed statement into a new JSON array. Returns 0 or -1. */
-static int fetch_rows(MYSQL_STMT *st, json_t **rows, struct shop_mysql_err *err)
+static int fetch_rows(MYSQL_STMT *st, json_t **rows, struct shop_err *err)
 {
     int rc = -1;
     MYSQL_RES *meta = mysql_stmt_result_metadata(st);
@@ -443,8 +446,7 @@ out:
 
 /* The thread's prepared statement for sql: from the cache, or prepared now (and cached when
  * there is room: *cached tells). NULL with err set when it cannot be prepared. */
-static MYSQL_STMT *stmt_get(struct tconn *tc, const char *sql, bool *cached,
-                            struct shop_mysql_err *err)
+static MYSQL_STMT *stmt_get(struct tconn *tc, const char *sql, bool *cached, struct shop_err *err)
 {
     for (size_t i = 0; i < tc->nstmts; i++) {
         if (strcmp(tc->stmts[i].sql, sql) == 0) {
@@ -490,7 +492,7 @@ enum stage { STAGE_PREPARE, STAGE_EXECUTE };
  * one is kept for the next call. Returns 0 or -1. */
 static int run_stmt(struct tconn *tc, const char *sql, const struct shop_mysql_param *params,
                     size_t nparams, json_t **rows, unsigned long long *affected,
-                    struct shop_mysql_err *err, enum stage *stage)
+                    struct shop_err *err, enum stage *stage)
 {
     int rc = -1;
     MYSQL_BIND *pb = NULL;
@@ -549,7 +551,7 @@ static bool conn_stale(MYSQL *m)
  * connection that turns out dead is replaced and the statement retried once when that is
  * safe (read-only, or failed before execution). */
 static int run(const char *sql, const struct shop_mysql_param *params, size_t nparams,
-               json_t **rows, unsigned long long *affected, struct shop_mysql_err *err)
+               json_t **rows, unsigned long long *affected, struct shop_err *err)
 {
     struct tconn *tc = thread_conn();
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -566,9 +568,9 @@ static int run(const char *sql, const struct shop_mysql_param *params, size_t np
         enum stage stage;
         if (run_stmt(tc, sql, params, nparams, rows, affected, err, &stage) == 0)
             return 0;
-        if (err->unavailable || (err->code >= 2000 && err->code < 3000))
+        if (shop_err_unavailable(err) || (err->code >= 2000 && err->code < 3000))
             conn_drop(tc); /* client-side errors leave the connection in an unknown state */
-        if (!err->unavailable)
+        if (!shop_err_unavailable(err))
             return -1;
         if (fresh || (!rows && stage != STAGE_PREPARE))
             return -1;
@@ -578,21 +580,21 @@ static int run(const char *sql, const struct shop_mysql_param *params, size_t np
 }
 
 int shop_mysql_query(const char *sql, const struct shop_mysql_param *params, size_t nparams,
-                     json_t **rows, struct shop_mysql_err *err)
+                     json_t **rows, struct shop_err *err)
 {
     *rows = NULL;
     return run(sql, params, nparams, rows, NULL, err);
 }
 
 int shop_mysql_exec(const char *sql, const struct shop_mysql_param *params, size_t nparams,
-                    unsigned long long *affected, struct shop_mysql_err *err)
+                    unsigned long long *affected, struct shop_err *err)
 {
     return run(sql, params, nparams, NULL, affected, err);
 }
 
-bool shop_mysql_ping(struct shop_mysql_err *err)
+bool shop_mysql_ping(struct shop_err *err)
 {
-    struct shop_mysql_err local;
+    struct shop_err local;
     if (!err)
         err = &local;
     struct tconn *tc = thread_conn();

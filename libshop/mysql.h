@@ -4,6 +4,8 @@
 #ifndef SHOP_MYSQL_H
 #define SHOP_MYSQL_H
 
+#include "libshop/err.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,13 +36,10 @@ void shop_mysql_init(const struct shop_mysql_conf *c);
  * so every worker thread) has stopped. */
 void shop_mysql_cleanup(void);
 
-/* Why a call failed. unavailable = the server cannot be reached or went away (answer 503);
- * otherwise the statement itself failed (answer 500). */
-struct shop_mysql_err {
-    bool unavailable;
-    unsigned code; /* client or server error number, 0 for our own errors */
-    char msg[256];
-};
+/* Calls report failures as a struct shop_err (err.h): UNAVAILABLE when the server cannot be
+ * reached or went away (answer 503); REJECTED when the statement lost a lock (deadlock victim,
+ * lock wait timeout: it was rolled back and may be retried); FAILED otherwise (answer 500). The
+ * code is the client or server error number, 0 for libshop's own errors. */
 
 enum shop_mysql_type { SHOP_MYSQL_NULL, SHOP_MYSQL_STR, SHOP_MYSQL_INT, SHOP_MYSQL_DOUBLE };
 
@@ -65,17 +64,17 @@ struct shop_mysql_param {
  * connection is re-established and the statement retried once. Returns 0, or -1 with err
  * filled (*rows = NULL). */
 int shop_mysql_query(const char *sql, const struct shop_mysql_param *params, size_t nparams,
-                     json_t **rows, struct shop_mysql_err *err);
+                     json_t **rows, struct shop_err *err);
 
 /* Runs a statement without a result set (INSERT/UPDATE/DELETE); *affected (may be NULL)
  * receives the affected-row count. Retried on a new connection only when the old one failed
  * before the statement was sent (a write is never applied twice). Returns 0 or -1. */
 int shop_mysql_exec(const char *sql, const struct shop_mysql_param *params, size_t nparams,
-                    unsigned long long *affected, struct shop_mysql_err *err);
+                    unsigned long long *affected, struct shop_err *err);
 
 /* Health probe: true when the server answers on this thread's connection (connecting or
  * reconnecting as needed, failing fast while it is down). err may be NULL. */
-bool shop_mysql_ping(struct shop_mysql_err *err);
+bool shop_mysql_ping(struct shop_err *err);
 
 /* true for client/server error numbers that mean "cannot reach the server" (exposed for
  * unit tests). */

@@ -9,6 +9,7 @@
 #include "libshop/util.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +19,14 @@
 #include <sys/time.h>
 
 #define UPDATE_TRIES 64
+
+/* Internal results: UNAVAILABLE = Redis could not be reached (or is not serving), ERROR = it
+ * answered with an error. The public calls turn them into a struct shop_err. */
+enum shop_redis_rc {
+    SHOP_REDIS_OK = 0,
+    SHOP_REDIS_UNAVAILABLE = -1,
+    SHOP_REDIS_ERROR = -2,
+};
 
 struct conn {
     redisContext *ctx;
@@ -45,9 +54,12 @@ static void set_err(const char *fmt, ...)
     va_end(ap);
 }
 
-const char *shop_redis_last_error(void)
+/* Fills err from a failed internal result and the thread's last error. Returns -1. */
+static int to_err(int rc, struct shop_err *err)
 {
-    return last_err;
+    shop_err_set(err, rc == SHOP_REDIS_UNAVAILABLE ? SHOP_ERR_UNAVAILABLE : SHOP_ERR_FAILED, 0,
+                 "%s", last_err);
+    return -1;
 }
 
 static void conn_free(void *p)
@@ -224,7 +236,8 @@ static int run_one(struct conn *c, const char *cmd, int len, redisReply **reply,
     return classify(r, reply);
 }
 
-int shop_redis_cmd(redisReply **reply, const char *fmt, ...)
+/* Runs a command expecting an answer of type want. Returns OK with *reply or a failure. */
+static int cmd_typed(redisReply **reply, int want, const char *what, const char *fmt, ...)
 {
     char *cmd = NULL;
     va_list ap;
@@ -238,13 +251,73 @@ int shop_redis_cmd(redisReply **reply, const char *fmt, ...)
     }
     int rc = run_one(thread_conn(), cmd, len, reply, true);
     redisFreeCommand(cmd);
+    if (rc == SHOP_REDIS_OK && (*reply)->type != want && (*reply)->type != REDIS_REPLY_NIL) {
+        set_err("%s: unexpected answer type %d", what, (*reply)->type);
+        freeReplyObject(*reply);
+        *reply = NULL;
+        rc = SHOP_REDIS_ERROR;
+    }
     return rc;
+}
+
+int shop_redis_get(const char *key, char **val, size_t *len, struct shop_err *err)
+{
+    redisReply *r;
+    *val = NULL;
+    *len = 0;
+    int rc = cmd_typed(&r, REDIS_REPLY_STRING, "GET", "GET %s", key);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    int found = r->type == REDIS_REPLY_STRING;
+    if (found) {
+        *val = shop_xstrndup(r->str, r->len);
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+int shop_redis_set(const char *key, const char *val, size_t len, long ttl, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_STATUS, "SETEX", "SETEX %s %ld %b", key, ttl, val, len);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    freeReplyObject(r);
+    return 0;
+}
+
+int shop_redis_del(const char *key, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "DEL", "DEL %s", key);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    int existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    return existed;
+}
+
+int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "INCR", "INCR %s", key);
+    if (rc == SHOP_REDIS_OK && r->type != REDIS_REPLY_INTEGER) {
+        set_err("INCR: no integer answer");
+        freeReplyObject(r);
+        rc = SHOP_REDIS_ERROR;
+    }
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    *value = r->integer;
+    freeReplyObject(r);
+    return 0;
 }
 
 bool shop_redis_ping(void)
 {
     redisReply *r;
-    if (shop_redis_cmd(&r, "PING") != SHOP_REDIS_OK)
+    if (cmd_typed(&r, REDIS_REPLY_STATUS, "PING", "PING") != SHOP_REDIS_OK)
         return false;
     bool ok = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
     freeReplyObject(r);
@@ -348,7 +421,7 @@ static int exec_setex(struct conn *c, const char *key, long ttl, const char *val
     return rc;
 }
 
-int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
+static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
 {
     struct conn *c = thread_conn();
     for (int attempt = 0; attempt < UPDATE_TRIES; attempt++) {
@@ -374,6 +447,13 @@ int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *
     }
     set_err("key %s kept changing: gave up after %d tries", key, UPDATE_TRIES);
     return SHOP_REDIS_ERROR;
+}
+
+int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                      struct shop_err *err)
+{
+    int rc = update(key, ttl, fn, ud);
+    return rc < 0 ? to_err(rc, err) : rc;
 }
 
 /* ---- configuration ----------------------------------------------------------------------- */

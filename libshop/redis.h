@@ -1,20 +1,16 @@
 /* redis.h - the Redis connection: configuration from the course's variables, one connection
  * per worker thread, short timeouts, reconnect with a fail-fast window while Redis is down,
- * a PING health probe, and optimistic WATCH/MULTI/EXEC updates of one key. */
+ * a PING health probe, and calls on one key that take and return bytes: get, set with a TTL,
+ * del, incr and an atomic read-modify-write. Failures are a struct shop_err (err.h):
+ * UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN;
+ * answer 503, D16), FAILED when it answered with an error (answer 500). */
 #ifndef SHOP_REDIS_H
 #define SHOP_REDIS_H
 
-#include <hiredis/hiredis.h>
+#include "libshop/err.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-/* Results of every call. UNAVAILABLE = Redis could not be reached (answer 503, D16);
- * ERROR = Redis answered with an error (answer 500). */
-enum shop_redis_rc {
-    SHOP_REDIS_OK = 0,
-    SHOP_REDIS_UNAVAILABLE = -1,
-    SHOP_REDIS_ERROR = -2,
-};
 
 struct shop_redis_conf {
     char host[256];
@@ -40,14 +36,15 @@ void shop_redis_init_conf(const struct shop_redis_conf *conf);
 /* Frees the calling thread's connection (other threads' go with their thread). */
 void shop_redis_cleanup(void);
 
-/* Runs one command (hiredis format) on the calling thread's connection, reconnecting once
- * when a reused connection turns out to be broken. On SHOP_REDIS_OK *reply is the answer
- * (never an error reply; free it with freeReplyObject). An error reply gives
- * SHOP_REDIS_ERROR (LOADING/BUSY/MASTERDOWN count as UNAVAILABLE). */
-int shop_redis_cmd(redisReply **reply, const char *fmt, ...);
-
-/* Why the calling thread's last call failed (for logs; never contains a password). */
-const char *shop_redis_last_error(void);
+/* GET key. Returns 1 with *val (a heap copy, NUL-terminated, freed by the caller) and *len,
+ * 0 when the key does not exist, -1 with err set (also for a key holding a non-string). */
+int shop_redis_get(const char *key, char **val, size_t *len, struct shop_err *err);
+/* SETEX key ttl val. Returns 0 or -1 with err set. */
+int shop_redis_set(const char *key, const char *val, size_t len, long ttl, struct shop_err *err);
+/* DEL key. Returns 1 when it existed, 0 when not, -1 with err set. */
+int shop_redis_del(const char *key, struct shop_err *err);
+/* INCR key into *value. Returns 0 or -1 with err set. */
+int shop_redis_incr(const char *key, long long *value, struct shop_err *err);
 
 /* true when PING answers PONG. */
 bool shop_redis_ping(void);
@@ -57,9 +54,10 @@ bool shop_redis_ping(void);
  * positive code to leave the key alone (returned by shop_redis_update as is). */
 typedef int (*shop_redis_update_fn)(const char *cur, size_t len, void *ud, char **out);
 
-/* Atomically replaces key by fn's answer with SETEX ttl (optimistic WATCH/MULTI/EXEC,
- * retried when another client changed the key meanwhile; fn may run several times).
- * Returns SHOP_REDIS_OK when written, fn's positive code, or a negative shop_redis_rc. */
-int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud);
+/* Replaces key by fn's answer (with TTL ttl) atomically: no other client's write to the key
+ * between fn's read and this write is ever lost (fn may run several times when the key is
+ * changed meanwhile). Returns 0 when written, fn's positive code, or -1 with err set. */
+int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                      struct shop_err *err);
 
 #endif

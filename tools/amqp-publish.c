@@ -58,11 +58,11 @@ int main(int argc, char **argv)
     }
     if (i < argc && strcmp(argv[i], "--") == 0)
         i++;
-    char err[320];
+    struct shop_err err;
     if (count) {
         unsigned messages = 0, consumers = 0;
-        if (shop_amqp_queue_info(&conf, &messages, &consumers, err, sizeof(err)) == -1) {
-            fprintf(stderr, "shop-amqp-publish: %s\n", err);
+        if (shop_amqp_queue_info(&conf, &messages, &consumers, &err) == -1) {
+            fprintf(stderr, "shop-amqp-publish: %s\n", err.msg);
             return 1;
         }
         printf("messages=%u consumers=%u\n", messages, consumers);
@@ -75,8 +75,8 @@ int main(int argc, char **argv)
     for (; i < argc && rc == 0; i++) {
         size_t len = strlen(argv[i]);
         char *in = strcmp(argv[i], "-") == 0 ? read_stdin(&len) : NULL;
-        if (shop_amqp_publish(in ? in : argv[i], len, err, sizeof(err)) == -1) {
-            fprintf(stderr, "shop-amqp-publish: %s\n", err);
+        if (shop_amqp_publish(in ? in : argv[i], len, &err) == -1) {
+            fprintf(stderr, "shop-amqp-publish: %s\n", err.msg);
             rc = 1;
         }
         free(in);

@@ -4,7 +4,7 @@
  * FILE.json holds an array of objects. Loading twice changes nothing. */
 #include "libshop/json.h"
 #include "libshop/log.h"
-#include "libshop/mongo.h"
+#include "libshop/mongo_driver.h"
 
 #include <stdio.h>
 #include <stdlib.h>

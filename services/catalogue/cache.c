@@ -5,21 +5,16 @@
 #include "services/catalogue/cache.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/memo.h"
 #include "services/catalogue/search.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BODY_MAX (64u * 1024 * 1024)
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;         /* current, failed_* */
-static pthread_mutex_t refresh_mu = PTHREAD_MUTEX_INITIALIZER; /* one reader of MongoDB */
-static struct cat_snapshot *current;
-static long long failed_ns;
-static bson_error_t failed_err;
-static long long ttl_ns;
+static struct shop_memo memo;
 static long ttl_ms_conf;
 static cat_load_fn loader;
 
@@ -96,7 +91,7 @@ static int add_product(struct cat_snapshot *s, size_t i)
            search_index_words(json_string_value(json_object_get(p, "description")), &s->words);
 }
 
-struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
+struct cat_snapshot *cat_snapshot_build(json_t *products, struct shop_err *err)
 {
     struct cat_snapshot *s = shop_xcalloc(1, sizeof(*s));
     s->products = products;
@@ -118,14 +113,12 @@ struct cat_snapshot *cat_snapshot_build(json_t *products, bson_error_t *err)
     s->woff[s->n] = s->words.len;
     if (rc != 0) {
         snapshot_free(s);
-        memset(err, 0, sizeof(*err));
-        bson_set_error(err, 0, 0, "catalogue too large to cache");
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "catalogue too large to cache");
         return NULL;
     }
     /* every body answered from the snapshot is a function of the products (and the path), so
      * one tag made from all of them, once, serves each route */
     shop_etag_make(s->all.data, s->all.len, s->etag);
-    s->loaded_ns = shop_now_ns();
     atomic_init(&s->refs, 1); /* the cache's own reference */
     return s;
 }
@@ -136,11 +129,36 @@ void cat_cache_release(struct cat_snapshot *s)
         snapshot_free(s);
 }
 
+static void snapshot_hold(void *s)
+{
+    atomic_fetch_add(&((struct cat_snapshot *)s)->refs, 1);
+}
+
+static void snapshot_drop(void *s)
+{
+    cat_cache_release(s);
+}
+
+/* The memo's loader: MongoDB's products as a snapshot. */
+static void *snapshot_load(void *ud, struct shop_err *err)
+{
+    (void)ud;
+    json_t *arr = NULL;
+    return loader(&arr, err) == 0 ? cat_snapshot_build(arr, err) : NULL;
+}
+
+/* A snapshot stays fresh for ttl_ms; while one request re-reads it the others are served the
+ * old one for as long as that read takes; a failed read is every request's answer for ttl_ms. */
 void cat_cache_init(long ttl_ms, cat_load_fn load)
 {
     ttl_ms_conf = ttl_ms;
-    ttl_ns = ttl_ms * 1000000LL;
     loader = load;
+    shop_memo_init(&memo, &(struct shop_memo_conf){.ttl_ms = ttl_ms,
+                                                   .stale_ms = -1,
+                                                   .fail_ms = ttl_ms,
+                                                   .load = snapshot_load,
+                                                   .hold = snapshot_hold,
+                                                   .drop = snapshot_drop});
 }
 
 long cat_cache_ttl(void)
@@ -148,87 +166,24 @@ long cat_cache_ttl(void)
     return ttl_ms_conf;
 }
 
-/* Under mu: a referenced fresh snapshot, or NULL. *failed is set when a recent read failed. */
-static struct cat_snapshot *fresh_locked(long long now, bool *failed, bson_error_t *err)
-{
-    *failed = false;
-    if (current && now - current->loaded_ns < ttl_ns) {
-        atomic_fetch_add(&current->refs, 1);
-        return current;
-    }
-    if (!current && failed_ns && now - failed_ns < ttl_ns) {
-        *failed = true;
-        *err = failed_err;
-    }
-    return NULL;
-}
-
-/* Reads MongoDB and publishes the result (a snapshot, or the failure). Call with refresh_mu. */
-static struct cat_snapshot *refresh(bson_error_t *err)
-{
-    json_t *arr = NULL;
-    struct cat_snapshot *s = NULL, *old;
-    if (loader(&arr, err) == 0)
-        s = cat_snapshot_build(arr, err);
-    pthread_mutex_lock(&mu);
-    old = current;
-    current = s;
-    if (s) {
-        failed_ns = 0;
-        atomic_fetch_add(&s->refs, 1); /* the caller's reference */
-    } else {
-        failed_ns = shop_now_ns();
-        failed_err = *err;
-    }
-    pthread_mutex_unlock(&mu);
-    cat_cache_release(old);
-    return s;
-}
-
-struct cat_snapshot *cat_cache_get(bson_error_t *err)
+struct cat_snapshot *cat_cache_get(struct shop_err *err)
 {
     memset(err, 0, sizeof(*err));
-    if (ttl_ns <= 0)
+    if (ttl_ms_conf <= 0)
         return NULL;
-    for (;;) {
-        bool failed;
-        pthread_mutex_lock(&mu);
-        struct cat_snapshot *s = fresh_locked(shop_now_ns(), &failed, err);
-        pthread_mutex_unlock(&mu);
-        if (s)
-            return s;
-        if (failed)
-            return NULL;
-        if (pthread_mutex_trylock(&refresh_mu) == 0) {
-            s = refresh(err);
-            pthread_mutex_unlock(&refresh_mu);
-            return s;
-        }
-        /* another thread is reading: serve the stale snapshot meanwhile, if there is one */
-        pthread_mutex_lock(&mu);
-        s = current;
-        if (s)
-            atomic_fetch_add(&s->refs, 1);
-        pthread_mutex_unlock(&mu);
-        if (s)
-            return s;
-        pthread_mutex_lock(&refresh_mu); /* wait for that read, then look again */
-        pthread_mutex_unlock(&refresh_mu);
-    }
+    return shop_memo_get(&memo, err);
 }
 
 void cat_cache_forget(void)
 {
-    pthread_mutex_lock(&mu);
-    struct cat_snapshot *old = current;
-    current = NULL;
-    pthread_mutex_unlock(&mu);
-    cat_cache_release(old);
+    if (ttl_ms_conf > 0)
+        shop_memo_forget(&memo);
 }
 
 void cat_cache_cleanup(void)
 {
-    cat_cache_forget();
+    if (ttl_ms_conf > 0)
+        shop_memo_cleanup(&memo);
 }
 
 long cat_snapshot_find(const struct cat_snapshot *s, const char *sku)

@@ -1,144 +1,17 @@
 /* ratings - the product ratings service (docs/api/ratings.yaml): averages in MySQL
- * `ratings.ratings`, a catalogue check before each vote, an atomic first-rating insert (D10). */
-#include "libshop/client.h"
+ * `ratings.ratings`, a catalogue check before each vote, and an atomic first-rating insert (D10).
+ */
 #include "libshop/conf.h"
-#include "libshop/http.h"
 #include "libshop/log.h"
 #include "libshop/mysql.h"
-#include "libshop/util.h"
-#include "services/ratings/ratecalc.h"
+#include "libshop/service.h"
+#include "services/ratings/routes.h"
 
-#include <mysqld_error.h>
-#include <stdio.h>
-#include <string.h>
-
-#define DB_DOWN_TEXT         "database not available"
-#define CATALOGUE_TIMEOUT_MS 5000
-#define CATALOGUE_BODY_MAX   (1024 * 1024)
-#define RATE_ATTEMPTS        5
-
-static char catalogue_base[512]; /* no trailing slash */
-
-/* One statement adds a vote: the first vote inserts (sku, score, 1); later votes compute
- * round_half_up((avg*count + score) / (count + 1), 2) from the STORED (rounded) average in
- * exact integer arithmetic, so the reference's 2-decimal drift is kept (Q-RA3) and
- * concurrent first votes cannot collide (D10). Same formula as rate_next_avg_cents. */
-static const char rate_sql[] =
-    "INSERT INTO ratings (sku, avg_rating, rating_count) VALUES (?, ?, 1) "
-    "ON DUPLICATE KEY UPDATE "
-    "avg_rating = ((2 * (CAST(ROUND(avg_rating * 100) AS SIGNED) * rating_count + 100 * ?)"
-    " + rating_count + 1) DIV (2 * (rating_count + 1))) / 100, "
-    "rating_count = rating_count + 1";
-
-static void db_error(struct shop_req *req, const struct shop_mysql_err *err)
-{
-    shop_log_warnx("rid=%s query failed: %s", shop_req_id(req), err->msg);
-    shop_reply_text(req, err->unavailable ? 503 : 500,
-                    err->unavailable ? DB_DOWN_TEXT : "database error");
-}
-
-/* ANY /_health: the reference's SELECT 1 + 1; 503 with false while MySQL is down (D8). */
-static void health(struct shop_req *req)
-{
-    struct shop_mysql_err err;
-    json_t *rows;
-    if (shop_mysql_query("SELECT 1 + 1 AS two FROM DUAL", NULL, 0, &rows, &err) == 0) {
-        json_decref(rows);
-        shop_reply_json(req, 200, json_pack("{s:b}", "pdo_connectivity", 1));
-        return;
-    }
-    shop_log_warnx("rid=%s health query failed: %s", shop_req_id(req), err.msg);
-    shop_reply_json(req, err.unavailable ? 503 : 400, json_pack("{s:b}", "pdo_connectivity", 0));
-}
-
-static void fetch(struct shop_req *req)
-{
-    struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "sku"))};
-    struct shop_mysql_err err;
-    json_t *rows;
-    if (shop_mysql_query("SELECT avg_rating, rating_count FROM ratings WHERE sku = ?", p, 1, &rows,
-                         &err) == -1) {
-        db_error(req, &err);
-        return;
-    }
-    json_t *row = json_array_get(rows, 0);
-    if (row)
-        shop_reply_json(req, 200, json_incref(row));
-    else
-        shop_reply_json(req, 200, json_pack("{s:i,s:i}", "avg_rating", 0, "rating_count", 0));
-    json_decref(rows);
-}
-
-/* GET CATALOGUE_URL/product/{sku}. Returns 0 when the SKU exists; otherwise replies 500
- * (the reference's answer to both a missing SKU and an unreachable catalogue, Q-RA1). */
-static int check_sku(struct shop_req *req, const char *sku)
-{
-    struct shop_http_result res;
-    shop_http_result_init(&res, CATALOGUE_BODY_MAX);
-    int rc = shop_http_call_peer(&(struct shop_peer_call){.method = "GET",
-                                                          .base = catalogue_base,
-                                                          .verb = "product",
-                                                          .id = sku,
-                                                          .timeout_ms = CATALOGUE_TIMEOUT_MS,
-                                                          .request_id = shop_req_id(req)},
-                                 &res);
-    if (rc == -1 || res.body.len == 0) {
-        if (rc == 0)
-            shop_log_warnx("rid=%s catalogue answered an empty body", shop_req_id(req));
-        shop_reply_text(req, 500, "Failed to connect to catalogue");
-        rc = -1;
-    } else if (res.status != 200) {
-        struct shop_buf msg;
-        shop_buf_init(&msg, 512);
-        shop_buf_printf(&msg, "%s not found", sku);
-        shop_reply_text(req, 500, msg.data);
-        shop_buf_cleanup(&msg);
-        rc = -1;
-    }
-    shop_http_result_cleanup(&res);
-    return rc;
-}
-
-static void rate(struct shop_req *req)
-{
-    const char *sku = shop_req_param(req, "sku");
-    long long raw;
-    if (rate_parse_score(shop_req_param(req, "score"), &raw) == -1) {
-        /* the reference's TypeError: 500 (D1: same status codes) */
-        shop_reply_text(req, 500, "score must be an integer");
-        return;
-    }
-    int score = rate_clamp(raw);
-    if (check_sku(req, sku) == -1)
-        return;
-    struct shop_mysql_param p[] = {SHOP_MYSQL_STR(sku), SHOP_MYSQL_INT(score),
-                                   SHOP_MYSQL_INT(score)};
-    struct shop_mysql_err err;
-    int rc = -1;
-    for (int i = 0; i < RATE_ATTEMPTS && rc == -1; i++) {
-        rc = shop_mysql_exec(rate_sql, p, 3, NULL, &err);
-        /* InnoDB may pick a concurrent upsert as a deadlock victim; it was rolled back */
-        if (rc == -1 && err.code != ER_LOCK_DEADLOCK && err.code != ER_LOCK_WAIT_TIMEOUT)
-            break;
-    }
-    if (rc == -1) {
-        if (err.unavailable) {
-            db_error(req, &err);
-        } else {
-            shop_log_warnx("rid=%s rating update failed: %s", shop_req_id(req), err.msg);
-            shop_reply_text(req, 500, "Unable to update rating");
-        }
-        return;
-    }
-    shop_reply_json(req, 200, json_pack("{s:b}", "success", 1));
-}
-
-/* The reference's /_health route has no method restriction (ANY). */
 static const struct shop_route routes[] = {
-    {"GET", "/_health", health},       {"POST", "/_health", health},
-    {"PUT", "/_health", health},       {"DELETE", "/_health", health},
-    {"PATCH", "/_health", health},     {"OPTIONS", "/_health", health},
-    {"GET", "/api/fetch/:sku", fetch}, {"PUT", "/api/rate/:sku/:score", rate},
+    {"GET", "/_health", route_health},       {"POST", "/_health", route_health},
+    {"PUT", "/_health", route_health},       {"DELETE", "/_health", route_health},
+    {"PATCH", "/_health", route_health},     {"OPTIONS", "/_health", route_health},
+    {"GET", "/api/fetch/:sku", route_fetch}, {"PUT", "/api/rate/:sku/:score", route_rate},
 };
 
 static void db_conf(struct shop_mysql_conf *db)
@@ -155,21 +28,16 @@ static void db_conf(struct shop_mysql_conf *db)
 
 int main(int argc, char **argv)
 {
-    shop_service_init(argc, argv, "ratings");
-    struct shop_server_conf conf = {
-        .service = "ratings",
-        .port = shop_conf_port("RATINGS_SERVER_PORT", 8080),
-        .routes = routes,
-        .nroutes = sizeof(routes) / sizeof(routes[0]),
-        .cors = true,
-        .cors_methods = "*", /* the reference kernel's listener: on every reply, errors too */
-        .text_type = "text/plain; charset=utf-8",
-        .json_type = "application/json",
-    };
+    struct shop_server_conf conf =
+        SHOP_SERVICE_START(argc, argv, "ratings", "RATINGS_SERVER_PORT", routes);
+    conf.cors = true;
+    conf.cors_methods = "*"; /* the reference kernel's listener: on every reply, errors too */
+    conf.text_type = "text/plain; charset=utf-8";
+    conf.json_type = "application/json";
     struct shop_mysql_conf db;
     db_conf(&db);
-    shop_conf_base_url(catalogue_base, sizeof(catalogue_base), "CATALOGUE_URL",
-                       "http://catalogue:8080");
+    shop_conf_base_url(ratings_cfg.catalogue_base, sizeof(ratings_cfg.catalogue_base),
+                       "CATALOGUE_URL", "http://catalogue:8080");
     shop_mysql_init(&db);
     int rc = shop_server_run(&conf);
     shop_mysql_cleanup();

@@ -71,6 +71,15 @@ def http():
 
 
 @pytest.fixture
+def web():
+    """The front door: the stack's nginx (SHOP_URL), without a trailing slash."""
+    url = os.environ.get("SHOP_URL")
+    if not url:
+        pytest.skip("SHOP_URL not set: run through tests/run")
+    return url.rstrip("/")
+
+
+@pytest.fixture
 def catalogue():
     return service_url("catalogue")
 
@@ -90,7 +99,8 @@ def self_signed_cert(directory):
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now (another process may take it
-    before it is used: a process of the tests gets a listener() instead)."""
+    before it is used). Only for a program that can neither be handed a socket nor bind port 0 and
+    say which it got (redis-server); a service gets a listener() (spawn) or binds port 0."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -148,17 +158,19 @@ def _tcp_table():
     return out
 
 
-def wait_request_read(client, timeout=30.0):
-    """Waits until the server at the other end of the connected socket client has read everything
-    sent on it (the kernel acked it and the server's receive queue is empty): a request written with
-    client.sendall() is then in the server's hands. Returns whether it happened in time."""
+def request_read(client):
+    """Whether the server at the other end of the connected socket client has read everything sent
+    on it so far (the kernel acked it and the server's receive queue is empty)."""
     mine, theirs = client.getsockname()[1], client.getpeername()[1]
+    table = _tcp_table()
+    me, peer = table.get((mine, theirs)), table.get((theirs, mine))
+    return me is not None and peer is not None and me[1] == 0 and peer[2] == 0
 
-    def read():
-        table = _tcp_table()
-        me, peer = table.get((mine, theirs)), table.get((theirs, mine))
-        return me is not None and peer is not None and me[1] == 0 and peer[2] == 0
-    return wait_for(read, timeout, interval=0.01)
+
+def wait_request_read(client, timeout=30.0):
+    """Waits until request_read(client): a request written with client.sendall() is then in the
+    server's hands. Returns whether it happened in time."""
+    return wait_for(lambda: request_read(client), timeout, interval=0.01)
 
 
 def service_pid(name):

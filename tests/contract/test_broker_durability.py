@@ -6,25 +6,12 @@ dispatch and the broker's policies as it found them.
 import uuid
 
 import pytest
-import requests
 
 from conftest import dispatch_log, dispatched_lines, rabbitmqctl, service_url, stack, wait_dispatched, wait_for
 from test_dispatch import queue_depth
-from test_orders_faults import in_stock_sku, make_cart, pay, rabbit_up
+from test_orders_faults import dispatch_stopped, in_stock_sku, make_cart, pay  # noqa: F401 (a fixture)
 
 N = 20
-
-
-@pytest.fixture
-def dispatch_stopped():
-    dispatch_log()
-    stack("stop", "dispatch")
-    try:
-        yield
-    finally:
-        stack("start", "rabbitmq")
-        stack("start", "dispatch")
-        assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
 
 
 def test_orders_queued_while_dispatch_is_down_survive_a_broker_restart(http, dispatch_stopped):

@@ -17,8 +17,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (dispatch_log, dispatched_ids, dispatched_lines, free_port, rabbitmqctl, service_url, stack,
-                      wait_dispatched, wait_for)
+from conftest import (dispatch_log, dispatched_ids, dispatched_lines, listener, rabbitmqctl, service_url, spawn, stack,
+                      url_of, wait_dispatched, wait_for)
 
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
@@ -79,13 +79,13 @@ class Dispatch:
     """A second dispatch process with extra environment and its own HTTP port and log."""
 
     def __init__(self, **env):
-        self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="dispatch-", suffix=".log", delete=False)
-        e = dict(os.environ, DISPATCH_SERVER_PORT=str(self.port))
+        e = dict(os.environ)
         e.update({k: str(v) for k, v in env.items()})
-        self.proc = subprocess.Popen([os.path.join(BIN, "dispatch")], env=e, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.url = "http://127.0.0.1:%d" % self.port
+        with listener() as sock:  # its HTTP port, bound here and handed over: nothing probed
+            self.proc = spawn([os.path.join(BIN, "dispatch")], sock, env=e, stdout=self.log,
+                              stderr=subprocess.STDOUT)
+            self.url = url_of(sock)
 
     def wait_consuming(self):
         def up():

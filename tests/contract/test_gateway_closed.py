@@ -5,13 +5,13 @@ requests are refused with 403; login, register and uniqueid are rate limited per
 Retry-After) at thresholds that a normal pace never meets. Thresholds: web/nginx/gen and
 web/nginx/roboshop.conf.in (login + register: 5/s, burst 20; uniqueid: 10/s, burst 50)."""
 import os
-import time
 import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from conftest import service_url
 
@@ -20,14 +20,6 @@ NO_ROUTE = "no such route\n"
 REFUSED = "cross-site request refused\n"
 AUTH_BURST, AUTH_RATE = 20, 5  # requests, requests per second (shop_auth zone)
 UID_BURST, UID_RATE = 50, 10  # shop_uniqueid zone
-
-
-@pytest.fixture
-def web():
-    url = os.environ.get("SHOP_URL")
-    if not url:
-        pytest.skip("SHOP_URL not set: run through tests/run")
-    return url.rstrip("/")
 
 
 def own_origin(web):
@@ -192,21 +184,42 @@ def test_same_origin_and_no_origin_are_allowed(web):
 
 
 # ---- rate limits ------------------------------------------------------------------------------
+# nginx counts per client address, and every 127.x.y.z is this machine's loopback: each flooding
+# test talks to the gateway from an address of its own, so its bucket starts full and no other
+# test (all of them come from 127.0.0.1) ever meets the limit it drained. No refill wait is needed.
 
-def refill(web, method, path, burst, rate, **kw):
-    """Wait until the client's bucket for path is full again: first until a request passes (the
-    limiter let one through), then the time the bucket needs to refill (burst/rate, plus a second)."""
-    deadline = time.monotonic() + 60
-    while requests.request(method, web + path, timeout=TIMEOUT, **kw).status_code == 429:
-        assert time.monotonic() < deadline, "still 429 after 60 s"
-        time.sleep(0.5)
-    time.sleep(burst / rate + 1)
+class SourceAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections leave from the local address given (port chosen by the kernel)."""
+
+    def __init__(self, address, **kw):
+        self.address = address  # before super().__init__, which builds the pool manager
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kw)
 
 
-def flood(web, method, path, limit, **kw):
+def own_address():
+    """A loopback address that no earlier test used: 127.a.b.c from 24 random bits (never 127.0.0.x,
+    where 127.0.0.1 is every other test's; c never 0 or 255)."""
+    n = int.from_bytes(os.urandom(3), "big")
+    a, b, c = n >> 16, (n >> 8) & 255, n & 255
+    return "127.%d.%d.%d" % (a or 1, b, min(max(c, 1), 254))
+
+
+@pytest.fixture
+def client():
+    """A requests session whose calls reach the gateway from a loopback address of its own."""
+    with requests.Session() as s:
+        s.mount("http://", SourceAdapter(own_address(), pool_maxsize=16))
+        yield s
+
+
+def flood(client, web, method, path, limit, **kw):
     """Parallel requests until one answers 429 (at most limit); returns the 429 response or None."""
     def one(_):
-        return requests.request(method, web + path, timeout=TIMEOUT, **kw)
+        return client.request(method, web + path, timeout=TIMEOUT, **kw)
     sent = 0
     with ThreadPoolExecutor(8) as ex:
         while sent < limit:
@@ -217,33 +230,29 @@ def flood(web, method, path, limit, **kw):
     return None
 
 
-def test_login_flood_gets_429_with_retry_after_and_a_normal_pace_never_does(web):
+def test_login_flood_gets_429_with_retry_after_and_a_normal_pace_never_does(web, client):
     bad = {"json": {"name": "no-such-user-" + uuid.uuid4().hex[:8], "password": "x"}}
-    refill(web, "POST", "/api/user/login", AUTH_BURST, AUTH_RATE, **bad)
     # a shopper's pace: fewer than the burst in a row never meets the limit, whatever the timing
-    codes = [requests.post(web + "/api/user/login", timeout=TIMEOUT, **bad).status_code
+    codes = [client.post(web + "/api/user/login", timeout=TIMEOUT, **bad).status_code
              for _ in range(AUTH_BURST - 5)]
     assert 429 not in codes, codes
-    r = flood(web, "POST", "/api/user/login", 2000, **bad)
-    try:
-        assert r is not None, "2000 logins in parallel never met the limit"
-        assert r.text == "too many requests, try again in a second\n"
-        assert int(r.headers["Retry-After"]) >= 1
-        assert r.headers.get("X-Request-Id")
-        # register shares login's bucket
-        r = requests.post(web + "/api/user/register", json={}, timeout=TIMEOUT)
-        assert r.status_code == 429 and r.headers["Retry-After"]
-    finally:
-        refill(web, "POST", "/api/user/login", AUTH_BURST, AUTH_RATE, **bad)  # leave it as found
+    r = flood(client, web, "POST", "/api/user/login", 2000, **bad)
+    assert r is not None, "2000 logins in parallel never met the limit"
+    assert r.text == "too many requests, try again in a second\n"
+    assert int(r.headers["Retry-After"]) >= 1
+    assert r.headers.get("X-Request-Id")
+    # register shares login's bucket
+    r = client.post(web + "/api/user/register", json={}, timeout=TIMEOUT)
+    assert r.status_code == 429 and r.headers["Retry-After"]
+    # the limit is this client's: 127.0.0.1, where every other test comes from, still passes
+    r = requests.post(web + "/api/user/login", timeout=TIMEOUT, **bad)
+    assert r.status_code == 404, r.text
 
 
-def test_uniqueid_flood_gets_429_and_a_normal_pace_never_does(web):
-    refill(web, "GET", "/api/user/uniqueid", UID_BURST, UID_RATE)
-    codes = [requests.get(web + "/api/user/uniqueid", timeout=TIMEOUT).status_code for _ in range(20)]
+def test_uniqueid_flood_gets_429_and_a_normal_pace_never_does(web, client):
+    codes = [client.get(web + "/api/user/uniqueid", timeout=TIMEOUT).status_code for _ in range(20)]
     assert 429 not in codes, codes
-    r = flood(web, "GET", "/api/user/uniqueid", 4000)
-    try:
-        assert r is not None, "4000 uniqueid calls in parallel never met the limit"
-        assert int(r.headers["Retry-After"]) >= 1
-    finally:
-        refill(web, "GET", "/api/user/uniqueid", UID_BURST, UID_RATE)
+    r = flood(client, web, "GET", "/api/user/uniqueid", 4000)
+    assert r is not None, "4000 uniqueid calls in parallel never met the limit"
+    assert int(r.headers["Retry-After"]) >= 1
+    assert requests.get(web + "/api/user/uniqueid", timeout=TIMEOUT).status_code == 200  # others pass

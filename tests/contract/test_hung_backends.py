@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import dispatch_log, paused, service_url, stack, wait_for
-from test_orders_faults import in_stock_sku, make_cart, pay, rabbit_up
+from conftest import paused, service_url, wait_for
+from test_orders_faults import dispatch_stopped, in_stock_sku, make_cart, pay  # noqa: F401 (a fixture)
 
 BOUND = 60  # s: a hang without a timeout fails here instead of hanging the test run
 
@@ -40,20 +40,6 @@ def test_hung_database_gives_503_and_recovers(component, service, path):
             r = requests.get(url, timeout=BOUND)
             assert r.status_code == 503, r.text
     assert wait_for(lambda: status(url) == before, 30), "%s did not recover" % url
-
-
-@pytest.fixture
-def dispatch_stopped():
-    """The stack's dispatch is stopped (an order that slipped through stays in the queue, where
-    it can be counted); RabbitMQ and dispatch always run again afterwards."""
-    dispatch_log()
-    stack("stop", "dispatch")
-    try:
-        yield
-    finally:
-        stack("start", "rabbitmq")
-        stack("start", "dispatch")
-        assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
 
 
 def test_hung_broker_gives_503_places_no_order_and_recovers(http, dispatch_stopped):

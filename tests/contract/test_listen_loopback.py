@@ -20,8 +20,9 @@ import subprocess
 import threading
 
 import pytest
+import requests
 
-from conftest import ROOT, free_port, rabbitmqctl, start_service, stop_service, wait_for
+from conftest import ROOT, rabbitmqctl, stop_service, wait_for
 
 SERVICES = ["catalogue", "user", "cart", "shipping", "ratings", "payment", "dispatch"]
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
@@ -229,7 +230,8 @@ def binary(name):
 def test_bad_bind_address_stops_the_service_naming_it(value):
     """SHOP_BIND takes an address literal only: anything else stops the service at start (exit 1)
     with one line naming the variable, before it listens anywhere."""
-    env = dict(os.environ, SHOP_BIND=value, CATALOGUE_SERVER_PORT=str(free_port()))
+    # port 0: should it start after all, it listens on a port the kernel gave it, nobody's
+    env = dict(os.environ, SHOP_BIND=value, CATALOGUE_SERVER_PORT="0")
     p = subprocess.run([binary("catalogue")], env=env, capture_output=True, timeout=20)
     assert p.returncode == 1, p.stderr.decode(errors="replace")[-500:]
     lines = [line for line in p.stderr.decode(errors="replace").splitlines() if "config: SHOP_BIND=" in line]
@@ -238,16 +240,28 @@ def test_bad_bind_address_stops_the_service_naming_it(value):
 
 def test_ipv6_bind_address_listens_there_only():
     """SHOP_BIND=::1 puts the listener on the IPv6 loopback alone: it answers there, and nothing of
-    the process listens on 127.0.0.1 or anywhere else."""
+    the process listens on 127.0.0.1 or anywhere else. The service binds port 0 (any free port)
+    itself, and the test reads the port it got from the process's sockets: nothing is probed."""
     state_dir()
-    port = free_port()
-    env = dict(os.environ, SHOP_BIND="::1", CATALOGUE_SERVER_PORT=str(port),
-               SHOP_TEST_URL="http://[::1]:%d" % port)
-    proc = start_service("catalogue", "/health", env)
-    try:
+    env = dict(os.environ, SHOP_BIND="::1", CATALOGUE_SERVER_PORT="0")
+    proc = subprocess.Popen([binary("catalogue")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def held():
         sockets = listening_sockets()
-        held = sorted({sockets[i] for i in socket_inodes(proc.pid) & sockets.keys()})
-        assert held == [(ipaddress.ip_address("::1"), port)], held
+        return sorted({sockets[i] for i in socket_inodes(proc.pid) & sockets.keys()})
+
+    def healthy(url):
+        try:
+            return requests.get(url + "/health", timeout=5).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None  # died: stop waiting
+    try:
+        assert wait_for(lambda: held() or proc.poll() is not None, 30) and proc.poll() is None, \
+            "catalogue exited with %s before it listened" % proc.poll()
+        port = held()[0][1]
+        assert port != 0
+        assert wait_for(lambda: healthy("http://[::1]:%d" % port), 30) and proc.poll() is None
+        assert held() == [(ipaddress.ip_address("::1"), port)], held()
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
     finally:

@@ -16,7 +16,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import dispatch_log, dispatched_ids, dispatched_lines, free_port, service_url, stack, wait_dispatched, wait_for
+from conftest import (dispatch_log, dispatched_ids, dispatched_lines, listener, service_url, spawn, stack, url_of,
+                      wait_dispatched, wait_for)
 from test_dispatch import wait_held
 
 BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
@@ -52,6 +53,13 @@ def rabbit_up():
         return False
 
 
+def restart_broker_and_dispatch():
+    """Makes sure RabbitMQ and dispatch run again and payment sees the broker."""
+    stack("start", "rabbitmq")
+    stack("start", "dispatch")
+    assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
+
+
 @pytest.fixture
 def restore_rabbitmq():
     """Makes sure RabbitMQ (and dispatch) run again after the test, whatever happened."""
@@ -59,9 +67,19 @@ def restore_rabbitmq():
     try:
         yield
     finally:
-        stack("start", "rabbitmq")
-        stack("start", "dispatch")
-        assert wait_for(rabbit_up, 30), "payment did not see RabbitMQ again within 30 s"
+        restart_broker_and_dispatch()
+
+
+@pytest.fixture
+def dispatch_stopped():
+    """Dispatch stopped for the test (orders stay in the queue); afterwards RabbitMQ and dispatch
+    run again, whatever happened."""
+    dispatch_log()
+    stack("stop", "dispatch")
+    try:
+        yield
+    finally:
+        restart_broker_and_dispatch()
 
 
 def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):
@@ -172,13 +190,13 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
 
 class Dispatch:
     def __init__(self, **env):
-        port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="dispatch-", suffix=".log", delete=False)
-        e = dict(os.environ, DISPATCH_SERVER_PORT=str(port))
+        e = dict(os.environ)
         e.update({k: str(v) for k, v in env.items()})
-        self.proc = subprocess.Popen([os.path.join(BIN, "dispatch")], env=e, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.url = "http://127.0.0.1:%d" % port
+        with listener() as sock:  # its HTTP port, bound here and handed over: nothing probed
+            self.proc = spawn([os.path.join(BIN, "dispatch")], sock, env=e, stdout=self.log,
+                              stderr=subprocess.STDOUT)
+            self.url = url_of(sock)
 
     def healthy(self):
         try:

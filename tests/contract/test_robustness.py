@@ -37,7 +37,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 import requests
 
-from conftest import service_url, wait_for
+from conftest import answered_yet, request_read, service_url, wait_for
 
 _seed_env = os.environ.get("SHOP_FUZZ_SEED", "").strip()
 if _seed_env == "random":
@@ -913,7 +913,9 @@ def test_raw_protocol_garbage(canaries):
             wire.open()
             if kind == "wait":
                 wire.sock.sendall(raw)
-                time.sleep(0.02)
+                # the server has the partial request in hand (or has already closed on it)
+                assert wait_for(lambda: request_read(wire.sock) or answered_yet(wire.sock), interval=0.01), \
+                    "%s %s: the request was never read" % (service, label)
                 wire.close()  # abandoned
                 continue
             for a in wire.exchange(raw):

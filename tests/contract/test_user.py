@@ -425,7 +425,7 @@ def test_redis_url_database_and_mongo_db_from_url():
 
 
 @pytest.mark.parametrize("var,value", [("REDIS_URL", "rediss://x"), ("REDIS_HOST", "h:0"),
-                                       ("MONGO_URL", "nosuch://x"), ("USER_SERVER_PORT", "0")])
+                                       ("MONGO_URL", "nosuch://x"), ("USER_SERVER_PORT", "65536")])
 def test_bad_configuration_stops_with_its_name(var, value):
     binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "user")
     env = dict(os.environ)

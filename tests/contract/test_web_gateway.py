@@ -15,14 +15,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 IMAGES = os.path.join(ROOT, "web", "static", "images")
 
 
-@pytest.fixture
-def web():
-    url = os.environ.get("SHOP_URL")
-    if not url:
-        pytest.skip("SHOP_URL not set: run through tests/run")
-    return url.rstrip("/")
-
-
 def test_unknown_api_path_is_plain_404(web):
     """D15: /api/<no such service>/… is nginx's plain 404 "no such service", not index.html."""
     r = requests.get(web + "/api/nosuch/x", timeout=10)

@@ -7,7 +7,6 @@ GETs carry a strong ETag and answer 304 to a matching If-None-Match, shipping's 
 and an Allow header, and the cart keeps its D3 checks and GET/POST on /add and /update.
 """
 import json
-import os
 import socket
 import urllib.parse
 import uuid
@@ -19,14 +18,6 @@ from conftest import service_url
 
 BODY_MAX = 64 * 1024
 TIMEOUT = 15
-
-
-@pytest.fixture
-def web():
-    url = os.environ.get("SHOP_URL")
-    if not url:
-        pytest.skip("SHOP_URL not set: run through tests/run")
-    return url.rstrip("/")
 
 
 def padded(n):

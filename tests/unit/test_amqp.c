@@ -164,21 +164,22 @@ static void drain_queue(const struct shop_amqp_conf *conf)
 
 static void test_live_roundtrip(const struct shop_amqp_conf *conf)
 {
-    char err[320], body[128];
+    struct shop_err err;
+    char body[128];
     drain_queue(conf);
     shop_amqp_publisher_init(conf);
     int fails = 0;
     for (int i = 0; i < NMSG; i++) {
         snprintf(body, sizeof(body), "{\"orderid\":\"%s-%d\"}", token, i);
-        if (shop_amqp_publish(body, strlen(body), err, sizeof(err)) != 0) {
-            fprintf(stderr, "publish: %s\n", err);
+        if (shop_amqp_publish(body, strlen(body), &err) != 0) {
+            fprintf(stderr, "publish: %s\n", err.msg);
             fails++;
         }
     }
     CHECK(fails == 0);
-    CHECK(shop_amqp_publisher_ping(err, sizeof(err)));
+    CHECK(shop_amqp_publisher_ping(&err));
     unsigned messages = 0, consumers = 9;
-    CHECK(shop_amqp_queue_info(conf, &messages, &consumers, err, sizeof(err)) == 0);
+    CHECK(shop_amqp_queue_info(conf, &messages, &consumers, &err) == 0);
     CHECK(messages == NMSG); /* persisted and queued before any consumer ran */
     CHECK(consumers == 0);
 
@@ -195,18 +196,19 @@ static void test_live_roundtrip(const struct shop_amqp_conf *conf)
     pthread_join(t, NULL);
     CHECK(!shop_amqp_consumer_connected(c));
     shop_amqp_consumer_free(c);
-    CHECK(shop_amqp_queue_info(conf, &messages, &consumers, err, sizeof(err)) == 0);
+    CHECK(shop_amqp_queue_info(conf, &messages, &consumers, &err) == 0);
     CHECK(messages == 0);
 }
 
 /* Unacked deliveries go back to the queue when the consumer stops, flagged redelivered. */
 static void test_live_redelivery(const struct shop_amqp_conf *conf)
 {
-    char err[320], body[128];
+    struct shop_err err;
+    char body[128];
     rx_reset();
     for (int i = 0; i < 3; i++) {
         snprintf(body, sizeof(body), "{\"orderid\":\"%s-r%d\"}", token, i);
-        CHECK(shop_amqp_publish(body, strlen(body), err, sizeof(err)) == 0);
+        CHECK(shop_amqp_publish(body, strlen(body), &err) == 0);
     }
     struct shop_amqp_consumer *c = shop_amqp_consumer_new(conf, 10, on_msg, NULL);
     pthread_t t;
@@ -239,12 +241,12 @@ static void test_unreachable(void)
     conf.host = "127.0.0.1";
     conf.port = 1; /* nothing listens there */
     shop_amqp_publisher_init(&conf);
-    char err[320];
-    CHECK(shop_amqp_publish("{}", 2, err, sizeof(err)) == -1);
-    CHECK(strstr(err, "RabbitMQ not available") != NULL);
-    CHECK(shop_amqp_publish("{}", 2, err, sizeof(err)) == -1);
-    CHECK(strstr(err, "RabbitMQ not available") != NULL);
-    CHECK(!shop_amqp_publisher_ping(err, sizeof(err)));
+    struct shop_err err;
+    CHECK(shop_amqp_publish("{}", 2, &err) == -1);
+    CHECK(strstr(err.msg, "RabbitMQ not available") != NULL && shop_err_unavailable(&err));
+    CHECK(shop_amqp_publish("{}", 2, &err) == -1);
+    CHECK(strstr(err.msg, "RabbitMQ not available") != NULL);
+    CHECK(!shop_amqp_publisher_ping(&err));
     shop_amqp_publisher_close_thread();
 
     struct shop_amqp_consumer *c = shop_amqp_consumer_new(&conf, 10, on_msg, NULL);

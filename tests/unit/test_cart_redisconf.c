@@ -48,18 +48,20 @@ static void test_dead_redis(void)
     struct shop_redis_conf c;
     shop_redis_conf_parse("127.0.0.1:1", 6379, &c);
     shop_redis_init_conf(&c);
-    redisReply *r = (redisReply *)&c; /* must be reset to NULL */
-    CHECK(shop_redis_cmd(&r, "INCR %s", "anonymous-counter") == SHOP_REDIS_UNAVAILABLE);
-    CHECK(r == NULL);
-    CHECK(strstr(shop_redis_last_error(), "connect") != NULL);
-    CHECK(shop_redis_cmd(&r, "GET x") == SHOP_REDIS_UNAVAILABLE);
-    CHECK(strstr(shop_redis_last_error(), "fail-fast") != NULL);
+    struct shop_err err;
+    long long n = 7;
+    char *v = (char *)&c; /* must be reset to NULL */
+    size_t len;
+    CHECK(shop_redis_incr("anonymous-counter", &n, &err) == -1 && n == 7);
+    CHECK(shop_err_unavailable(&err) && strstr(err.msg, "connect") != NULL);
+    CHECK(shop_redis_get("x", &v, &len, &err) == -1 && v == NULL);
+    CHECK(shop_err_unavailable(&err) && strstr(err.msg, "fail-fast") != NULL);
     CHECK(!shop_redis_ping());
     /* polls until the window is over (a real connect attempt again), for at most 30 s */
     bool dialled = false;
     for (long long end = shop_now_ns() + 30000000000LL; !dialled && shop_now_ns() < end;) {
-        CHECK(shop_redis_cmd(&r, "GET x") == SHOP_REDIS_UNAVAILABLE);
-        dialled = strstr(shop_redis_last_error(), "connect") != NULL;
+        CHECK(shop_redis_del("x", &err) == -1 && shop_err_unavailable(&err));
+        dialled = strstr(err.msg, "connect") != NULL;
         if (!dialled)
             shop_sleep_ms(10);
     }

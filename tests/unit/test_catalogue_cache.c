@@ -8,7 +8,7 @@
 
 static json_t *next_load;
 
-static int test_load(json_t **out, bson_error_t *err)
+static int test_load(json_t **out, struct shop_err *err)
 {
     (void)err;
     *out = json_deep_copy(next_load);
@@ -136,7 +136,7 @@ static int same(const struct cat_snapshot *s, cat_keep_fn keep, plain_keep_fn pl
 static const char *found(const char *text)
 {
     static char got[512];
-    bson_error_t err;
+    struct shop_err err;
     struct cat_snapshot *s = cat_cache_get(&err);
     struct shop_buf out;
     shop_buf_init(&out, 1 << 20);
@@ -164,7 +164,7 @@ int main(void)
     for (int r = 0; r < rounds; r++) {
         next_load = random_catalogue(&seed);
         cat_cache_forget();
-        bson_error_t err;
+        struct shop_err err;
         struct cat_snapshot *s = cat_cache_get(&err);
         if (!s) {
             bad++;
@@ -206,7 +206,7 @@ int main(void)
                           "Robotic Mining Cyborg", "categories", "Artificial Intelligence", "Robot",
                           "sku", "WAT", "name", "Watson", "categories", "Artificial Intelligence");
     cat_cache_forget();
-    bson_error_t err;
+    struct shop_err err;
     struct cat_snapshot *s = cat_cache_get(&err);
     struct shop_buf out;
     shop_buf_init(&out, 4096);

@@ -22,6 +22,9 @@ static void test_aliases(void)
     CHECK(shop_conf_port("T_PORT", 8080) == 8081);
     unsetenv("T_PORT");
     CHECK(shop_conf_port("T_PORT", 8080) == 8080);
+    setenv("T_PORT", "0", 1); /* a listener may take any free port; a peer's port is never 0 */
+    CHECK(shop_conf_listen_port("T_PORT", 8080) == 0);
+    unsetenv("T_PORT");
     setenv("T_N", " 42 ", 1);
     CHECK(shop_conf_long("T_N", 0, 0, 100) == 42);
     setenv("T_BOOL", "TRUE", 1);

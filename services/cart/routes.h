@@ -1,0 +1,21 @@
+/* routes.h - the cart service's handlers (routes.c) and the configuration they read, set by
+ * main.c before serving. */
+#ifndef CART_ROUTES_H
+#define CART_ROUTES_H
+
+#include "libshop/metrics.h"
+#include "libshop/service.h"
+
+struct cart_config {
+    long ttl;
+    long catalogue_timeout_ms;
+    char catalogue_base[320]; /* http://host:port */
+};
+extern struct cart_config cart_cfg;
+
+extern struct shop_counter items_added;
+
+shop_handler route_add, route_delete_cart, route_get_cart, route_health, route_rename_cart,
+    route_shipping, route_update;
+
+#endif

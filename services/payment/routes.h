@@ -1,0 +1,24 @@
+/* routes.h - the payment service's handlers (routes.c) and the configuration they read, set by
+ * main.c before serving. */
+#ifndef PAYMENT_ROUTES_H
+#define PAYMENT_ROUTES_H
+
+#include "libshop/metrics.h"
+#include "libshop/service.h"
+
+struct payment_config {
+    char user_base[300]; /* http://USER_HOST:USER_PORT */
+    char cart_base[300]; /* http://CART_HOST:CART_PORT */
+    const char *gateway; /* "" = no gateway call (D6) */
+    long gateway_timeout_ms;
+    long delay_ms;
+};
+extern struct payment_config payment_cfg;
+
+extern struct shop_counter sold_count;
+extern struct shop_histogram units_sold;
+extern struct shop_histogram cart_value;
+
+shop_handler route_health, route_pay;
+
+#endif

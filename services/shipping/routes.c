@@ -1,0 +1,350 @@
+/* routes.c - the shipping service's handlers: countries and cities from MySQL (the /codes body
+ * kept in a memo), the distance/cost calculator, /confirm forwarding to cart, the /memory demo
+ * knob and the Spring-style health and actuator endpoints with Spring-shaped errors. */
+#include "services/shipping/routes.h"
+#include "libshop/client.h"
+#include "libshop/conf.h"
+#include "libshop/http.h"
+#include "libshop/json.h"
+#include "libshop/log.h"
+#include "libshop/memo.h"
+#include "libshop/mysql.h"
+#include "libshop/util.h"
+#include "services/shipping/calc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct shipping_config shipping_cfg;
+
+#define DB_DOWN_TEXT    "MySQL database cities not available"
+#define CART_TIMEOUT_MS 5000
+#define CART_BODY_MAX   (4 * 1024 * 1024)
+#define MEMORY_BLOCK    (25u * 1024 * 1024)
+#define CITY_COLUMNS    "uuid, country_code AS code, city, name, region, latitude, longitude"
+#define CODES_CACHE_MS  1000
+
+/* ---- Spring-shaped error bodies -------------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 406:
+        return "Not Acceptable";
+    case 415:
+        return "Unsupported Media Type";
+    case 503:
+        return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+/* The request path as a JSON string: as received when it is UTF-8, else with every byte
+ * above 0x7F percent-encoded (jansson refuses invalid UTF-8). New reference. */
+static json_t *path_json(const char *path)
+{
+    json_t *s = json_string(path);
+    if (s)
+        return s;
+    struct shop_buf b;
+    shop_buf_init(&b, 3 * strlen(path) + 1);
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p < 0x80)
+            shop_buf_putc(&b, (char)*p);
+        else
+            shop_buf_printf(&b, "%%%02X", *p);
+    }
+    s = json_stringn(b.data ? b.data : "", b.len);
+    shop_buf_cleanup(&b);
+    return s;
+}
+
+/* Replies the Spring Boot error JSON {"timestamp","status","error","message":"","path"}. */
+static void spring_error(struct shop_req *req, int status)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_int_t ms = (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    shop_reply_json(req, status,
+                    json_pack("{s:I,s:i,s:s,s:s,s:o}", "timestamp", ms, "status", status, "error",
+                              reason(status), "message", "", "path",
+                              path_json(shop_req_path(req))));
+}
+
+/* 503 when MySQL is unreachable (D16), else 500, in Spring's shape. */
+static const struct shop_err_reply db_error = {.custom = spring_error};
+
+/* ---- health ---------------------------------------------------------------------------------- */
+
+/* A Java String answer (/health, /count): its Content-Type follows Accept (D23). */
+static void reply_string(struct shop_req *req, int status, const char *text)
+{
+    shop_reply(req, status, calc_text_type(shop_req_header(req, "Accept")), text, strlen(text));
+}
+
+void route_health(struct shop_req *req)
+{
+    if (shop_mysql_ping(NULL))
+        reply_string(req, 200, "OK");
+    else
+        reply_string(req, 503, DB_DOWN_TEXT);
+}
+
+void route_actuator_health(struct shop_req *req)
+{
+    bool up = shop_mysql_ping(NULL);
+    shop_reply_json(req, up ? 200 : 503, json_pack("{s:s}", "status", up ? "UP" : "DOWN"));
+}
+
+void route_actuator_info(struct shop_req *req)
+{
+    shop_reply_json(req, 200, json_object());
+}
+
+static json_t *actuator_link(const char *base, const char *path)
+{
+    char href[600];
+    snprintf(href, sizeof(href), "%s%s", base, path);
+    return json_pack("{s:s,s:b}", "href", href, "templated", 0);
+}
+
+/* Spring's actuator discovery page: links to the exposed endpoints. */
+void route_actuator(struct shop_req *req)
+{
+    const char *host = shop_req_header(req, "Host");
+    char base[400];
+    snprintf(base, sizeof(base), "http://%s/actuator",
+             host && strlen(host) < 300 ? host : "localhost");
+    json_t *links = json_object();
+    json_object_set_new(links, "self", actuator_link(base, ""));
+    json_object_set_new(links, "health", actuator_link(base, "/health"));
+    json_object_set_new(links, "health-path", actuator_link(base, "/health/{*path}"));
+    json_object_set_new(links, "info", actuator_link(base, "/info"));
+    json_object_set_new(json_object_get(links, "health-path"), "templated", json_true());
+    shop_reply_json(req, 200, json_pack("{s:o}", "_links", links));
+}
+
+/* ---- data routes ------------------------------------------------------------------------------
+ */
+
+void route_count(struct shop_req *req)
+{
+    struct shop_err err;
+    json_t *rows;
+    if (shop_mysql_query("SELECT COUNT(*) AS n FROM cities", NULL, 0, &rows, &err) == -1) {
+        shop_reply_err(req, &err, &db_error);
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
+             json_integer_value(json_object_get(json_array_get(rows, 0), "n")));
+    json_decref(rows);
+    reply_string(req, 200, text);
+}
+
+/* The /codes body, the same for every request and read-mostly: kept serialised for
+ * CODES_CACHE_MS. One request at a time reads it again when it expires; the others answer the
+ * kept body meanwhile, for at most another CODES_CACHE_MS (then they wait for that read), so it
+ * is never more than twice that stale. A failed read is never kept. */
+static struct shop_memo codes_memo;
+
+static void *codes_load(void *ud, struct shop_err *err)
+{
+    (void)ud;
+    json_t *rows;
+    if (shop_mysql_query("SELECT uuid, code, name FROM codes ORDER BY name, uuid", NULL, 0, &rows,
+                         err) == -1)
+        return NULL;
+    struct shop_buf *out = shop_reply_scratch();
+    int dumped = shop_json_dump(rows, SHIPPING_JSON_FLAGS, out);
+    json_decref(rows);
+    if (dumped == -1) {
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "response too large");
+        return NULL;
+    }
+    return shop_memo_bytes_new(out->data, out->len);
+}
+
+void route_codes(struct shop_req *req)
+{
+    struct shop_err err;
+    struct shop_memo_bytes *body = shop_memo_get(&codes_memo, &err);
+    if (!body) {
+        shop_reply_err(req, &err, &db_error);
+        return;
+    }
+    if (!shop_reply_etag(req, body->etag)) /* else a 304 went out */
+        shop_reply_json_text(req, 200, body->data, body->len);
+    shop_memo_bytes_drop(body);
+}
+
+void route_cities(struct shop_req *req)
+{
+    struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "code"))};
+    struct shop_err err;
+    json_t *rows;
+    if (shop_mysql_query("SELECT " CITY_COLUMNS " FROM cities WHERE country_code = ? ORDER BY uuid",
+                         p, 1, &rows, &err) == -1)
+        shop_reply_err(req, &err, &db_error);
+    else
+        shop_reply_json(req, 200, rows);
+}
+
+void route_match(struct shop_req *req)
+{
+    const char *text = shop_req_param(req, "text");
+    char pattern[1024];
+    if (calc_utf16_len(text) < 3 || calc_like_prefix(text, pattern, sizeof(pattern)) == -1) {
+        spring_error(req, 400);
+        return;
+    }
+    struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "code")),
+                                   SHOP_MYSQL_STR(pattern)};
+    struct shop_err err;
+    json_t *rows;
+    if (shop_mysql_query("SELECT " CITY_COLUMNS " FROM cities WHERE country_code = ?"
+                         " AND city LIKE ? ESCAPE '!' ORDER BY uuid LIMIT 11",
+                         p, 2, &rows, &err) == -1) {
+        shop_reply_err(req, &err, &db_error);
+        return;
+    }
+    size_t keep = calc_match_keep(json_array_size(rows));
+    while (json_array_size(rows) > keep)
+        json_array_remove(rows, json_array_size(rows) - 1);
+    shop_reply_json(req, 200, rows);
+}
+
+void route_calc(struct shop_req *req)
+{
+    long long id;
+    if (calc_parse_id(shop_req_param(req, "id"), &id) == -1) {
+        spring_error(req, 400);
+        return;
+    }
+    struct shop_mysql_param p[] = {SHOP_MYSQL_INT(id)};
+    struct shop_err err;
+    json_t *rows;
+    if (shop_mysql_query("SELECT latitude, longitude FROM cities WHERE uuid = ?", p, 1, &rows,
+                         &err) == -1) {
+        shop_reply_err(req, &err, &db_error);
+        return;
+    }
+    json_t *city = json_array_get(rows, 0);
+    if (!city) {
+        json_decref(rows);
+        spring_error(req, 404);
+        return;
+    }
+    long km = calc_distance(json_number_value(json_object_get(city, "latitude")),
+                            json_number_value(json_object_get(city, "longitude")));
+    json_decref(rows);
+    shop_reply_json(req, 200,
+                    json_pack("{s:I,s:f}", "distance", (json_int_t)km, "cost", calc_cost(km)));
+}
+
+/* ---- /confirm ------------------------------------------------------------------------------- */
+
+/* Forwards the raw body to cart's POST /shipping/{id}: cart 200 -> its body, else 404. */
+void route_confirm(struct shop_req *req)
+{
+    if (!shop_ctype_is(shop_req_header(req, "Content-Type"), "application/json")) {
+        spring_error(req, 415);
+        return;
+    }
+    if (!shop_req_accepts(req, "application/json")) { /* it produces JSON only */
+        spring_error(req, 406);
+        return;
+    }
+    size_t len;
+    const char *body = shop_req_body(req, &len);
+    if (len == 0) {
+        spring_error(req, 400);
+        return;
+    }
+    struct shop_http_result res;
+    shop_http_result_init(&res, CART_BODY_MAX);
+    int rc = shop_http_call_peer(&(struct shop_peer_call){.method = "POST",
+                                                          .base = shipping_cfg.cart_base,
+                                                          .verb = "shipping",
+                                                          .id = shop_req_param(req, "id"),
+                                                          .body = body,
+                                                          .body_len = len,
+                                                          .timeout_ms = CART_TIMEOUT_MS,
+                                                          .request_id = shop_req_id(req)},
+                                 &res);
+    if (rc == 0 && res.status == 200)
+        shop_reply_json_text(req, 200, res.body.data, res.body.len);
+    else
+        spring_error(req, 404);
+    shop_http_result_cleanup(&res);
+}
+
+/* ---- /memory and /free (D14) -------------------------------------------------------------- */
+
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **mem_blocks;
+static size_t mem_count;
+
+void route_memory(struct shop_req *req)
+{
+    pthread_mutex_lock(&mem_lock);
+    if ((long)((mem_count + 1) * 25) > shipping_cfg.memory_max_mb) {
+        size_t held = mem_count;
+        pthread_mutex_unlock(&mem_lock);
+        shop_log_warnx("rid=%s /memory refused: %zu blocks held, SHIPPING_MEMORY_MAX_MB=%ld",
+                       shop_req_id(req), held, shipping_cfg.memory_max_mb);
+        spring_error(req, 507);
+        return;
+    }
+    char *block = shop_xmalloc(MEMORY_BLOCK);
+    memset(block, 0xA5, MEMORY_BLOCK); /* touch every page so the memory is really used */
+    mem_blocks = shop_xrealloc(mem_blocks, (mem_count + 1) * sizeof(*mem_blocks));
+    mem_blocks[mem_count++] = block;
+    size_t n = mem_count;
+    pthread_mutex_unlock(&mem_lock);
+    shop_reply_json(req, 200, json_integer((json_int_t)n));
+}
+
+static void free_blocks(void)
+{
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < mem_count; i++)
+        free(mem_blocks[i]);
+    free(mem_blocks);
+    mem_blocks = NULL;
+    mem_count = 0;
+    pthread_mutex_unlock(&mem_lock);
+}
+
+void route_free_memory(struct shop_req *req)
+{
+    free_blocks();
+    shop_reply_json(req, 200, json_integer(0));
+}
+
+/* ---- set-up --------------------------------------------------------------------------------- */
+
+void shipping_routes_init(void)
+{
+    shop_memo_init(&codes_memo, &(struct shop_memo_conf){.ttl_ms = CODES_CACHE_MS,
+                                                         .stale_ms = CODES_CACHE_MS,
+                                                         .load = codes_load,
+                                                         .hold = shop_memo_bytes_hold,
+                                                         .drop = shop_memo_bytes_drop});
+}
+
+void shipping_routes_cleanup(void)
+{
+    free_blocks();
+    shop_memo_cleanup(&codes_memo);
+}

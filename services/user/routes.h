@@ -1,0 +1,10 @@
+/* routes.h - the user service's handlers (routes.c). */
+#ifndef USER_ROUTES_H
+#define USER_ROUTES_H
+
+#include "libshop/service.h"
+
+shop_handler route_check, route_health, route_history, route_login, route_order,
+    route_register_user, route_uniqueid, route_users;
+
+#endif

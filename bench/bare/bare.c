@@ -1,5 +1,5 @@
 /* bare.c - the benchmarks' bare libmicrohttpd responder: the physical limit a service is
- * compared with. Same server set-up as libshop/http.c (epoll pool, 8 KiB per connection,
+ * compared with. Same server set-up as libshop/server.c (epoll pool, 8 KiB per connection,
  * two-phase handler so keep-alive holds), no router, no metrics, no logging; each request runs
  * the backend round trips given on the command line, with the raw client libraries and
  * per-thread connections, and answers the last step's result.

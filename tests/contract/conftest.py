@@ -120,7 +120,7 @@ def url_of(sock):
 
 
 # bash puts the socket on fd 3 and exports LISTEN_PID=its own pid, which the service keeps when bash
-# execs it: systemd's socket activation, which every service accepts (libshop/http.c).
+# execs it: systemd's socket activation, which every service accepts (libshop/server.c).
 _ACTIVATE = ('fd=$1; shift; exec 3<&"$fd" || exit 99; [ "$fd" = 3 ] || eval "exec $fd<&-"; '
              'export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"')
 

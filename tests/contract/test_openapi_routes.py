@@ -44,8 +44,8 @@ def test_every_service_has_a_document_and_every_document_a_service():
 
 
 def test_framework_metrics_route_is_still_added_by_libshop():
-    with open(os.path.join(ROOT, "libshop", "http.c")) as f:
-        assert '{"GET", "/metrics", metrics_handler}' in f.read()
+    with open(os.path.join(ROOT, "libshop", "router.c")) as f:
+        assert '{"GET", "/metrics", http_metrics_handler}' in f.read()
 
 
 @pytest.mark.parametrize("service", SERVICES)

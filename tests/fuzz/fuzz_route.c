@@ -5,6 +5,7 @@
  * Input: byte 0 picks the pattern and the buffer size, the rest is the path. */
 #include "libshop/client.h"
 #include "libshop/http.h"
+#include "tests/oracles.h"
 #include "libshop/util.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -32,37 +33,11 @@ static const char *const patterns[] = {
 };
 #define NPATTERNS (sizeof(patterns) / sizeof(patterns[0]))
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-        return (c | 0x20) - 'a' + 10;
-    return -1;
-}
-
-/* The oracle: -1 on a truncated or non-hex escape, else the decoded length. */
-static long ref_decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        if (n - i < 3 || hexv((unsigned char)s[i + 1]) < 0 || hexv((unsigned char)s[i + 2]) < 0)
-            return -1;
-        out[o++] = (char)(hexv((unsigned char)s[i + 1]) * 16 + hexv((unsigned char)s[i + 2]));
-        i += 2;
-    }
-    return (long)o;
-}
-
 static void check_decode(const uint8_t *data, size_t size)
 {
     char *in = fuzz_bytes(data, size), *out = malloc(size + 1), *want = malloc(size + 1);
     FUZZ_CHECK(out && want);
-    long got = shop_pct_decode(in, size, out), exp = ref_decode(in, size, want);
+    long got = shop_pct_decode(in, size, out), exp = oracle_pct_decode(in, size, want);
     FUZZ_CHECK(got == exp);
     FUZZ_CHECK(got < 0 || (memcmp(out, want, (size_t)got) == 0 && out[got] == '\0'));
     free(want);

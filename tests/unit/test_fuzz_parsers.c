@@ -9,6 +9,7 @@
 #include "libshop/http.h"
 #include "libshop/json.h"
 #include "libshop/util.h"
+#include "tests/oracles.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>
@@ -109,34 +110,6 @@ static char *exact(const char *s, size_t n)
 
 /* ---- shop_pct_decode ------------------------------------------------------------------------- */
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The oracle: RFC 3986 percent-decoding, -1 on a bad or truncated escape. */
-static long ref_decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        if (n - i < 3 || hexv((unsigned char)s[i + 1]) < 0 || hexv((unsigned char)s[i + 2]) < 0)
-            return -1;
-        out[o++] = (char)(hexv((unsigned char)s[i + 1]) * 16 + hexv((unsigned char)s[i + 2]));
-        i += 2;
-    }
-    return (long)o;
-}
-
 static void fuzz_pct_decode(long iters)
 {
     struct prop p = {"shop_pct_decode", 0, 0};
@@ -147,7 +120,7 @@ static void fuzz_pct_decode(long iters)
         for (size_t i = 0; i < n; i++)
             s[i] = chance(30) ? '%' : chance(50) ? pick("0123456789abcdefABCDEFgz%") : (char)rnd();
         char *out = shop_xmalloc(n + 1), *want = shop_xmalloc(n + 1);
-        long got = shop_pct_decode(s, n, out), exp = ref_decode(s, n, want);
+        long got = shop_pct_decode(s, n, out), exp = oracle_pct_decode(s, n, want);
         bool ok = got == exp && (got < 0 || (memcmp(out, want, (size_t)got) == 0 && !out[got]));
         verdict(&p, ok, "result differs from RFC 3986 decoding", s, n);
 
@@ -740,40 +713,6 @@ static json_t *random_value_at(int depth)
     }
 }
 
-/* Equality where numbers compare by value: JS style prints the real 2001.0 as 2001. */
-static bool same(const json_t *a, const json_t *b)
-{
-    if (json_is_number(a) && json_is_number(b)) {
-        if (json_is_integer(a) && json_is_integer(b))
-            return json_integer_value(a) == json_integer_value(b);
-        return json_number_value(a) == json_number_value(b);
-    }
-    if (json_typeof(a) != json_typeof(b))
-        return false;
-    if (json_is_array(a)) {
-        if (json_array_size(a) != json_array_size(b))
-            return false;
-        for (size_t i = 0; i < json_array_size(a); i++)
-            if (!same(json_array_get(a, i), json_array_get(b, i)))
-                return false;
-        return true;
-    }
-    if (json_is_object(a)) {
-        const char *k;
-        json_t *v;
-        if (json_object_size(a) != json_object_size(b))
-            return false;
-        json_object_foreach(shop_json_mut(a), k, v)
-        {
-            json_t *w = json_object_get(b, k);
-            if (!w || !same(v, w))
-                return false;
-        }
-        return true;
-    }
-    return json_equal(a, b);
-}
-
 /* Dumps v with flags and parses the text back from an exact-size buffer. New reference or NULL. */
 static json_t *dump_parse(const json_t *v, int flags, char **text, size_t *len)
 {
@@ -815,8 +754,8 @@ static void fuzz_json_roundtrip(long iters)
         char *text;
         size_t len;
         json_t *back = dump_parse(v, f, &text, &len);
-        verdict(&p, back && same(v, back), "dumped text does not parse back to the value",
-                text ? text : "", len);
+        verdict(&p, back && oracle_json_same(v, back),
+                "dumped text does not parse back to the value", text ? text : "", len);
         json_decref(back);
 
         /* mutate the text: the parser must answer without reading outside it */
@@ -837,7 +776,7 @@ static void fuzz_json_roundtrip(long iters)
                 char *t2;
                 size_t l2;
                 json_t *y = dump_parse(x, f, &t2, &l2);
-                ok = y && same(x, y);
+                ok = y && oracle_json_same(x, y);
                 json_decref(y);
                 free(t2);
             }

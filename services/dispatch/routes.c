@@ -1,22 +1,23 @@
 /* routes.c - dispatch's handlers: the consumer pool's accept (a delivery becomes a job) and work
  * (an order processed once, or a message dead-lettered) functions, and /health.
  *
- * Once per order id: a delivery first records in Redis that it starts work on the order (the
- * record says "done" if an earlier delivery dispatched it: a duplicate, counted and acked
- * without dispatching again), does the simulated work, records "done" (atomically: of two
- * deliveries of one order at once, one wins) and only then logs the dispatch and lets the pool
- * ack. Killed anywhere before the ack, the broker redelivers and the record tells the truth.
+ * Once per order id: a delivery does the simulated work, records "done" in Redis (atomically:
+ * of two deliveries of one order, one wins; the other is a duplicate, counted and acked without
+ * dispatching again) and only then logs the dispatch and lets the pool ack. Killed anywhere
+ * before the ack, the broker redelivers and the record tells the truth. A redelivery also
+ * records, before its work, that it starts (it is a duplicate if the order is done already,
+ * and the attempts are counted).
  *
  * Redis down: the worker waits for it (the message stays unacked, health answers 503) rather
  * than dispatching without the record: a duplicate dispatch would ship an order twice, a pause
  * only delays orders that the durable queue keeps meanwhile.
  *
  * Dead letters: a message with no readable order id, or an order whose deliveries started work
- * more than DISPATCH_MAX_ATTEMPTS times (each one died or was stopped before finishing), is
- * published to the durable queue orders.dead with a publisher confirm and only then acked: it
- * is never dropped. Dispatch publishes it itself because the dead-letter arguments cannot be
- * added to the existing `orders` queue (a broker refuses to redeclare a queue with other
- * arguments). */
+ * DISPATCH_MAX_ATTEMPTS times without finishing (each one died or was stopped first) and that
+ * comes back once more, is published to the durable queue orders.dead with a publisher confirm
+ * and only then acked: it is never dropped. Dispatch publishes it itself because the
+ * dead-letter arguments cannot be added to the existing `orders` queue (a broker refuses to
+ * redeclare a queue with other arguments). */
 #include "libshop/amqp.h"
 #include "libshop/conf.h"
 #include "libshop/consumer.h"
@@ -173,7 +174,8 @@ static bool simulated_work(struct shop_consumer *p, bool *fails)
 static bool process(struct shop_consumer *p, const struct dispatch_job *j, const char *key,
                     bool redelivered)
 {
-    int rc = record(p, key, (struct record_op){begin_step});
+    /* a redelivery: the order may be done already, or have failed too often */
+    int rc = redelivered ? record(p, key, (struct record_op){begin_step}) : WORK_WRITE;
     if (rc == WORK_DONE_BEFORE || rc == WORK_DEAD_BEFORE)
         duplicate(j, rc, redelivered);
     if (rc != WORK_WRITE && rc != WORK_TOO_MANY)

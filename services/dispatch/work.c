@@ -83,7 +83,7 @@ static int final_state(const char *state)
 int work_record_begin(const char *cur, size_t len, long max_attempts, long long now, char **out)
 {
     const char *state = "working";
-    long attempts = 0;
+    long attempts = 1; /* no record: the first delivery, which records nothing */
     if (work_record_read(cur, len, &state, &attempts) && final_state(state) != WORK_WRITE)
         return final_state(state);
     if (attempts >= max_attempts)

@@ -19,7 +19,7 @@ char *work_order_id(const char *body, size_t len, const char **why);
 
 /* ---- the per-order record ------------------------------------------------------------------
  * Redis key work_record_key(id) holds a JSON object {"state": S, "attempts": N, "at": T}:
- * S is "working" (a delivery of the order is being processed, or was when dispatch died),
+ * S is "working" (a redelivery of the order is being processed, or was when dispatch died),
  * "done" (dispatched) or "dead" (moved to the dead-letter queue); N counts the deliveries that
  * started work; T is the Unix time of the last change. A value that is not such an object (a
  * foreign or damaged value) reads as no record. The transitions are pure functions of the
@@ -35,8 +35,10 @@ enum work_outcome {
 
 /* "dispatch:order:" + id, a new heap string. */
 char *work_record_key(const char *orderid);
-/* A delivery starts work: attempts + 1 and state "working"; WORK_TOO_MANY when the attempts
- * before it already reached max_attempts. */
+/* A redelivered message starts work: attempts + 1 and state "working"; WORK_TOO_MANY when the
+ * attempts before it already reached max_attempts. Only redeliveries call it (a first delivery
+ * goes straight to work_record_done: one Redis update per order in the common case), so a
+ * redelivery that finds no record counts the first delivery as one attempt. */
 int work_record_begin(const char *cur, size_t len, long max_attempts, long long now, char **out);
 /* The order was dispatched: state "done" (WORK_DONE_BEFORE/WORK_DEAD_BEFORE when another
  * delivery got there first). */

@@ -73,16 +73,16 @@ static void check_record(const char *cur, size_t len)
         FUZZ_CHECK(rc == WORK_DONE_BEFORE && !out);
     else if (known && strcmp(state, "dead") == 0)
         FUZZ_CHECK(rc == WORK_DEAD_BEFORE && !out);
-    else if (known && attempts >= 3)
+    else if ((known ? attempts : 1) >= 3)
         FUZZ_CHECK(rc == WORK_TOO_MANY && !out);
     else
-        check_written(out, "working", (known ? attempts : 0) + 1);
+        check_written(out, "working", (known ? attempts : 1) + 1);
     if (rc != WORK_WRITE)
         return;
     /* the work is done: recorded, and a later delivery of it is a duplicate */
     char *done = NULL;
     FUZZ_CHECK(work_record_done(out, strlen(out), 2, &done) == WORK_WRITE);
-    check_written(done, "done", (known ? attempts : 0) + 1);
+    check_written(done, "done", (known ? attempts : 1) + 1);
     char *again = NULL;
     FUZZ_CHECK(work_record_begin(done, strlen(done), 3, 3, &again) == WORK_DONE_BEFORE && !again);
     FUZZ_CHECK(work_record_dead(done, strlen(done), 3, &again) == WORK_DONE_BEFORE && !again);

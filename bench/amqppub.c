@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -67,14 +68,18 @@ int main(int argc, char **argv)
     check(amqp_get_rpc_reply(c), "confirm.select");
     amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
     double t0 = now_s();
+    /* order ids unique to this run: dispatch dispatches an order id once (D21), so ids seen by an
+     * earlier run would be counted as duplicates, not dispatched */
+    unsigned long run = (unsigned long)getpid() ^ (unsigned long)(t0 * 1000);
     char body[512];
     for (long i = 0; i < n; i++) {
-        int len = snprintf(body, sizeof(body),
-                           "{\"orderid\": \"bench-%ld\", \"user\": \"anonymous-bench\", \"cart\": "
-                           "{\"total\": 2036.35, \"tax\": 339.39, \"items\": [{\"qty\": 1, "
-                           "\"sku\": \"Watson\", \"name\": \"Watson\", \"price\": 2001, "
-                           "\"subtotal\": 2001}]}}",
-                           i);
+        int len =
+            snprintf(body, sizeof(body),
+                     "{\"orderid\": \"bench-%lx-%ld\", \"user\": \"anonymous-bench\", \"cart\": "
+                     "{\"total\": 2036.35, \"tax\": 339.39, \"items\": [{\"qty\": 1, "
+                     "\"sku\": \"Watson\", \"name\": \"Watson\", \"price\": 2001, "
+                     "\"subtotal\": 2001}]}}",
+                     run, i);
         amqp_bytes_t b = {(size_t)len, body};
         if (amqp_basic_publish(c, 1, ex, key, 0, 0, &props, b) != AMQP_STATUS_OK) {
             fprintf(stderr, "amqppub: publish failed\n");

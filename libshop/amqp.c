@@ -199,6 +199,59 @@ int shop_amqp_queue_info(const struct shop_amqp_conf *conf, unsigned *messages, 
     return 0;
 }
 
+/* One basic.get on conn: 1 with *m filled (destroy it) and *tag, 0 when the queue is empty,
+ * -1 with err set. */
+static int take_one(amqp_connection_state_t conn, const char *queue, amqp_message_t *m,
+                    uint64_t *tag, char *err, size_t errlen)
+{
+    amqp_rpc_reply_t r = amqp_basic_get(conn, CHANNEL, amqp_cstring_bytes(queue), 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        reply_error(r, "basic.get", err, errlen);
+        return -1;
+    }
+    if (r.reply.id != AMQP_BASIC_GET_OK_METHOD)
+        return 0; /* basic.get-empty */
+    *tag = ((const amqp_basic_get_ok_t *)r.reply.decoded)->delivery_tag;
+    r = amqp_read_message(conn, CHANNEL, m, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        reply_error(r, "reading a message", err, errlen);
+        return -1;
+    }
+    return 1;
+}
+
+int shop_amqp_queue_take(const struct shop_amqp_conf *conf, unsigned max,
+                         void (*fn)(void *ud, const char *body, size_t len), void *ud,
+                         struct shop_err *e)
+{
+    amqp_connection_state_t conn = amqp_open(conf, &(struct open_opts){0}, e->msg, sizeof(e->msg));
+    if (!conn)
+        return shop_err_set_kind(e, SHOP_ERR_UNAVAILABLE);
+    int taken = 0;
+    for (unsigned i = 0; i < max; i++) {
+        amqp_message_t m;
+        uint64_t tag = 0;
+        int rc = take_one(conn, conf->queue, &m, &tag, e->msg, sizeof(e->msg));
+        if (rc == -1) {
+            amqp_destroy_connection(conn);
+            return shop_err_set_kind(e, SHOP_ERR_UNAVAILABLE);
+        }
+        if (rc == 0)
+            break;
+        fn(ud, m.body.bytes, m.body.len);
+        amqp_destroy_message(&m);
+        if (amqp_basic_ack(conn, CHANNEL, tag, 0) != AMQP_STATUS_OK) {
+            snprintf(e->msg, sizeof(e->msg), "basic.ack failed");
+            amqp_destroy_connection(conn);
+            return shop_err_set_kind(e, SHOP_ERR_UNAVAILABLE);
+        }
+        taken++;
+        amqp_maybe_release_buffers(conn);
+    }
+    amqp_close_graceful(conn);
+    return taken;
+}
+
 /* ---- publisher ------------------------------------------------------------------------- */
 
 struct pub {

@@ -105,4 +105,11 @@ bool shop_amqp_confirm_covers(uint64_t acked_tag, bool multiple, uint64_t tag);
 int shop_amqp_queue_info(const struct shop_amqp_conf *conf, unsigned *messages, unsigned *consumers,
                          struct shop_err *err);
 
+/* Opens a connection, declares the topology and takes up to max messages off the queue
+ * (basic.get), handing each body to fn and acking it after fn returns (an operator reading the
+ * dead-letter queue). Returns how many were taken, or -1 with err set. */
+int shop_amqp_queue_take(const struct shop_amqp_conf *conf, unsigned max,
+                         void (*fn)(void *ud, const char *body, size_t len), void *ud,
+                         struct shop_err *err);
+
 #endif

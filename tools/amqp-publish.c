@@ -2,6 +2,9 @@
  * a queue's depth; for tests and for operators re-injecting an order by hand.
  * Usage: shop-amqp-publish [-e EXCHANGE] [-k ROUTING_KEY] [-q QUEUE] BODY...   ("-" = stdin)
  *        shop-amqp-publish [-q QUEUE] --count      prints "messages=N consumers=M"
+ *        shop-amqp-publish -q QUEUE --take N       takes up to N messages off the queue and
+ *                                                  prints each body on a line, bytes outside
+ *                                                  printable ASCII and \ as \xHH
  * Connection settings come from AMQP_HOST, AMQP_PORT, AMQP_USER, AMQP_PASS (as the services).
  * The exchange, queue and binding are declared as payment and dispatch declare them. */
 #include "libshop/amqp.h"
@@ -27,10 +30,23 @@ static char *read_stdin(size_t *len)
     return b.data;
 }
 
+static void print_body(void *ud, const char *body, size_t len)
+{
+    (void)ud;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            putchar(c);
+        else
+            printf("\\x%02x", c);
+    }
+    putchar('\n');
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: shop-amqp-publish [-e EXCHANGE] [-k KEY] [-q QUEUE] BODY... | "
-                    "[-q QUEUE] --count\n");
+                    "[-q QUEUE] --count | -q QUEUE --take N\n");
     return 2;
 }
 
@@ -41,10 +57,13 @@ int main(int argc, char **argv)
     struct shop_amqp_conf conf;
     shop_amqp_conf_from_env(&conf);
     bool count = false;
+    long take = -1;
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--count") == 0)
             count = true;
+        else if (i + 1 < argc && strcmp(argv[i], "--take") == 0)
+            take = strtol(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "-e") == 0)
             conf.exchange = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "-k") == 0)
@@ -67,6 +86,12 @@ int main(int argc, char **argv)
         }
         printf("messages=%u consumers=%u\n", messages, consumers);
         return 0;
+    }
+    if (take >= 0) {
+        int n = shop_amqp_queue_take(&conf, (unsigned)take, print_body, NULL, &err);
+        if (n == -1)
+            fprintf(stderr, "shop-amqp-publish: %s\n", err.msg);
+        return n == -1;
     }
     if (i >= argc)
         return usage();

@@ -201,7 +201,7 @@ def dispatched_lines(*paths):
 
 def dispatched_ids(*paths):
     """The order ids dispatch logged as dispatched in the given log files."""
-    return {re.search(r"dispatched orderid=(\S+)", line).group(1)
+    return {re.search(r"dispatched orderid=(\S*)", line).group(1)
             for line in dispatched_lines(*paths)}
 
 

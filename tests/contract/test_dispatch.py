@@ -128,10 +128,10 @@ def stack_dispatch_stopped():
 
 # ---- health and metrics -------------------------------------------------------------------------
 
-def test_health_reports_rabbitmq(http):
+def test_health_reports_rabbitmq_and_redis(http):
     r = http.get(service_url("dispatch") + "/health", timeout=10)
     assert r.status_code == 200
-    assert r.json() == {"app": "OK", "rabbitmq": True}
+    assert r.json() == {"app": "OK", "rabbitmq": True, "redis": True}
 
 
 def test_metrics_and_unknown_routes(http):

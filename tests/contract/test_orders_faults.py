@@ -94,7 +94,8 @@ def test_broker_down_means_503_and_no_order(http, restore_rabbitmq):
     r = http.get(service_url("payment") + "/health", timeout=10)
     assert (r.status_code, r.text) == (503, "RabbitMQ not available")
     assert wait_for(lambda: http.get(service_url("dispatch") + "/health", timeout=5).status_code == 503, 15)
-    assert http.get(service_url("dispatch") + "/health", timeout=5).json() == {"app": "OK", "rabbitmq": False}
+    assert http.get(service_url("dispatch") + "/health", timeout=5).json() == {"app": "OK", "rabbitmq": False,
+                                                                               "redis": True}
 
     # paying fails fast with 503: not placed, no history written, cart kept; the sale is
     # counted all the same (the sale is counted before the publish, Q-PA3)

@@ -317,8 +317,11 @@ void route_calc(struct shop_req *req)
     if (found != 0)
         return;
     add_quote(req, id);
-    shop_reply_json(req, 200,
-                    json_pack("{s:I,s:f}", "distance", (json_int_t)km, "cost", calc_cost(km)));
+    char cost[40];
+    shop_fmt_double(calc_cost(km), SHOP_NUM_JAVA, cost, sizeof(cost));
+    struct shop_buf *out = shop_reply_scratch();
+    shop_buf_printf(out, "{\"distance\":%ld,\"cost\":%s}", km, cost);
+    shop_reply_scratch_json(req, 200);
 }
 
 /* ---- /confirm ------------------------------------------------------------------------------- */

@@ -374,6 +374,50 @@ def test_memory_bounded(http):
         stop_service(proc)
 
 
+def start_replica(secret, period="30"):
+    """A second shipping process on its own port; secret: SHIPPING_QUOTE_SECRET (None: unset)."""
+    sock = listener()
+    url = url_of(sock)
+    env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url, SHIPPING_INDEX_CHECK_S=period)
+    env.pop("SERVER_PORT", None)
+    env.pop("SHIPPING_QUOTE_SECRET", None)
+    if secret is not None:
+        env["SHIPPING_QUOTE_SECRET"] = secret
+    with sock:
+        return start_service("shipping", "/actuator/info", env, sock=sock), url
+
+
+def test_quotes_across_replicas(http):
+    """Replicas with one SHIPPING_QUOTE_SECRET take each other's quotes; a replica with its own
+    (random, per-process) key does not; a secret under 16 bytes stops the service at start."""
+    if not cart_up(http):
+        pytest.skip("cart is not running on this stack")
+    secret = "replica-secret-" + uuid.uuid4().hex
+    procs = [start_replica(secret), start_replica(secret), start_replica(None)]
+    try:
+        (_, a), (_, b), (_, other) = procs
+        loads = lambda u: re.search(r"^shipping_index_loads_total (\S+)$",  # noqa: E731
+                                    requests.get(u + "/metrics", timeout=10).text, re.M)
+        for u in (a, b, other):
+            assert wait_for(lambda: loads(u) and float(loads(u).group(1)) >= 1, 120)
+        cid = "ship-rep-" + uuid.uuid4().hex[:8]
+        assert http.get("%s/add/%s/Watson/1" % (service_url("cart"), cid)).status_code == 200
+        body = quote(http, a, "gb", "london", "London")  # quoted by a, in this session's cookie
+        r = http.post("%s/confirm/%s" % (other, cid), json=body)
+        assert_spring_error(r, 403, "/confirm/" + cid)
+        r = http.post("%s/confirm/%s" % (b, cid), json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"][-1]["price"] == 35.35
+    finally:
+        for proc, _ in procs:
+            stop_service(proc)
+    env = dict(os.environ, SHIPPING_QUOTE_SECRET="short")
+    env.pop("SERVER_PORT", None)
+    out = subprocess.run([os.path.join(os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin")),
+                                       "shipping")], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "SHIPPING_QUOTE_SECRET" in out.stderr + out.stdout
+
+
 def test_course_variables(http):
     """D9: SERVER_PORT is the port when SHIPPING_SERVER_PORT is unset, DB_PASS is the
     password when DB_PASSWORD is unset, CART_ENDPOINT defaults to cart:8080 (Q-SH6)."""

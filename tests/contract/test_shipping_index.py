@@ -164,6 +164,6 @@ def test_index_notices_changes_periodically_and_on_sighup(http):
         # the stack's own shipping may have loaded the row meanwhile: have it read the tables again
         ship = service_url("shipping")
         loads = index_loads(ship)
-        os.kill(service_pid("shipping"), signal.SIGHUP)
+        os.kill(int(service_pid("shipping")), signal.SIGHUP)
         assert wait_for(lambda: index_loads(ship) > loads, 120)
         assert requests.get(ship + "/match/gb/" + name, timeout=10).json() == []

@@ -6,7 +6,7 @@ local city = os.getenv("BENCH_CITY") or "1"
 local skus = {"Watson", "HPTD", "UHJ", "EPE", "EMM", "SHCE", "RED", "RMC", "STAN-1"}
 local json = {["Content-Type"] = "application/json"}
 local threads = {}
-local step, id, sku, ship, cart = 0, nil, nil, nil, nil
+local step, id, sku, ship, cart, quote = 0, nil, nil, nil, nil, nil
 checkouts, errors = 0, 0
 
 setup = function(thread)
@@ -25,7 +25,9 @@ request = function()
     elseif step == 4 then
         return wrk.format("GET", "/api/shipping/calc/" .. city)
     elseif step == 5 then
-        return wrk.format("POST", "/api/shipping/confirm/" .. id, json, ship)
+        -- the quote cookie /calc set (D19): wrk keeps no cookies, this script does
+        local h = {["Content-Type"] = "application/json", ["Cookie"] = quote}
+        return wrk.format("POST", "/api/shipping/confirm/" .. id, h, ship)
     end
     return wrk.format("POST", "/api/payment/pay/" .. id, json, cart)
 end
@@ -46,6 +48,12 @@ response = function(status, headers, body)
     elseif step == 4 then
         local d = body:match('"distance"%s*:%s*([-%d.eE+]+)')
         local c = body:match('"cost"%s*:%s*([-%d.eE+]+)')
+        quote = nil
+        for k, v in pairs(headers) do
+            if k:lower() == "set-cookie" then
+                quote = v:match("^([^;]*)")
+            end
+        end
         ship = string.format('{"location":"United Kingdom London","distance":%s,"cost":%s}', d, c)
     elseif step == 5 then
         cart = body

@@ -1,5 +1,6 @@
-/* routes.c - the shipping service's handlers: countries and cities from MySQL (the /codes body
- * kept in a memo), the distance/cost calculator, /confirm forwarding to cart, the /memory demo
+/* routes.c - the shipping service's handlers: countries and cities from the in-memory index
+ * (index.h; MySQL until it is loaded, and for /count and /cities), the distance/cost
+ * calculator, quotes (quote.h) and /confirm forwarding a quoted cost to cart, the /memory demo
  * knob and the Spring-style health and actuator endpoints with Spring-shaped errors. */
 #include "services/shipping/routes.h"
 #include "libshop/client.h"
@@ -11,11 +12,14 @@
 #include "libshop/mysql.h"
 #include "libshop/util.h"
 #include "services/shipping/calc.h"
+#include "services/shipping/quote.h"
+#include "services/shipping/reload.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct shipping_config shipping_cfg;
@@ -34,6 +38,8 @@ static const char *reason(int status)
     switch (status) {
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 406:
@@ -177,6 +183,13 @@ static void *codes_load(void *ud, struct shop_err *err)
 
 void route_codes(struct shop_req *req)
 {
+    struct ship_index *ix = shipping_index_get();
+    if (ix) {
+        if (!shop_reply_etag(req, ix->codes->etag)) /* else a 304 went out */
+            shop_reply_json_text(req, 200, ix->codes->data, ix->codes->len);
+        ship_index_drop(ix);
+        return;
+    }
     struct shop_err err;
     struct shop_memo_bytes *body = shop_memo_get(&codes_memo, &err);
     if (!body) {
@@ -200,14 +213,10 @@ void route_cities(struct shop_req *req)
         shop_reply_json(req, 200, rows);
 }
 
-void route_match(struct shop_req *req)
+/* /match from the database: today's SQL (before the index is loaded, and for a code parameter
+ * the index leaves to it). */
+static void match_sql(struct shop_req *req, const char *pattern)
 {
-    const char *text = shop_req_param(req, "text");
-    char pattern[1024];
-    if (calc_utf16_len(text) < 3 || calc_like_prefix(text, pattern, sizeof(pattern)) == -1) {
-        spring_error(req, 400);
-        return;
-    }
     struct shop_mysql_param p[] = {SHOP_MYSQL_STR(shop_req_param(req, "code")),
                                    SHOP_MYSQL_STR(pattern)};
     struct shop_err err;
@@ -224,6 +233,67 @@ void route_match(struct shop_req *req)
     shop_reply_json(req, 200, rows);
 }
 
+void route_match(struct shop_req *req)
+{
+    const char *text = shop_req_param(req, "text");
+    char pattern[1024];
+    if (calc_utf16_len(text) < 3 || calc_like_prefix(text, pattern, sizeof(pattern)) == -1) {
+        spring_error(req, 400);
+        return;
+    }
+    struct ship_index *ix = shipping_index_get();
+    int rc = SHIP_INDEX_ASK_SQL;
+    if (ix) {
+        struct shop_buf *out = shop_reply_scratch();
+        rc = ship_index_match(ix, shop_req_param(req, "code"), text, out);
+        if (rc == 0)
+            shop_reply_scratch_json(req, 200);
+        else if (rc == -1)
+            spring_error(req, 500);
+        ship_index_drop(ix);
+    }
+    if (rc == SHIP_INDEX_ASK_SQL)
+        match_sql(req, pattern);
+}
+
+/* The city's distance from the database (before the index is loaded): 0, 1 when there is no
+ * such city, or -1 when the answer (an error) went out. */
+static int calc_sql(struct shop_req *req, long long id, long *km)
+{
+    struct shop_mysql_param p[] = {SHOP_MYSQL_INT(id)};
+    struct shop_err err;
+    json_t *rows;
+    if (shop_mysql_query("SELECT latitude, longitude FROM cities WHERE uuid = ?", p, 1, &rows,
+                         &err) == -1) {
+        shop_reply_err(req, &err, &db_error);
+        return -1;
+    }
+    json_t *city = json_array_get(rows, 0);
+    if (city)
+        *km = calc_distance(json_number_value(json_object_get(city, "latitude")),
+                            json_number_value(json_object_get(city, "longitude")));
+    json_decref(rows);
+    return city ? 0 : 1;
+}
+
+static bool over_https(struct shop_req *req)
+{
+    const char *proto = shop_req_header(req, "X-Forwarded-Proto");
+    return proto && strcasecmp(proto, "https") == 0;
+}
+
+/* Adds the city to the client's quote cookie (D19): the only costs /confirm takes. */
+static void add_quote(struct shop_req *req, long long id)
+{
+    struct quote_set q;
+    long long now = (long long)time(NULL);
+    quote_parse(shop_req_header(req, "Cookie"), now, &q);
+    quote_add(&q, id);
+    char cookie[QUOTE_COOKIE_SIZE];
+    if (quote_cookie(&q, now, over_https(req), cookie, sizeof(cookie)) == 0)
+        shop_reply_add_header(req, "Set-Cookie", cookie);
+}
+
 void route_calc(struct shop_req *req)
 {
     long long id;
@@ -231,30 +301,88 @@ void route_calc(struct shop_req *req)
         spring_error(req, 400);
         return;
     }
-    struct shop_mysql_param p[] = {SHOP_MYSQL_INT(id)};
-    struct shop_err err;
-    json_t *rows;
-    if (shop_mysql_query("SELECT latitude, longitude FROM cities WHERE uuid = ?", p, 1, &rows,
-                         &err) == -1) {
-        shop_reply_err(req, &err, &db_error);
-        return;
+    long km = 0;
+    int found;
+    struct ship_index *ix = shipping_index_get();
+    if (ix) {
+        const struct ship_city *c = ship_index_city(ix, id);
+        found = c ? 0 : 1;
+        km = c ? c->km : 0;
+        ship_index_drop(ix);
+    } else {
+        found = calc_sql(req, id, &km);
     }
-    json_t *city = json_array_get(rows, 0);
-    if (!city) {
-        json_decref(rows);
+    if (found == 1)
         spring_error(req, 404);
+    if (found != 0)
         return;
-    }
-    long km = calc_distance(json_number_value(json_object_get(city, "latitude")),
-                            json_number_value(json_object_get(city, "longitude")));
-    json_decref(rows);
-    shop_reply_json(req, 200,
-                    json_pack("{s:I,s:f}", "distance", (json_int_t)km, "cost", calc_cost(km)));
+    add_quote(req, id);
+    char cost[40];
+    shop_fmt_double(calc_cost(km), SHOP_NUM_JAVA, cost, sizeof(cost));
+    struct shop_buf *out = shop_reply_scratch();
+    shop_buf_printf(out, "{\"distance\":%ld,\"cost\":%s}", km, cost);
+    shop_reply_scratch_json(req, 200);
 }
 
 /* ---- /confirm ------------------------------------------------------------------------------- */
 
-/* Forwards the raw body to cart's POST /shipping/{id}: cart 200 -> its body, else 404. */
+/* Sends a shipping line (stolen) to cart's POST /shipping/{id}: cart 200 -> its body, else 404
+ * (Q-SH7: cart's 400 or 404, a transport error). */
+static void forward_to_cart(struct shop_req *req, json_t *line)
+{
+    char *text = shop_json_dumps(line, SHIPPING_JSON_FLAGS);
+    json_decref(line);
+    if (!text) {
+        spring_error(req, 500);
+        return;
+    }
+    struct shop_http_result res;
+    shop_http_result_init(&res, CART_BODY_MAX);
+    int rc = shop_http_call_peer(&(struct shop_peer_call){.method = "POST",
+                                                          .base = shipping_cfg.cart_base,
+                                                          .verb = "shipping",
+                                                          .id = shop_req_param(req, "id"),
+                                                          .body = text,
+                                                          .body_len = strlen(text),
+                                                          .timeout_ms = CART_TIMEOUT_MS,
+                                                          .request_id = shop_req_id(req)},
+                                 &res);
+    free(text);
+    if (rc == 0 && res.status == 200)
+        shop_reply_json_text(req, 200, res.body.data, res.body.len);
+    else
+        spring_error(req, 404);
+    shop_http_result_cleanup(&res);
+}
+
+/* The body /confirm forwards: the quoted city's cost, or NULL when the body's distance, cost
+ * and location are not those of a city quoted to this client (D19). */
+static json_t *quoted_body(struct shop_req *req, const struct ship_index *ix, json_t *body)
+{
+    json_t *distance = json_object_get(body, "distance"), *cost = json_object_get(body, "cost");
+    const char *location = json_string_value(json_object_get(body, "location"));
+    struct quote_set q;
+    if (!json_is_number(distance) || !json_is_number(cost) || !location ||
+        !quote_parse(shop_req_header(req, "Cookie"), (long long)time(NULL), &q))
+        return NULL;
+    for (size_t i = 0; i < q.n; i++) {
+        const struct ship_city *c = ship_index_city(ix, q.ids[i]);
+        if (!c || !c->country_name || json_number_value(distance) != (double)c->km ||
+            json_number_value(cost) != calc_cost(c->km))
+            continue;
+        size_t nlen = strlen(c->country_name);
+        if (strncmp(location, c->country_name, nlen) == 0 && location[nlen] == ' ' &&
+            strcmp(location + nlen + 1, c->name) == 0)
+            return json_pack("{s:I,s:f,s:s}", "distance", (json_int_t)c->km, "cost",
+                             calc_cost(c->km), "location", location);
+    }
+    return NULL;
+}
+
+/* Checks the body against the client's quotes, then sends the quoted line to cart's POST
+ * /shipping/{id}: cart 200 -> its body, else 404 (Q-SH7). A body cart would refuse (not JSON,
+ * a missing or mistyped field) is still that 404; a well-formed line with a cost or a
+ * location this service did not quote to this client is 403 and reaches no cart. */
 void route_confirm(struct shop_req *req)
 {
     if (!shop_ctype_is(shop_req_header(req, "Content-Type"), "application/json")) {
@@ -266,27 +394,36 @@ void route_confirm(struct shop_req *req)
         return;
     }
     size_t len;
-    const char *body = shop_req_body(req, &len);
+    shop_req_body(req, &len);
     if (len == 0) {
         spring_error(req, 400);
         return;
     }
-    struct shop_http_result res;
-    shop_http_result_init(&res, CART_BODY_MAX);
-    int rc = shop_http_call_peer(&(struct shop_peer_call){.method = "POST",
-                                                          .base = shipping_cfg.cart_base,
-                                                          .verb = "shipping",
-                                                          .id = shop_req_param(req, "id"),
-                                                          .body = body,
-                                                          .body_len = len,
-                                                          .timeout_ms = CART_TIMEOUT_MS,
-                                                          .request_id = shop_req_id(req)},
-                                 &res);
-    if (rc == 0 && res.status == 200)
-        shop_reply_json_text(req, 200, res.body.data, res.body.len);
-    else
-        spring_error(req, 404);
-    shop_http_result_cleanup(&res);
+    json_t *body = shop_req_body_object(req);
+    if (!json_is_object(body) || !json_is_number(json_object_get(body, "distance")) ||
+        !json_is_number(json_object_get(body, "cost")) ||
+        !json_is_string(json_object_get(body, "location"))) {
+        json_decref(body);
+        spring_error(req, 404); /* what cart's 400 for it became in the reference */
+        return;
+    }
+    struct ship_index *ix = shipping_index_get();
+    if (!ix) {
+        json_decref(body);
+        struct shop_err err;
+        shop_err_set(&err, SHOP_ERR_UNAVAILABLE, 0, "shipping index not loaded yet");
+        shop_reply_err(req, &err, &db_error);
+        return;
+    }
+    json_t *line = quoted_body(req, ix, body);
+    ship_index_drop(ix);
+    json_decref(body);
+    if (!line) {
+        shop_log_warnx("rid=%s /confirm refused: not a quoted cost", shop_req_id(req));
+        spring_error(req, 403);
+        return;
+    }
+    forward_to_cart(req, line);
 }
 
 /* ---- /memory and /free (D14) -------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 service, the real MariaDB with the shop's cities data, and the real cart."""
 import gzip
 import hashlib
+import json
 import os
 import re
 import socket
@@ -251,6 +252,14 @@ def test_routing_errors(http, ship):
 
 # ---- confirm ----------------------------------------------------------------------------------------
 
+def quote(http, ship, code, prefix, name):
+    """/calc as the UI calls it (the session keeps the quote cookie); the /confirm body for it."""
+    country = next(c["name"] for c in http.get(ship + "/codes").json() if c["code"] == code)
+    r = http.get("%s/calc/%d" % (ship, uuid_of(http, ship, code, prefix, name)))
+    assert r.status_code == 200
+    return dict(r.json(), location="%s %s" % (country, name))
+
+
 def cart_up(http):
     try:
         return http.get(service_url("cart") + "/health", timeout=2).status_code == 200
@@ -275,11 +284,11 @@ def test_confirm_content_type_and_body(http, ship):
 
 @pytest.mark.parametrize("accept,status", [
     ("text/plain", 406), ("text/html, image/*", 406), ("application/xml;q=0.9", 406),
-    ("application/json", 404), ("application/*", 404), ("*/*;q=0.1", 404),
-    ("text/html, application/json; q=0.5", 404), ("", 404)])
+    ("application/json", 403), ("application/*", 403), ("*/*;q=0.1", 403),
+    ("text/html, application/json; q=0.5", 403), ("", 403)])
 def test_confirm_accept_header(http, ship, accept, status):
     """docs/api/shipping.yaml: /confirm produces JSON only: an Accept that excludes it is 406 (Spring's answer);
-    anything admitting JSON goes on (to the unknown cart's 404 here)."""
+    anything admitting JSON goes on (to the 403 of a cost that was not quoted here)."""
     cid = "ship-test-" + uuid.uuid4().hex[:8]
     r = http.post("%s/confirm/%s" % (ship, cid), data='{"distance":1,"cost":1,"location":"x"}',
                   headers={"Content-Type": "application/json", "Accept": accept})
@@ -288,8 +297,9 @@ def test_confirm_accept_header(http, ship, accept, status):
 
 def test_confirm_unknown_cart_is_404(http, ship):
     cid = "ship-test-" + uuid.uuid4().hex[:8]
-    r = http.post("%s/confirm/%s" % (ship, cid),
-                  json={"distance": 707, "cost": 35.35, "location": "United Kingdom London"})
+    body = quote(http, ship, "gb", "london", "London")
+    assert body == {"distance": 707, "cost": 35.35, "location": "United Kingdom London"}
+    r = http.post("%s/confirm/%s" % (ship, cid), json=body)
     assert_spring_error(r, 404, "/confirm/" + cid)
 
 
@@ -299,15 +309,16 @@ def test_confirm_forwards_to_cart(http, ship):
     cart = service_url("cart")
     cid = "ship.test-" + uuid.uuid4().hex[:8]  # D2: a dot is not a Spring suffix (Q-SH4)
     assert http.get("%s/add/%s/Watson/1" % (cart, cid)).status_code == 200
-    body = '{"distance":707,"cost":35.35,"location":"Schweiz Zürich – 東京"}'.encode()
+    body = json.dumps(quote(http, ship, "ch", "zurich", "Zürich"), ensure_ascii=False).encode()
     r = http.post("%s/confirm/%s" % (ship, cid), data=body,
                   headers={"Content-Type": "application/json; charset=UTF-8"})
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     items = r.json()["items"]
     ship_line = [i for i in items if i["sku"] == "SHIP"]
-    assert ship_line == [{"qty": 1, "sku": "SHIP", "name": "shipping to Schweiz Zürich – 東京",
-                          "price": 35.35, "subtotal": 35.35}]
+    cost = json.loads(body)["cost"]
+    assert ship_line == [{"qty": 1, "sku": "SHIP", "name": "shipping to Switzerland Zürich",
+                          "price": cost, "subtotal": cost}]
     assert r.json() == http.get("%s/cart/%s" % (cart, cid)).json()
     # the cart's body is relayed as it is: the same request straight to cart (it replaces the
     # SHIP line, so the cart is the same) gives the same bytes
@@ -324,9 +335,9 @@ def test_confirm_cart_down_is_404(http, ship):
     cid = "ship-test-" + uuid.uuid4().hex[:8]
     was_up = cart_up(http)
     try:
+        body = quote(http, ship, "fr", "paris", "Paris")
         stack("stop", "cart")
-        r = http.post("%s/confirm/%s" % (ship, cid),
-                      json={"distance": 1, "cost": 0.05, "location": "x"}, timeout=10)
+        r = http.post("%s/confirm/%s" % (ship, cid), json=body, timeout=10)
         assert_spring_error(r, 404, "/confirm/" + cid)
     finally:
         stack("start", "cart")
@@ -361,6 +372,50 @@ def test_memory_bounded(http):
         assert http.get(url + "/free").json() == 0
     finally:
         stop_service(proc)
+
+
+def start_replica(secret, period="30"):
+    """A second shipping process on its own port; secret: SHIPPING_QUOTE_SECRET (None: unset)."""
+    sock = listener()
+    url = url_of(sock)
+    env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url, SHIPPING_INDEX_CHECK_S=period)
+    env.pop("SERVER_PORT", None)
+    env.pop("SHIPPING_QUOTE_SECRET", None)
+    if secret is not None:
+        env["SHIPPING_QUOTE_SECRET"] = secret
+    with sock:
+        return start_service("shipping", "/actuator/info", env, sock=sock), url
+
+
+def test_quotes_across_replicas(http):
+    """Replicas with one SHIPPING_QUOTE_SECRET take each other's quotes; a replica with its own
+    (random, per-process) key does not; a secret under 16 bytes stops the service at start."""
+    if not cart_up(http):
+        pytest.skip("cart is not running on this stack")
+    secret = "replica-secret-" + uuid.uuid4().hex
+    procs = [start_replica(secret), start_replica(secret), start_replica(None)]
+    try:
+        (_, a), (_, b), (_, other) = procs
+        loads = lambda u: re.search(r"^shipping_index_loads_total (\S+)$",  # noqa: E731
+                                    requests.get(u + "/metrics", timeout=10).text, re.M)
+        for u in (a, b, other):
+            assert wait_for(lambda: loads(u) and float(loads(u).group(1)) >= 1, 120)
+        cid = "ship-rep-" + uuid.uuid4().hex[:8]
+        assert http.get("%s/add/%s/Watson/1" % (service_url("cart"), cid)).status_code == 200
+        body = quote(http, a, "gb", "london", "London")  # quoted by a, in this session's cookie
+        r = http.post("%s/confirm/%s" % (other, cid), json=body)
+        assert_spring_error(r, 403, "/confirm/" + cid)
+        r = http.post("%s/confirm/%s" % (b, cid), json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"][-1]["price"] == 35.35
+    finally:
+        for proc, _ in procs:
+            stop_service(proc)
+    env = dict(os.environ, SHIPPING_QUOTE_SECRET="short")
+    env.pop("SERVER_PORT", None)
+    out = subprocess.run([os.path.join(os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin")),
+                                       "shipping")], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "SHIPPING_QUOTE_SECRET" in out.stderr + out.stdout
 
 
 def test_course_variables(http):
@@ -405,7 +460,10 @@ def test_mariadb_outage_gives_503_then_recovers(http, ship):
         assert "MySQL" in r.text
         assert_spring_error(http.get(ship + "/count", timeout=10), 503, "/count")
         assert http.get(ship + "/cities/gb", timeout=10).status_code == 503
-        assert http.get(ship + "/calc/1", timeout=10).status_code == 503
+        # the reference data answers from memory (issue 21): the checkout goes on
+        assert http.get(ship + "/calc/1", timeout=10).status_code == 200
+        assert http.get(ship + "/match/gb/lon", timeout=10).json()[0]["name"] == "London"
+        assert http.get(ship + "/codes", timeout=10).status_code == 200
         r = http.get(ship + "/actuator/health", timeout=10)
         assert r.status_code == 503 and r.json() == {"status": "DOWN"}
     finally:
@@ -453,7 +511,7 @@ def codes_reads_waiting(sock):
 
 
 def test_codes_answered_while_its_refresh_is_stuck(http):
-    """/codes is kept 1 s. When it expires, one request reads it again while the others answer
+    """Without the in-memory index (SHIPPING_INDEX_CHECK_S=0, as before it is loaded), /codes is kept 1 s. When it expires, one request reads it again while the others answer
     the kept body (for up to another second), so a slow refresh stalls one worker, not all of
     them. Past 2 s the kept body is not served any more: a request then waits for that refresh.
     The codes table is locked in MariaDB, whose process list shows the reads held by the lock."""
@@ -462,7 +520,7 @@ def test_codes_answered_while_its_refresh_is_stuck(http):
         pytest.skip("needs the local stack's MariaDB socket")
     with listener() as lsock:
         url = url_of(lsock)
-        env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url)
+        env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url, SHIPPING_INDEX_CHECK_S="0")
         env.pop("SERVER_PORT", None)
         proc = start_service("shipping", "/actuator/info", env, sock=lsock)
     locker = mariadb_root(sock, "cities", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -47,9 +47,9 @@ def record(path, ok, detail=""):
                 stats["errors"].append(f"{time.strftime('%H:%M:%S')} {path}: {detail}")
 
 
-def request(conn, method, path, n, i, body=None, to=None):
+def request(conn, method, path, n, i, body=None, to=None, jar=None):
     """One request on conn (None: open one to `to`, default the web host); returns (conn to reuse or None, status
-    or None, body)."""
+    or None, body). jar: a dict of cookies sent and updated from Set-Cookie (shipping's quote, D19)."""
     to = to or base
     try:
         if conn is None:
@@ -57,9 +57,15 @@ def request(conn, method, path, n, i, body=None, to=None):
         headers = {"X-Request-Id": f"traffic-{n}-{i}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if jar:
+            headers["Cookie"] = "; ".join("%s=%s" % kv for kv in jar.items())
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         data = r.read()
+        for c in r.headers.get_all("Set-Cookie") or []:
+            if jar is not None and "=" in c:
+                k, v = c.split(";", 1)[0].split("=", 1)
+                jar[k.strip()] = v.strip()
         record(path, r.status == 200, f"status {r.status} {data[:80]!r}")
         if r.getheader("Connection", "").lower() == "close":
             conn.close()
@@ -116,7 +122,7 @@ def browse(n):
 
 
 def checkout(n):
-    conn = None
+    conn, jar = None, {}
     i = rounds = 0
     while running():
         cart = f"paytest-{uuid.uuid4().hex[:12]}"
@@ -124,9 +130,18 @@ def checkout(n):
         conn, status, body = request(conn, "GET", f"/api/cart/add/{cart}/Watson/1", n, i)
         if status != 200:
             continue
-        i += 1  # shipping, as the web UI does it: shipping confirms, cart adds the SHIP line
-        ship = json.dumps({"location": "London, United Kingdom", "distance": 707, "cost": 35.35})
-        conn, status, body = request(conn, "POST", f"/api/shipping/confirm/{cart}", n, i, ship)
+        i += 1  # shipping, as the web UI does it: calc (the quote cookie, D19), confirm, cart adds the SHIP line
+        conn, status, body = request(conn, "GET", "/api/shipping/match/gb/london", n, i)
+        london = [c["uuid"] for c in json.loads(body or b"[]") if c.get("name") == "London"] if status == 200 else []
+        if not london:
+            continue
+        i += 1
+        conn, status, body = request(conn, "GET", f"/api/shipping/calc/{london[0]}", n, i, jar=jar)
+        if status != 200:
+            continue
+        ship = json.dumps(dict(json.loads(body), location="United Kingdom London"))
+        i += 1
+        conn, status, body = request(conn, "POST", f"/api/shipping/confirm/{cart}", n, i, ship, jar=jar)
         if status != 200:
             continue
         i += 1

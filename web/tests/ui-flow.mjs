@@ -206,12 +206,21 @@ async function intercepting(patterns, onPaused, body) {
   }
 }
 const quietly = (p) => p.catch(() => {});
+// Confirms shipping to Berlin for the cart of id through the API, as the shipping page does: calc first
+// (the browser keeps shipping's quote cookie: a cost it did not quote is refused, D19), then confirm.
+const confirmBerlin = (id) => `
+  let m = await fetch('/api/shipping/match/de/berlin'); if (!m.ok) throw new Error('match ' + m.status);
+  const berlin = (await m.json()).find((c) => c.name === 'Berlin');
+  const c = await fetch('/api/shipping/calc/' + berlin.uuid); if (!c.ok) throw new Error('calc ' + c.status);
+  const quote = await c.json();
+  const s = await fetch('/api/shipping/confirm/' + encodeURIComponent(${q(id)}), { method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ distance: quote.distance, cost: quote.cost, location: 'Germany Berlin' }) });
+  if (!s.ok) throw new Error('confirm ' + s.status);`;
 // Puts RMC and a shipping line in the cart of id through the API (the cart page's shape).
 const cartWithShipping = (id) => js(`const id = ${q(id)};
   let r = await fetch('/api/cart/add/' + encodeURIComponent(id) + '/RMC/1'); if (!r.ok) throw new Error('add ' + r.status);
-  r = await fetch('/api/shipping/confirm/' + encodeURIComponent(id), { method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
-  if (!r.ok) throw new Error('confirm ' + r.status);`);
+  ${confirmBerlin(id)}`);
 
 const run = Date.now().toString(36);
 let anon = '';
@@ -365,10 +374,7 @@ await step('a cart read overtaken by the shipping-line removal does not bring it
   const id = await js(`return T.text('#user-id');`);
   let overtaken = 0;
   for (const first of [0, 1]) {
-    await js(`const r = await fetch('/api/shipping/confirm/' + encodeURIComponent(${q(id)}), { method: 'POST',
-                headers: { 'Content-Type': 'application/json' },
-                body: JSON.stringify({ distance: 100, cost: 5, location: 'Germany Solingen' }) });
-              if (!r.ok) throw new Error('confirm ' + r.status);`);
+    await js(confirmBerlin(id));
     const held = [], updates = [];
     const onPaused = ({ requestId, request }) => {
       if (request.url.includes('/api/cart/update/')) {

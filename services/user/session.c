@@ -23,8 +23,12 @@ static bool g_auth = true;
 static long g_ttl = 86400;    /* a session in use: at least the cart TTL */
 static long g_new_ttl = 1800; /* a session nothing used since /uniqueid made it */
 
-static const struct shop_err_reply redis_error = {.down = "redis not available",
-                                                  .failed = "redis error"};
+/* Redis failures: as /uniqueid answers them (JSON), and as /login and /register answer a backend
+ * failure (the reference's text for 503). */
+static const struct shop_err_reply redis_error = {
+    .down = "redis not available", .down_json = true, .failed = "redis error", .failed_json = true};
+static const struct shop_err_reply login_error = {
+    .down = "database not available", .failed = "redis error", .failed_json = true};
 
 void session_init(void)
 {
@@ -156,7 +160,7 @@ bool session_login(struct shop_req *req, const char *user)
     }
     json_decref(doc);
     if (rc == -1)
-        shop_reply_err(req, &err, &redis_error);
+        shop_reply_err(req, &err, &login_error);
     return rc == 0;
 }
 

@@ -2,32 +2,45 @@
 -- confirm -> pay, the anonymous checkout flow. Each wrk thread drives ONE connection
 -- through the steps (run with -tN -cN), and counts completed checkouts and failed steps.
 -- BENCH_CITY: a city uuid for /calc (bench/run looks one up with /match).
+-- Like a browser, each connection keeps the session cookie /uniqueid sets: the session owns the
+-- ids it is given, and the gateway refuses cart, confirm and pay calls without it (D18).
 local city = os.getenv("BENCH_CITY") or "1"
 local skus = {"Watson", "HPTD", "UHJ", "EPE", "EMM", "SHCE", "RED", "RMC", "STAN-1"}
 local json = {["Content-Type"] = "application/json"}
 local threads = {}
-local step, id, sku, ship, cart = 0, nil, nil, nil, nil
+local step, id, sku, ship, cart, cookie = 0, nil, nil, nil, nil, nil
 checkouts, errors = 0, 0
 
 setup = function(thread)
     table.insert(threads, thread)
 end
 
+local function with_cookie(h)
+    local out = {}
+    for k, v in pairs(h or {}) do
+        out[k] = v
+    end
+    if cookie then
+        out["Cookie"] = cookie
+    end
+    return out
+end
+
 request = function()
     if step == 0 then
-        return wrk.format("GET", "/api/user/uniqueid")
+        return wrk.format("GET", "/api/user/uniqueid", with_cookie())
     elseif step == 1 then
         return wrk.format("GET", "/api/catalogue/products")
     elseif step == 2 then
         return wrk.format("GET", "/api/catalogue/product/" .. sku)
     elseif step == 3 then
-        return wrk.format("GET", "/api/cart/add/" .. id .. "/" .. sku .. "/1")
+        return wrk.format("GET", "/api/cart/add/" .. id .. "/" .. sku .. "/1", with_cookie())
     elseif step == 4 then
         return wrk.format("GET", "/api/shipping/calc/" .. city)
     elseif step == 5 then
-        return wrk.format("POST", "/api/shipping/confirm/" .. id, json, ship)
+        return wrk.format("POST", "/api/shipping/confirm/" .. id, with_cookie(json), ship)
     end
-    return wrk.format("POST", "/api/payment/pay/" .. id, json, cart)
+    return wrk.format("POST", "/api/payment/pay/" .. id, with_cookie(json), cart)
 end
 
 response = function(status, headers, body)
@@ -37,6 +50,11 @@ response = function(status, headers, body)
         return
     end
     if step == 0 then
+        local set = headers["Set-Cookie"] or headers["set-cookie"]
+        local tok = set and set:match("shop_session=([0-9a-f]+)")
+        if tok then
+            cookie = "shop_session=" .. tok
+        end
         id = body:match('"uuid"%s*:%s*"([^"]+)"')
         sku = skus[math.random(#skus)]
         if not id then

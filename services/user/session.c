@@ -20,7 +20,7 @@
 #define KEY_SIZE   (sizeof(KEY_PREFIX) + OWNER_TOKEN_LEN)
 
 static bool g_auth = true;
-static long g_ttl = 86400;    /* a session in use: at least the cart TTL */
+static long g_ttl = 3600;     /* a session in use: at least the cart TTL */
 static long g_new_ttl = 1800; /* a session nothing used since /uniqueid made it */
 
 /* Redis failures: as /uniqueid answers them (JSON), and as /login and /register answer a backend
@@ -34,7 +34,7 @@ void session_init(void)
 {
     g_auth = shop_conf_bool("SHOP_AUTH", true);
     long cart_ttl = shop_conf_long("CART_TTL_SECONDS", 3600, 1, 100L * 365 * 24 * 3600);
-    g_ttl = shop_conf_long("SHOP_SESSION_TTL", 86400, 60, 100L * 365 * 24 * 3600);
+    g_ttl = shop_conf_long("SHOP_SESSION_TTL", cart_ttl, 60, 100L * 365 * 24 * 3600);
     if (g_ttl < cart_ttl) {
         shop_log_warnx("SHOP_SESSION_TTL=%ld is below CART_TTL_SECONDS: sessions live %ld s", g_ttl,
                        cart_ttl);
@@ -142,7 +142,8 @@ bool session_login(struct shop_req *req, const char *user)
     struct shop_err err = {0};
     json_t *doc = NULL;
     int rc = 0;
-    if (req_token(req, tok)) { /* carry the ids over; the old session just expires */
+    bool had = req_token(req, tok);
+    if (had) { /* carry the ids over to a new token; the old one stops working */
         char *val;
         size_t len;
         session_key(key, tok);
@@ -159,6 +160,8 @@ bool session_login(struct shop_req *req, const char *user)
             shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
     }
     json_decref(doc);
+    if (rc == 0 && had && shop_redis_del(key, &err) == -1) /* the new session stands */
+        shop_log_warnx("rid=%s session: old session not deleted: %s", shop_req_id(req), err.msg);
     if (rc == -1)
         shop_reply_err(req, &err, &login_error);
     return rc == 0;

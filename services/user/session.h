@@ -7,15 +7,16 @@
 
 #include <stdbool.h>
 
-/* Reads SHOP_AUTH (default on; off = lab mode, warned), SHOP_SESSION_TTL (default 86400, raised
- * to CART_TTL_SECONDS), SHOP_SESSION_NEW_TTL (default 1800: a session no call used since
+/* Reads SHOP_AUTH (default on; off = lab mode, warned), SHOP_SESSION_TTL (default and minimum:
+ * CART_TTL_SECONDS, 3600), SHOP_SESSION_NEW_TTL (default 1800: a session no call used since
  * /uniqueid made it). Call once at start. */
 void session_init(void);
 
 /* /uniqueid: adds the new anonymous id to the caller's session, or makes a session owning it
  * (with its cookie). Returns true when done; false when it replied with an error (Redis). */
 bool session_add_anonymous(struct shop_req *req, const char *id);
-/* /login, /register: a new session (a new cookie) owning the caller's anonymous ids and user.
+/* /login, /register: a new session (a new cookie) owning the caller's anonymous ids and user;
+ * the caller's old session is deleted (its cookie stops working: no session fixation).
  * Returns true when done; false when it replied with an error. */
 bool session_login(struct shop_req *req, const char *user);
 

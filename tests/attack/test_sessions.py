@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from conftest import service_url
+from test_gateway_closed import SourceAdapter, own_address
 
 TIMEOUT = 15
 JSON = {"Content-Type": "application/json"}
@@ -135,6 +136,23 @@ def test_made_up_or_stolen_looking_tokens_are_not_sessions(web, victim):
     assert r.cookies.get("shop_session") not in (None, made_up)
 
 
+def test_login_rotates_the_cookie(web):
+    """A cookie from before the login (one an attacker may have planted or read) stops working when
+    its session logs in: the ids move to a new cookie, the old one is 401 (no session fixation)."""
+    s, anon = session(web)
+    s.get(web + "/api/cart/add/%s/Watson/1" % anon, timeout=TIMEOUT)
+    before = s.cookies["shop_session"]
+    assert s.post(web + "/api/user/login", json={"name": "user", "password": "password"},
+                  timeout=TIMEOUT).status_code == 200
+    after = s.cookies["shop_session"]
+    assert after != before
+    assert s.get(web + "/api/cart/cart/" + anon, timeout=TIMEOUT).status_code == 200  # carried over
+    r = requests.get(web + "/api/cart/cart/" + anon, cookies={"shop_session": before}, timeout=TIMEOUT)
+    assert r.status_code == 401
+    r = requests.get(web + "/api/user/history/user", cookies={"shop_session": before}, timeout=TIMEOUT)
+    assert r.status_code == 401
+
+
 def test_ids_with_tricky_bytes_are_checked_as_routed(web, victim):
     """The check sees the path as nginx routes it: an encoded '?', '/', a control character, or a
     dot-segment cannot make it look at one id while the cart service gets another."""
@@ -153,10 +171,14 @@ def test_uniqueid_loop_cannot_fill_redis(web):
     the sessions it can make are bounded, and each expires soon (never used: SHOP_SESSION_NEW_TTL,
     1800 s by default); one that keeps its cookie grows one session, whose id list stays bounded
     (the newest 48)."""
+    # from loopback addresses of their own: the rate limit met here is theirs, not other tests'
+    loop = requests.Session()
+    loop.mount("http://", SourceAdapter(own_address()))
     before_keys, before_mem = session_keys(), used_memory()
     codes = {}
     for _ in range(300):
-        c = requests.get(web + "/api/user/uniqueid", timeout=TIMEOUT).status_code
+        c = loop.get(web + "/api/user/uniqueid", cookies={}, timeout=TIMEOUT).status_code
+        loop.cookies.clear()  # a client that keeps no cookie: every call a new session
         codes[c] = codes.get(c, 0) + 1
     assert codes.get(429, 0) > 0, codes
     made = session_keys() - before_keys
@@ -164,6 +186,7 @@ def test_uniqueid_loop_cannot_fill_redis(web):
     ttls = [int(redis("ttl", k)) for k in list(made)[:20]]
     assert all(0 < t <= 1800 for t in ttls if t != -2), ttls
     s = requests.Session()
+    s.mount("http://", SourceAdapter(own_address()))
     got = 0
     while got < 60:
         resp = s.get(web + "/api/user/uniqueid", timeout=TIMEOUT)

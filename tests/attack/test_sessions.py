@@ -136,6 +136,20 @@ def test_made_up_or_stolen_looking_tokens_are_not_sessions(web, victim):
     assert r.cookies.get("shop_session") not in (None, made_up)
 
 
+def test_cookie_attributes(web):
+    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it), Path=/, no Domain;
+    Secure only when the gateway saw HTTPS: a client claiming X-Forwarded-Proto: https over plain
+    HTTP does not get it (nginx sets the header from $scheme), the gateway's word does."""
+    r = requests.get(web + "/api/user/uniqueid", headers={"X-Forwarded-Proto": "https"}, timeout=TIMEOUT)
+    c = r.headers["Set-Cookie"]
+    parts = [p.strip() for p in c.split(";")]
+    assert parts[0].startswith("shop_session=") and len(parts[0]) == len("shop_session=") + 64
+    assert {"Path=/", "HttpOnly", "SameSite=Lax"} <= set(parts)
+    assert not [p for p in parts if p.lower().startswith("domain") or p == "Secure"], c
+    r = requests.get(service_url("user") + "/uniqueid", headers={"X-Forwarded-Proto": "https"}, timeout=TIMEOUT)
+    assert "Secure" in [p.strip() for p in r.headers["Set-Cookie"].split(";")]
+
+
 def test_login_rotates_the_cookie(web):
     """A cookie from before the login (one an attacker may have planted or read) stops working when
     its session logs in: the ids move to a new cookie, the old one is 401 (no session fixation)."""

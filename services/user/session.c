@@ -116,7 +116,7 @@ bool session_add_anonymous(struct shop_req *req, const char *id)
     if (!g_auth)
         return true;
     char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
-    struct shop_err err;
+    struct shop_err err = {0};
     int rc = 1;
     if (req_token(req, tok)) {
         session_key(key, tok);

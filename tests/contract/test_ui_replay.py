@@ -1,8 +1,9 @@
-"""Replays the reference web UI (contract §13, rows 1-19) through the front door (SHOP_URL) as a
-browser sends it: one cookie jar per browser, Angular's Accept header, JSON bodies with
+"""Replays the reference web UI (every call its controller makes: catalogue, ids, ratings, cart,
+shipping, payment, login, register, history) through the front door (SHOP_URL) as a browser sends
+it: one cookie jar per browser, Angular's Accept header, JSON bodies with
 `application/json;charset=utf-8`, the page's own Origin on POST and PUT, `Sec-Fetch-Site:
 same-origin` on every call. With sessions (D18) every flow works unchanged: the UI never sees the
-cookie, it only keeps ids it was given (row 2) or logged in / registered as (rows 16, 19)."""
+cookie, it only keeps ids it was given (/uniqueid, once per page load) or logged in / registered as."""
 import json
 import urllib.parse
 import uuid
@@ -37,7 +38,7 @@ class Browser:
         return r
 
     def page_load(self):
-        """shopform init: rows 1 and 2."""
+        """shopform init: the categories, then /uniqueid."""
         assert self.call("GET", "/api/catalogue/categories").json()
         return self.call("GET", "/api/user/uniqueid").json()["uuid"]
 
@@ -57,7 +58,7 @@ def new_name():
 
 
 def checkout(b, uid):
-    """Rows 9-15: cart view, shipping, confirm, pay. Returns the order id."""
+    """Cart view, shipping, confirm, pay. Returns the order id."""
     cart = b.call("GET", "/api/cart/cart/" + uid).json()
     if cart["items"] and cart["items"][-1]["sku"] == "SHIP":
         b.call("GET", "/api/cart/update/%s/SHIP/0" % uid)
@@ -75,19 +76,19 @@ def test_anonymous_shopper_browses_and_pays(browser):
     b = browser
     uid = b.page_load()
     cat = b.call("GET", "/api/catalogue/categories").json()[0]
-    products = b.call("GET", "/api/catalogue/products/" + urllib.parse.quote(cat)).json()  # row 3
-    b.call("GET", "/api/catalogue/search/robot")  # row 4
+    products = b.call("GET", "/api/catalogue/products/" + urllib.parse.quote(cat)).json()
+    b.call("GET", "/api/catalogue/search/robot")
     sku = [p for p in products][0]["sku"]
-    assert b.call("GET", "/api/catalogue/product/" + sku).json()["sku"] == sku  # row 5
-    b.call("GET", "/api/ratings/api/fetch/" + sku)  # row 6
-    b.call("PUT", "/api/ratings/api/rate/%s/4" % sku)  # row 7
-    assert b.call("GET", "/api/cart/add/%s/Watson/1" % uid).json()["total"] > 0  # row 8
-    b.call("GET", "/api/cart/update/%s/Watson/2" % uid)  # row 10
+    assert b.call("GET", "/api/catalogue/product/" + sku).json()["sku"] == sku
+    b.call("GET", "/api/ratings/api/fetch/" + sku)
+    b.call("PUT", "/api/ratings/api/rate/%s/4" % sku)
+    assert b.call("GET", "/api/cart/add/%s/Watson/1" % uid).json()["total"] > 0
+    b.call("GET", "/api/cart/update/%s/Watson/2" % uid)
     assert len(checkout(b, uid)) == 36
 
 
 def test_anonymous_add_then_login_rename_history(browser):
-    """Rows 8, 16, 17, 18: the anonymous cart follows the user, who then pays and sees the order."""
+    """Add, login, rename, history: the anonymous cart follows the user, who then pays and sees the order."""
     b = browser
     name = new_name()
     requests.post(b.web + "/api/user/register", json={"name": name, "email": name + "@example.com",
@@ -96,16 +97,16 @@ def test_anonymous_add_then_login_rename_history(browser):
     b.call("GET", "/api/cart/add/%s/Watson/1" % uid)
     user = b.call("POST", "/api/user/login", {"name": name, "password": "pw"}).json()
     assert user["name"] == name and "password" not in user
-    cart = b.call("GET", "/api/cart/rename/%s/%s" % (uid, name)).json()  # row 17
+    cart = b.call("GET", "/api/cart/rename/%s/%s" % (uid, name)).json()
     assert [i["sku"] for i in cart["items"]] == ["Watson"]
-    b.call("GET", "/api/user/history/" + name, want=404)  # row 18: no orders yet
+    b.call("GET", "/api/user/history/" + name, want=404)  # no orders yet
     orderid = checkout(b, name)
     history = b.call("GET", "/api/user/history/" + name).json()["history"]
     assert [h["orderid"] for h in history] == [orderid]
 
 
 def test_login_failures_keep_their_texts(browser):
-    """Row 16's error path: the UI shows "ERROR " + the text body."""
+    """Login's error path: the UI shows "ERROR " + the text body."""
     b = browser
     b.page_load()
     r = b.call("POST", "/api/user/login", {"name": "user", "password": "wrong"}, want=404)
@@ -115,7 +116,7 @@ def test_login_failures_keep_their_texts(browser):
 
 
 def test_register_then_add_under_the_name(browser):
-    """Row 19: the reference UI uses the name as the cart id right after registering (its
+    """Register: the reference UI uses the name as the cart id right after registering (its
     anonymous cart is not renamed): register logs the session in."""
     b = browser
     b.page_load()
@@ -127,7 +128,7 @@ def test_register_then_add_under_the_name(browser):
 
 
 def test_two_tabs_each_call_uniqueid(browser):
-    """Row 2 runs once per page load, in every tab of the same browser: each tab's id stays usable."""
+    """/uniqueid runs once per page load, in every tab of the same browser: each tab's id stays usable."""
     b = browser
     tab1 = b.page_load()
     tab2 = b.page_load()

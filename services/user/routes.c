@@ -197,8 +197,8 @@ void route_register_user(struct shop_req *req)
     json_t *doc = NULL;
     struct shop_err err;
     int rc = -2;
-    if (name && password && email)
-        rc = find_user(name, &doc, &err);
+    if (name && password && email) /* an anonymous id's name is taken already (D18) */
+        rc = session_name_reserved(name) ? 1 : find_user(name, &doc, &err);
     if (rc == -2)
         shop_reply_text(req, 400, "insufficient data");
     else if (rc == -1)

@@ -167,6 +167,11 @@ bool session_login(struct shop_req *req, const char *user)
     return rc == 0;
 }
 
+bool session_name_reserved(const char *name)
+{
+    return g_auth && strncmp(name, "anonymous-", 10) == 0;
+}
+
 /* 401 or 403 with a short text (nginx shows its own page; a direct caller reads this). */
 static void refuse(struct shop_req *req, int status)
 {

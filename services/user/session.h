@@ -20,6 +20,10 @@ bool session_add_anonymous(struct shop_req *req, const char *id);
  * Returns true when done; false when it replied with an error. */
 bool session_login(struct shop_req *req, const char *user);
 
+/* true for a name /uniqueid may give out ("anonymous-..."): never a user's, or the user would
+ * own a future visitor's cart (register answers "name already exists"). */
+bool session_name_reserved(const char *name);
+
 /* GET /auth (internal; nginx auth_request): 204 when the session cookie owns every id of the
  * call in X-Shop-Call ("METHOD /api/..."), 401 without a session, 403 otherwise. */
 shop_handler route_auth;

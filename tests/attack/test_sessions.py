@@ -150,6 +150,17 @@ def test_cookie_attributes(web):
     assert "Secure" in [p.strip() for p in r.headers["Set-Cookie"].split(";")]
 
 
+def test_a_user_cannot_take_an_anonymous_id_as_name(web):
+    """Registering "anonymous-N" would make the account own the cart of whoever /uniqueid gives that id
+    to later: such a name is taken already."""
+    s, mine = session(web)
+    n = int(mine.split("-")[1]) + 1000
+    for name in ["anonymous-%d" % n, "anonymous-x"]:
+        r = s.post(web + "/api/user/register", json={"name": name, "email": "a@example.com", "password": "pw"},
+                   timeout=TIMEOUT)
+        assert (r.status_code, r.text) == (400, "name already exists"), name
+
+
 def test_login_rotates_the_cookie(web):
     """A cookie from before the login (one an attacker may have planted or read) stops working when
     its session logs in: the ids move to a new cookie, the old one is 401 (no session fixation)."""

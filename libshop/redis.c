@@ -314,6 +314,56 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
     return 0;
 }
 
+/* GET and EXPIRE pipelined. Returns OK with *val (the GET reply: nil or string) or a failure. */
+static int get_expire(const char *key, long ttl, redisReply **val)
+{
+    char *cmds[2] = {NULL, NULL};
+    int lens[2];
+    redisReply *rep[2] = {NULL, NULL}, *ex = NULL;
+    lens[0] = redisFormatCommand(&cmds[0], "GET %s", key);
+    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", key, ttl);
+    *val = NULL;
+    int rc = SHOP_REDIS_ERROR;
+    if (lens[0] > 0 && lens[1] > 0)
+        rc = run(thread_conn(), 2, (const char *const *)cmds, lens, rep, true);
+    if (rc == SHOP_REDIS_OK) {
+        rc = classify(rep[1], &ex); /* consumes rep[1] */
+        if (ex)
+            freeReplyObject(ex);
+        if (rc == SHOP_REDIS_OK)
+            rc = classify(rep[0], val); /* consumes rep[0] */
+        else
+            freeReplyObject(rep[0]);
+    }
+    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
+        (*val)->type != REDIS_REPLY_STRING) {
+        set_err("key %s holds a non-string value", key);
+        freeReplyObject(*val);
+        *val = NULL;
+        rc = SHOP_REDIS_ERROR;
+    }
+    redisFreeCommand(cmds[0]);
+    redisFreeCommand(cmds[1]);
+    return rc;
+}
+
+int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err)
+{
+    redisReply *r;
+    *val = NULL;
+    *len = 0;
+    int rc = get_expire(key, ttl, &r);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    int found = r->type == REDIS_REPLY_STRING;
+    if (found) {
+        *val = shop_xstrndup(r->str, r->len);
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    return found;
+}
+
 bool shop_redis_ping(void)
 {
     redisReply *r;

@@ -4,6 +4,10 @@ shop can be loaded the way courses and demos load RoboShop.
 
 Environment: HOST (front door, default http://localhost:8080), ERROR=1 adds the failing payment
 task, SILENT=1 stops the per-order log lines.
+
+Each simulated user's client keeps cookies (Locust's HttpUser, like a browser): the session cookie
+that /uniqueid and login set owns the ids it uses, as the gateway requires (D18). The error task's
+payment for "partner-57", an id no session owns, is refused with 401 or 403, and counted a success.
 """
 import os
 import random

@@ -2,34 +2,51 @@
 -- confirm -> pay, the anonymous checkout flow. Each wrk thread drives ONE connection
 -- through the steps (run with -tN -cN), and counts completed checkouts and failed steps.
 -- BENCH_CITY: a city uuid for /calc (bench/run looks one up with /match).
+-- Like a browser, each connection keeps the session cookie /uniqueid sets: the session owns the
+-- ids it is given, and the gateway refuses cart, confirm and pay calls without it (D18); confirm
+-- also carries the quote cookie /calc set (D19).
 local city = os.getenv("BENCH_CITY") or "1"
 local skus = {"Watson", "HPTD", "UHJ", "EPE", "EMM", "SHCE", "RED", "RMC", "STAN-1"}
 local json = {["Content-Type"] = "application/json"}
 local threads = {}
-local step, id, sku, ship, cart, quote = 0, nil, nil, nil, nil, nil
+local step, id, sku, ship, cart, cookie, quote = 0, nil, nil, nil, nil, nil, nil
 checkouts, errors = 0, 0
 
 setup = function(thread)
     table.insert(threads, thread)
 end
 
+-- h's headers plus the session cookie, and the quote cookie /calc set when given (D19)
+local function with_cookie(h, extra)
+    local out = {}
+    for k, v in pairs(h or {}) do
+        out[k] = v
+    end
+    local c = cookie
+    if extra then
+        c = c and (c .. "; " .. extra) or extra
+    end
+    if c then
+        out["Cookie"] = c
+    end
+    return out
+end
+
 request = function()
     if step == 0 then
-        return wrk.format("GET", "/api/user/uniqueid")
+        return wrk.format("GET", "/api/user/uniqueid", with_cookie())
     elseif step == 1 then
         return wrk.format("GET", "/api/catalogue/products")
     elseif step == 2 then
         return wrk.format("GET", "/api/catalogue/product/" .. sku)
     elseif step == 3 then
-        return wrk.format("GET", "/api/cart/add/" .. id .. "/" .. sku .. "/1")
+        return wrk.format("GET", "/api/cart/add/" .. id .. "/" .. sku .. "/1", with_cookie())
     elseif step == 4 then
         return wrk.format("GET", "/api/shipping/calc/" .. city)
     elseif step == 5 then
-        -- the quote cookie /calc set (D19): wrk keeps no cookies, this script does
-        local h = {["Content-Type"] = "application/json", ["Cookie"] = quote}
-        return wrk.format("POST", "/api/shipping/confirm/" .. id, h, ship)
+        return wrk.format("POST", "/api/shipping/confirm/" .. id, with_cookie(json, quote), ship)
     end
-    return wrk.format("POST", "/api/payment/pay/" .. id, json, cart)
+    return wrk.format("POST", "/api/payment/pay/" .. id, with_cookie(json), cart)
 end
 
 response = function(status, headers, body)
@@ -39,6 +56,11 @@ response = function(status, headers, body)
         return
     end
     if step == 0 then
+        local set = headers["Set-Cookie"] or headers["set-cookie"]
+        local tok = set and set:match("shop_session=([0-9a-f]+)")
+        if tok then
+            cookie = "shop_session=" .. tok
+        end
         id = body:match('"uuid"%s*:%s*"([^"]+)"')
         sku = skus[math.random(#skus)]
         if not id then

@@ -10,6 +10,7 @@
 #include "libshop/redis.h"
 #include "libshop/util.h"
 #include "services/user/records.h"
+#include "services/user/session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,8 @@ void route_uniqueid(struct shop_req *req)
     }
     char id[64];
     snprintf(id, sizeof(id), "anonymous-%lld", n);
-    shop_reply_json(req, 200, json_pack("{s:s}", "uuid", id));
+    if (session_add_anonymous(req, id))
+        shop_reply_json(req, 200, json_pack("{s:s}", "uuid", id));
 }
 
 void route_check(struct shop_req *req)
@@ -144,7 +146,10 @@ static void login_user(struct shop_req *req, const char *name, const char *passw
     }
     if (shop_passwd_needs_upgrade(stored))
         upgrade_password(doc, stored, password);
-    shop_reply_json(req, 200, user_public(doc));
+    if (session_login(req, name))
+        shop_reply_json(req, 200, user_public(doc));
+    else
+        json_decref(doc);
 }
 
 void route_login(struct shop_req *req)
@@ -171,9 +176,10 @@ static void create_user(struct shop_req *req, const char *name, const char *pass
     }
     json_t *doc = json_pack("{s:s,s:s,s:s}", "name", name, "password", hash, "email", email);
     struct shop_err err;
-    if (shop_mongo_insert("users", doc, &err) == 0)
-        shop_reply_text(req, 200, "OK");
-    else if (err.kind == SHOP_ERR_REJECTED)
+    if (shop_mongo_insert("users", doc, &err) == 0) {
+        if (session_login(req, name)) /* register logs the session in (D18) */
+            shop_reply_text(req, 200, "OK");
+    } else if (err.kind == SHOP_ERR_REJECTED)
         shop_reply_text(req, 400, "name already exists");
     else
         shop_reply_err(req, &err, &db_error);
@@ -191,8 +197,8 @@ void route_register_user(struct shop_req *req)
     json_t *doc = NULL;
     struct shop_err err;
     int rc = -2;
-    if (name && password && email)
-        rc = find_user(name, &doc, &err);
+    if (name && password && email) /* an anonymous id's name is taken already (D18) */
+        rc = session_name_reserved(name) ? 1 : find_user(name, &doc, &err);
     if (rc == -2)
         shop_reply_text(req, 400, "insufficient data");
     else if (rc == -1)

@@ -172,13 +172,14 @@ def test_cross_site_get_add_is_refused(web):
 
 
 def test_same_origin_and_no_origin_are_allowed(web):
-    cid = tag("so")
+    s = requests.Session()  # keeps the session cookie that owns the id (D18)
+    cid = s.get(web + "/api/user/uniqueid", timeout=TIMEOUT).json()["uuid"]
     same = {"Origin": own_origin(web), "Sec-Fetch-Site": "same-origin"}
-    r = requests.get(web + "/api/cart/add/%s/Watson/1" % cid, headers=same, timeout=TIMEOUT)
+    r = s.get(web + "/api/cart/add/%s/Watson/1" % cid, headers=same, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
-    r = requests.get(web + "/api/cart/add/%s/EMM/1" % cid, timeout=TIMEOUT)  # curl, Locust: no Origin
+    r = s.get(web + "/api/cart/add/%s/EMM/1" % cid, timeout=TIMEOUT)  # curl, Locust: no Origin
     assert r.status_code == 200, r.text
-    r = requests.post(web + "/api/cart/add/%s/EMM/1" % cid, headers=same, timeout=TIMEOUT)
+    r = s.post(web + "/api/cart/add/%s/EMM/1" % cid, headers=same, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     assert r.json()["total"] > 0
 

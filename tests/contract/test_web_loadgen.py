@@ -1,7 +1,8 @@
 """Replays the load generator's request sequence (bench/load/locustfile.py walks the same flows) through the nginx front door,
 the way the reference Locust script sends it: the host has a trailing slash, so every path
 starts with "//" (nginx must merge slashes, D2), and each request carries x-forwarded-for.
-Every answer must be 2xx and every body the script parses must parse."""
+Every answer must be 2xx and every body the script parses must parse. Like Locust's HttpUser, the
+session keeps cookies: the load task's /uniqueid gives the session that owns its cart (D18)."""
 import os
 import random
 
@@ -90,9 +91,14 @@ def test_load_task_end_to_end(lg):
 
 
 def test_error_task_fails(lg):
-    # a registered user's cart without items: payment's 400 (D3), relayed by nginx as it is
+    """The error task pays for "partner-57", an id no session of the load generator owns (D18): the
+    gateway refuses it, 401 before the user's first /uniqueid or login (no session cookie yet), 403
+    after. Either way it fails, as the script expects, and nothing is paid."""
     r = lg.post(HOST + "/api/payment/pay/partner-57", json={"total": 0, "tax": 0}, timeout=30)
-    assert (r.status_code, r.text) == (400, "cart not valid")
+    assert r.status_code == 401
+    get(lg, "/api/user/uniqueid")
+    r = lg.post(HOST + "/api/payment/pay/partner-57", json={"total": 0, "tax": 0}, timeout=30)
+    assert r.status_code == 403
 
 
 @pytest.mark.parametrize("svc", ["catalogue", "user", "cart", "shipping", "payment", "ratings"])

@@ -13,6 +13,9 @@ connection each time; without METRICS_URL no /metrics is read (and no versions a
 A request fails when it gets no answer or a status other than 200. Runs until STOP_FILE exists (or
 MAX_SECONDS pass), then prints one JSON line: total, failed, by_path, errors (the first 20), versions seen
 in shop_build_info, and orders (checkout mode). Loopback/test-bridge addresses only.
+Like a browser, each thread first asks /api/user/uniqueid for an anonymous id and keeps the session cookie it
+gets: the gateway answers cart, confirm and pay only for ids the caller's session owns (D18). A thread reuses its
+id for cart after cart (pay deletes the cart) and takes a new one when it is refused (401/403).
 """
 import http.client
 import json
@@ -21,7 +24,6 @@ import sys
 import threading
 import time
 import urllib.parse
-import uuid
 
 base = urllib.parse.urlsplit(sys.argv[1])
 stop_file = sys.argv[2]
@@ -100,15 +102,29 @@ def note_version(body):
                 stats["versions"][v] = stats["versions"].get(v, 0) + 1
 
 
+def new_id(conn, n, i, jar):
+    """An anonymous id from /api/user/uniqueid, owned by the thread's session (jar). Returns (conn, id or None)."""
+    conn, status, body = request(conn, "GET", "/api/user/uniqueid", n, i, jar=jar)
+    try:
+        return conn, json.loads(body)["uuid"] if status == 200 else None
+    except (ValueError, KeyError, TypeError):
+        return conn, None
+
+
 def running():
     return not os.path.exists(stop_file) and time.monotonic() < deadline
 
 
 def browse(n):
-    conn = None
-    cart = f"deploytest-{uuid.uuid4().hex[:8]}-{n}"
+    conn, jar, cart = None, {}, None
     i = 0
     while running():
+        if cart is None:
+            i += 1
+            conn, cart = new_id(conn, n, i, jar)
+            if cart is None:
+                time.sleep(0.2)
+                continue
         paths = ["/api/catalogue/products", "/api/catalogue/product/Watson", f"/api/cart/add/{cart}/EMM/1",
                  f"/api/cart/cart/{cart}", "/metrics"]
         path = paths[i % len(paths)]
@@ -116,18 +132,27 @@ def browse(n):
         if path == "/metrics":
             read_metrics(n, i)
         else:
-            conn, status, body = request(conn, "GET", path, n, i)
+            conn, status, body = request(conn, "GET", path, n, i, jar=jar)
+            if status in (401, 403):
+                cart = None
         if i % 250 == 0:
-            cart = f"deploytest-{uuid.uuid4().hex[:8]}-{n}"  # keep carts small
+            cart = None  # keep carts small: a new id
 
 
 def checkout(n):
-    conn, jar = None, {}
+    conn, jar, cart = None, {}, None
     i = rounds = 0
     while running():
-        cart = f"paytest-{uuid.uuid4().hex[:12]}"
+        if cart is None:
+            i += 1
+            conn, cart = new_id(conn, n, i, jar)
+            if cart is None:
+                time.sleep(0.2)
+                continue
         i += 1
-        conn, status, body = request(conn, "GET", f"/api/cart/add/{cart}/Watson/1", n, i)
+        conn, status, body = request(conn, "GET", f"/api/cart/add/{cart}/Watson/1", n, i, jar=jar)
+        if status in (401, 403):
+            cart = None
         if status != 200:
             continue
         i += 1  # shipping, as the web UI does it: calc (the quote cookie, D19), confirm, cart adds the SHIP line
@@ -145,7 +170,7 @@ def checkout(n):
         if status != 200:
             continue
         i += 1
-        conn, status, paid = request(conn, "POST", f"/api/payment/pay/{cart}", n, i, body)
+        conn, status, paid = request(conn, "POST", f"/api/payment/pay/{cart}", n, i, body, jar=jar)
         if status == 200:
             try:
                 oid = json.loads(paid)["orderid"]

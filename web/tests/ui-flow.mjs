@@ -470,6 +470,16 @@ await step('seed user logs in: the anonymous cart follows, history view shown', 
   await js(`await T.click('#logout'); await T.el('#login-name');`);
 });
 
+await step('a lost session (cookies gone, as after closing the browser) starts over with a new anonymous id', async () => {
+  await go('/product/Watson');
+  await js(`await T.until(() => /^anonymous-/.test(T.text('#user-id')), 'anonymous');`);
+  const old = await js(`return T.text('#user-id');`);
+  await cdp('Network.clearBrowserCookies'); // the stored id stays in localStorage, its session is gone
+  await go('/product/Watson');
+  await js(`await T.until(() => /^anonymous-/.test(T.text('#user-id')) && T.text('#user-id') !== ${q(old)}, 'a new anonymous id');
+            await T.click('#add-to-cart'); await T.until(() => T.text('#cart-total') === '€2001.00', 'Watson added');`);
+});
+
 await step('deep links and unknown pages', async () => {
   await go('/product/HPTD');
   await js(`await T.until(() => T.text(${q(T('product-name'))}) === 'High-Powered Travel Droid', 'HPTD');`);

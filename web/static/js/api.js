@@ -66,6 +66,8 @@ export function describeError(err, what) {
   if (!reason) {
     reason = {
       400: 'the request was not accepted',
+      401: 'your shopping session has expired, please reload the page',
+      403: 'this belongs to another shopping session',
       404: 'not found',
       413: 'too much data',
       500: 'something went wrong on our side',
@@ -94,6 +96,7 @@ export const user = {
   login: (name, password) => call('user', 'POST', 'login', { name, password }),
   register: (name, email, password) => call('user', 'POST', 'register', { name, email, password }),
   history: (name) => get('user', `history/${enc(name)}`),
+  logout: () => call('user', 'POST', 'logout'),
 };
 
 export const cart = {

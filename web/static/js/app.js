@@ -46,6 +46,23 @@ export async function ensureId() {
   return idRequest;
 }
 
+/**
+ * The gateway refused the stored id (contract D18): 401 = this browser has no session any more
+ * (it expired, or the browser was closed), 403 = the session does not own the id.
+ */
+export const sessionLost = (e) => e instanceof api.ApiError && (e.status === 401 || e.status === 403);
+
+/** After sessionLost: forget the stored identity (and the user) and start over with a new anonymous id. */
+export async function resetIdentity() {
+  state.user = null;
+  store(KEY_USER, null);
+  state.anonId = null;
+  store(KEY_ANON, null);
+  setCart(EMPTY_CART);
+  renderIdentity();
+  await ensureId();
+}
+
 // Bumped by every setCart: a cart read that was overtaken by a newer answer
 // (say the boot-time reload finishing after the cart view removed its shipping
 // line) must not put the older cart back.
@@ -67,6 +84,7 @@ export async function refreshCart() {
   try {
     c = await api.cart.get(id);
   } catch (e) {
+    if (sessionLost(e) && id === identity()) { await resetIdentity(); return state.cart; }
     if (!(e instanceof api.ApiError && e.status === 404)) throw e;
     c = EMPTY_CART;
   }
@@ -96,6 +114,7 @@ export async function becomeUser(u) {
 
 /** Log out: back to a fresh anonymous shopper with an empty cart. */
 export async function logout() {
+  try { await api.user.logout(); } catch { /* the session expires by itself */ }
   state.user = null;
   store(KEY_USER, null);
   const old = state.anonId;

@@ -6,6 +6,7 @@ import {
 } from './ui.js';
 import {
   state, identity, ensureId, setCart, emptyCart, refreshCart, becomeUser, logout, navigate,
+  sessionLost, resetIdentity,
 } from './app.js';
 
 const VAT_RATE = '20%';
@@ -194,7 +195,13 @@ export async function product(root, sku) {
     await busy(addBtn, async () => {
       try {
         const id = await ensureId();
-        setCart(await api.cart.add(id, p.sku, n));
+        try {
+          setCart(await api.cart.add(id, p.sku, n));
+        } catch (e) {
+          if (!sessionLost(e)) throw e;
+          await resetIdentity(); // the stored id is not this browser's any more: a new one, once
+          setCart(await api.cart.add(identity(), p.sku, n));
+        }
         say(note, 'success', `Added ${n} × ${p.name} to your cart.`,
           h('a', { href: '/cart', class: 'msg-link', test: 'view-cart' }, 'View cart →'));
       } catch (e) {
@@ -665,7 +672,10 @@ async function account(root) {
           h('td', { class: 'num', test: 'history-total' }, money(o.cart && o.cart.total)));
       }))));
   } catch (e) {
-    if (e instanceof api.ApiError && e.status === 404 && (e.plainText || !e.text)) {
+    if (sessionLost(e)) { // signed out elsewhere, or the session expired: sign in again
+      await resetIdentity().catch(() => null);
+      navigate('/login');
+    } else if (e instanceof api.ApiError && e.status === 404 && (e.plainText || !e.text)) {
       hist.replaceChildren(noOrders());
     } else {
       say(hist, 'error', api.describeError(e, 'Your orders could not be loaded'));

@@ -1,0 +1,238 @@
+/* session.c - sessions that own ids (D18): the session cookie that /uniqueid, /login and
+ * /register give, its state in Redis ("session:<token>" -> the owner document of owner.h), the
+ * gateway's one ownership check (GET /auth, called by nginx's auth_request for every id-bearing
+ * route) and /logout. A token a client makes up is never stored: sessions are only created here,
+ * with a fresh random token. SHOP_AUTH=off is lab mode: no cookie, every check passes. */
+#include "services/user/session.h"
+#include "libshop/conf.h"
+#include "libshop/http.h"
+#include "libshop/log.h"
+#include "libshop/random.h"
+#include "libshop/redis.h"
+#include "services/user/owner.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_PREFIX "session:"
+#define KEY_SIZE   (sizeof(KEY_PREFIX) + OWNER_TOKEN_LEN)
+
+static bool g_auth = true;
+static long g_ttl = 3600;     /* a session in use: at least the cart TTL */
+static long g_new_ttl = 1800; /* a session nothing used since /uniqueid made it */
+
+/* Redis failures: as /uniqueid answers them (JSON), and as /login and /register answer a backend
+ * failure (the reference's text for 503). */
+static const struct shop_err_reply redis_error = {
+    .down = "redis not available", .down_json = true, .failed = "redis error", .failed_json = true};
+static const struct shop_err_reply login_error = {
+    .down = "database not available", .failed = "redis error", .failed_json = true};
+
+void session_init(void)
+{
+    g_auth = shop_conf_bool("SHOP_AUTH", true);
+    long cart_ttl = shop_conf_long("CART_TTL_SECONDS", 3600, 1, 100L * 365 * 24 * 3600);
+    g_ttl = shop_conf_long("SHOP_SESSION_TTL", cart_ttl, 60, 100L * 365 * 24 * 3600);
+    if (g_ttl < cart_ttl) {
+        shop_log_warnx("SHOP_SESSION_TTL=%ld is below CART_TTL_SECONDS: sessions live %ld s", g_ttl,
+                       cart_ttl);
+        g_ttl = cart_ttl;
+    }
+    g_new_ttl = shop_conf_long("SHOP_SESSION_NEW_TTL", 1800, 10, 100L * 365 * 24 * 3600);
+    if (g_new_ttl > g_ttl)
+        g_new_ttl = g_ttl;
+    if (!g_auth)
+        shop_log_warnx("SHOP_AUTH=off: LAB MODE, carts, histories and payments are open to anyone "
+                       "who knows an id (no session cookie, no ownership check)");
+    else
+        shop_log_info("sessions: cookie %s, ttl %ld s (new, unused: %ld s)", OWNER_COOKIE, g_ttl,
+                      g_new_ttl);
+}
+
+static void session_key(char key[KEY_SIZE], const char *tok)
+{
+    snprintf(key, KEY_SIZE, KEY_PREFIX "%s", tok);
+}
+
+/* The request's session token, when it sent a well-formed one. */
+static bool req_token(struct shop_req *req, char tok[OWNER_TOKEN_LEN + 1])
+{
+    return owner_cookie_token(shop_req_header(req, "Cookie"), tok);
+}
+
+static void new_token(char tok[OWNER_TOKEN_LEN + 1])
+{
+    unsigned char raw[OWNER_TOKEN_LEN / 2];
+    shop_random_bytes(raw, sizeof(raw));
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(tok + 2 * i, 3, "%02x", raw[i]);
+}
+
+/* Set-Cookie for tok on the coming reply (max_age 0 clears it). Secure when the gateway says the
+ * client came over HTTPS. */
+static void set_cookie(struct shop_req *req, const char *tok, long max_age)
+{
+    const char *proto = shop_req_header(req, "X-Forwarded-Proto");
+    bool https = proto && strcmp(proto, "https") == 0;
+    char v[256];
+    snprintf(v, sizeof(v), OWNER_COOKIE "=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Lax%s", tok,
+             max_age, https ? "; Secure" : "");
+    shop_reply_add_header(req, "Set-Cookie", v);
+}
+
+/* Stores doc as a new session with a fresh token, ttl seconds, and sets its cookie. 0 or -1. */
+static int store_new(struct shop_req *req, json_t *doc, long ttl, struct shop_err *err)
+{
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    new_token(tok);
+    session_key(key, tok);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    int rc = text ? shop_redis_set(key, text, strlen(text), ttl, err) : -1;
+    if (!text)
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "session: out of memory");
+    free(text);
+    if (rc == 0)
+        set_cookie(req, tok, g_ttl);
+    return rc;
+}
+
+/* shop_redis_update callback: the session with one more anonymous id; 1 when it is gone. */
+static int add_id(const char *cur, size_t len, void *ud, char **out)
+{
+    (void)len;
+    json_t *doc = owner_doc_parse(cur);
+    if (!doc)
+        return 1;
+    if (owner_add_id(doc, ud) == 0)
+        *out = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return *out ? 0 : 1;
+}
+
+bool session_add_anonymous(struct shop_req *req, const char *id)
+{
+    if (!g_auth)
+        return true;
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    struct shop_err err = {0};
+    int rc = 1;
+    if (req_token(req, tok)) {
+        session_key(key, tok);
+        rc = shop_redis_update(key, g_ttl, add_id, (void *)(uintptr_t)id, &err);
+    }
+    if (rc == 1) { /* no session yet (or it expired): a new one, short-lived until it is used */
+        json_t *doc = owner_doc_new();
+        rc = owner_add_id(doc, id) == 0 ? store_new(req, doc, g_new_ttl, &err) : -1;
+        if (rc == -1 && err.kind == SHOP_ERR_NONE)
+            shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
+        json_decref(doc);
+    }
+    if (rc == -1)
+        shop_reply_err(req, &err, &redis_error);
+    return rc == 0;
+}
+
+bool session_login(struct shop_req *req, const char *user)
+{
+    if (!g_auth)
+        return true;
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    struct shop_err err = {0};
+    json_t *doc = NULL;
+    int rc = 0;
+    bool had = req_token(req, tok);
+    if (had) { /* carry the ids over to a new token; the old one stops working */
+        char *val;
+        size_t len;
+        session_key(key, tok);
+        rc = shop_redis_get(key, &val, &len, &err);
+        if (rc == 1)
+            doc = owner_doc_parse(val);
+        free(val);
+    }
+    if (rc != -1) {
+        if (!doc)
+            doc = owner_doc_new();
+        rc = owner_set_user(doc, user) == 0 ? store_new(req, doc, g_ttl, &err) : -1;
+        if (rc == -1 && err.kind == SHOP_ERR_NONE)
+            shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
+    }
+    json_decref(doc);
+    if (rc == 0 && had && shop_redis_del(key, &err) == -1) /* the new session stands */
+        shop_log_warnx("rid=%s session: old session not deleted: %s", shop_req_id(req), err.msg);
+    if (rc == -1)
+        shop_reply_err(req, &err, &login_error);
+    return rc == 0;
+}
+
+bool session_name_reserved(const char *name)
+{
+    return g_auth && strncmp(name, "anonymous-", 10) == 0;
+}
+
+/* 401 or 403 with a short text (nginx shows its own page; a direct caller reads this). */
+static void refuse(struct shop_req *req, int status)
+{
+    shop_reply_text(req, status, status == 401 ? "session required" : "not your id");
+}
+
+/* Answers the check of ids against the session stored under tok: 204, 401 or 403. */
+static void check_owner(struct shop_req *req, const char *tok, const char **ids, int nids)
+{
+    char key[KEY_SIZE], *val;
+    size_t len;
+    struct shop_err err;
+    session_key(key, tok);
+    int rc = shop_redis_get_touch(key, g_ttl, &val, &len, &err);
+    if (rc == -1) {
+        shop_reply_err(req, &err, &redis_error);
+        return;
+    }
+    json_t *doc = owner_doc_parse(val);
+    free(val);
+    bool owns = doc != NULL;
+    for (int i = 0; owns && i < nids; i++)
+        owns = owner_owns(doc, ids[i]);
+    if (!doc)
+        refuse(req, 401);
+    else if (!owns)
+        refuse(req, 403);
+    else
+        shop_reply(req, 204, NULL, "", 0);
+    json_decref(doc);
+}
+
+void route_auth(struct shop_req *req)
+{
+    if (!g_auth) {
+        shop_reply(req, 204, NULL, "", 0);
+        return;
+    }
+    char tok[OWNER_TOKEN_LEN + 1], buf[2048];
+    const char *ids[2];
+    int nids = owner_call_ids(shop_req_header(req, "X-Shop-Call"), buf, sizeof(buf), ids);
+    if (!req_token(req, tok))
+        refuse(req, 401);
+    else if (nids < 1)
+        refuse(req, 403); /* not an id-bearing call this check knows: fail closed */
+    else
+        check_owner(req, tok, ids, nids);
+}
+
+void route_logout(struct shop_req *req)
+{
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    struct shop_err err;
+    if (g_auth && req_token(req, tok)) {
+        session_key(key, tok);
+        if (shop_redis_del(key, &err) == -1) {
+            shop_reply_err(req, &err, &redis_error);
+            return;
+        }
+    }
+    if (g_auth)
+        set_cookie(req, "", 0);
+    shop_reply_text(req, 200, "OK");
+}

@@ -124,6 +124,8 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, call->follow_redirects ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (call->cookie && *call->cookie)
+        curl_easy_setopt(h, CURLOPT_COOKIE, call->cookie);
     if (strcmp(call->method, "GET") != 0) {
         if (call->body) {
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
@@ -192,6 +194,7 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
             .body_len = peer->body_len,
             .timeout_ms = peer->timeout_ms,
             .request_id = peer->request_id,
+            .cookie = peer->cookie,
         };
         rc = shop_http_call(&call, res);
     }

@@ -41,6 +41,7 @@ struct shop_histogram cart_value =
 
 #define IDEM_KEEP_S  (24L * 3600) /* a pay is recognised for 24 h (D21) */
 #define WAIT_STEP_MS 50
+#define WAIT_MAX_S   30
 
 static const struct shop_err_reply redis_error = {.down = "redis not available"};
 
@@ -155,7 +156,9 @@ static int claim(struct pay *p)
     unsigned char rnd[16];
     shop_random_bytes(rnd, sizeof(rnd));
     order_uuid4(rnd, p->orderid);
-    long long deadline = shop_now_ns() + payment_cfg.pending_ttl_s * 1000000000LL;
+    /* a duplicate holds its worker thread while it waits: at most WAIT_MAX_S, then 409 */
+    long wait_s = payment_cfg.pending_ttl_s < WAIT_MAX_S ? payment_cfg.pending_ttl_s : WAIT_MAX_S;
+    long long deadline = shop_now_ns() + wait_s * 1000000000LL;
     for (;;) {
         struct shop_err err;
         char *text;

@@ -40,6 +40,7 @@ class CartProxy:
     def __init__(self, fail_deletes=1):
         self.fail_deletes = fail_deletes
         self.deletes = 0
+        self.cookies = []  # (method, path, Cookie header) of every request
         target = service_url("cart")
         proxy = self
 
@@ -48,6 +49,7 @@ class CartProxy:
 
             def relay(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.cookies.append((self.command, self.path.split("/")[1], self.headers.get("Cookie")))
                 if self.command == "DELETE":
                     proxy.deletes += 1
                     if proxy.deletes <= proxy.fail_deletes:
@@ -127,6 +129,24 @@ def test_pay_retried_after_a_500_from_the_cart_service(http):
         proxy.close()
 
 
+def test_caller_cookie_is_forwarded_to_the_cart_service(http):
+    """Payment forwards the caller's Cookie header on each of its calls to the cart service
+    (the nonce, the cart, its deletion), so a peer that checks sessions sees the caller's."""
+    proxy = CartProxy(fail_deletes=0)
+    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        cookie = "shop_session=s-%s; other=1" % uuid.uuid4().hex
+        r = requests.post("%s/pay/%s" % (p.url, cart_id), json=cart, headers={"Cookie": cookie}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert [(m, v) for m, v, _ in proxy.cookies] == [("GET", "nonce"), ("GET", "cart"), ("DELETE", "cart")]
+        assert {c for _, _, c in proxy.cookies} == {cookie}
+    finally:
+        p.stop()
+        proxy.close()
+
+
 def test_two_identical_pays_at_once(http):
     """Two identical requests at the same moment: one order, both answered with its id."""
     p = Payment(PAYMENT_DELAY_MS=1000).wait_ready()
@@ -184,6 +204,51 @@ def test_a_new_cart_with_the_same_content_is_a_new_order(http):
     assert first.json()["orderid"] != again.json()["orderid"]
     assert sorted(placed(stack_payment_log(), cart_id)) == sorted(
         [first.json()["orderid"], again.json()["orderid"]])
+
+
+def test_cart_nonce_lifecycle(http):
+    """The cart's nonce (cart service, GET /nonce/{id}): made when an add creates the cart, the
+    same for later changes, kept after the cart's deletion (a retried pay finds it), new for a
+    cart created again, and carried by a rename to the target id."""
+    cart = service_url("cart")
+
+    def nonce(cid):
+        r = http.get("%s/nonce/%s" % (cart, cid), timeout=10)
+        return r.json()["nonce"] if r.status_code == 200 else r.status_code
+
+    a, b = anon_id(), anon_id()
+    assert nonce(a) == 404
+    make_cart(http, a)
+    first = nonce(a)
+    assert re.match(r"^[0-9a-f]{32}$", first)
+    make_cart(http, a)  # more of the same: the same cart
+    assert nonce(a) == first
+    assert http.delete("%s/cart/%s" % (cart, a), timeout=10).status_code == 200
+    assert nonce(a) == first
+    make_cart(http, a)
+    second = nonce(a)
+    assert second != first
+    assert http.get("%s/rename/%s/%s" % (cart, a, b), timeout=10).status_code == 200
+    assert nonce(b) == second
+    for cid in (a, b):
+        http.delete("%s/cart/%s" % (cart, cid), timeout=10)
+
+
+def test_renamed_cart_is_a_new_order_for_a_user_who_paid_before(http):
+    """The UI's login flow: a registered user paid a cart; later an anonymous cart with the same
+    content is renamed to the user's name and paid: a second order, not the first one's answer
+    (the rename brings the anonymous cart's nonce)."""
+    name = register(http)
+    first = pay(http, name, make_cart(http, name))
+    assert first.status_code == 200, first.text
+    anon = anon_id()
+    make_cart(http, anon)
+    r = http.get("%s/rename/%s/%s" % (service_url("cart"), anon, name), timeout=10)
+    assert r.status_code == 200, r.text
+    second = pay(http, name, r.json())
+    assert second.status_code == 200, second.text
+    assert second.json()["orderid"] != first.json()["orderid"]
+    assert wait_for(lambda: history_ids(http, name) == [first.json()["orderid"], second.json()["orderid"]], 30)
 
 
 def test_failed_publish_counts_nothing(http):

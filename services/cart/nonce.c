@@ -104,6 +104,8 @@ static int nonce_read(const char *id, char **val, size_t *len, struct shop_err *
 void route_nonce(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id");
+    if (!cart_id_allowed(req, id))
+        return;
     char *val;
     size_t len;
     struct shop_err err;

@@ -91,6 +91,9 @@ static int fetch_nonce(struct pay *p)
         const char *n = shop_json_str(v, "nonce");
         p->nonce = n ? shop_xstrdup(n) : NULL;
         json_decref(v);
+    } else if (rc == 0 && res.status >= 400 && res.status < 500 && res.status != 404) {
+        shop_reply_text(p->req, (int)res.status, res.body.data); /* e.g. a session check's 403 */
+        rc = -1;
     } else if (rc == -1 || res.status != 404) {
         shop_log_warnx("rid=%s cart nonce of %s: %ld", shop_req_id(p->req), p->id, res.status);
         shop_reply_text(p->req, rc == -1 ? 500 : 503, "cart service not available");
@@ -228,6 +231,9 @@ static int fetch_cart(struct pay *p)
         }
     } else if (rc == 0 && res.status == 404) {
         shop_reply_text(p->req, 400, "cart not valid"); /* no cart: nothing to pay */
+        rc = -1;
+    } else if (rc == 0 && res.status >= 400 && res.status < 500) {
+        shop_reply_text(p->req, (int)res.status, res.body.data); /* the cart service's refusal */
         rc = -1;
     } else {
         shop_log_warnx("rid=%s cart %s: %ld", shop_req_id(p->req), p->id, res.status);

@@ -89,6 +89,20 @@ static enum shop_err_kind transport_kind(CURLcode rc)
     }
 }
 
+/* A forwarded Cookie header as its own header line (the lean libcurl has no cookie engine, so
+ * CURLOPT_COOKIE would be ignored). A value with a line break is not sent. */
+static struct curl_slist *add_cookie(struct curl_slist *hdrs, const char *cookie)
+{
+    if (!cookie || !*cookie || strpbrk(cookie, "\r\n"))
+        return hdrs;
+    size_t n = strlen("Cookie: ") + strlen(cookie) + 1;
+    char *line = shop_xmalloc(n);
+    snprintf(line, n, "Cookie: %s", cookie);
+    hdrs = curl_slist_append(hdrs, line); /* copies the line */
+    free(line);
+    return hdrs;
+}
+
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res)
 {
     CURL *h = thread_handle();
@@ -111,6 +125,7 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
         snprintf(line, sizeof(line), "X-Request-Id: %s", call->request_id);
         hdrs = curl_slist_append(hdrs, line);
     }
+    hdrs = add_cookie(hdrs, call->cookie);
     long connect_ms = call->timeout_ms < 2000 ? call->timeout_ms : 2000;
     curl_easy_setopt(h, CURLOPT_URL, call->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -192,6 +207,7 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
             .body_len = peer->body_len,
             .timeout_ms = peer->timeout_ms,
             .request_id = peer->request_id,
+            .cookie = peer->cookie,
         };
         rc = shop_http_call(&call, res);
     }

@@ -26,6 +26,8 @@ struct shop_http_call {
     size_t body_len;
     long timeout_ms;        /* whole-transfer limit; connect limit is min(timeout, 2 s) */
     const char *request_id; /* sent as X-Request-Id when set */
+    const char *cookie;     /* sent as the Cookie header when set and not empty (a caller's
+                               session forwarded to a peer) */
     int follow_redirects;
 };
 
@@ -44,6 +46,7 @@ struct shop_peer_call {
     size_t body_len;
     long timeout_ms;
     const char *request_id; /* forwarded as X-Request-Id */
+    const char *cookie;     /* forwarded as the Cookie header when set (the caller's own) */
 };
 
 /* Performs a peer call as shop_http_call does (same result), and logs a transport failure

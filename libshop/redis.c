@@ -364,6 +364,77 @@ int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, str
     return found;
 }
 
+int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_STATUS, "SET NX", "SET %s %b NX EX %ld", key, val, len, ttl);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    int set = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return set;
+}
+
+int shop_redis_expire(const char *key, long ttl, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "EXPIRE", "EXPIRE %s %ld", key, ttl);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    int existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    return existed;
+}
+
+int shop_redis_rpush(const char *key, const char *val, size_t len, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "RPUSH", "RPUSH %s %b", key, val, len);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    freeReplyObject(r);
+    return 0;
+}
+
+int shop_redis_lindex(const char *key, long index, char **val, size_t *len, struct shop_err *err)
+{
+    redisReply *r;
+    *val = NULL;
+    *len = 0;
+    int rc = cmd_typed(&r, REDIS_REPLY_STRING, "LINDEX", "LINDEX %s %ld", key, index);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    int found = r->type == REDIS_REPLY_STRING;
+    if (found) {
+        *val = shop_xstrndup(r->str, r->len);
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+long shop_redis_lrem(const char *key, const char *val, size_t len, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "LREM", "LREM %s 1 %b", key, val, len);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+long shop_redis_llen(const char *key, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "LLEN", "LLEN %s", key);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
+    freeReplyObject(r);
+    return n;
+}
+
 bool shop_redis_ping(void)
 {
     redisReply *r;

@@ -49,6 +49,20 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err);
  * more: "refreshed on use"). Returns as shop_redis_get. */
 int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err);
 
+/* SET key val NX EX ttl: writes only when the key does not exist. Returns 1 when written,
+ * 0 when the key existed (nothing changed), -1 with err set. */
+int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err);
+/* EXPIRE key ttl. Returns 1 when the key exists (its TTL is now ttl), 0 when not, -1. */
+int shop_redis_expire(const char *key, long ttl, struct shop_err *err);
+
+/* Lists (a queue of byte strings): RPUSH appends val; LINDEX reads the element at index
+ * (1 with *val as shop_redis_get gives it, 0 past the end); LREM removes the first element
+ * equal to val (returns how many: 0 or 1); LLEN counts. Each returns -1 with err set. */
+int shop_redis_rpush(const char *key, const char *val, size_t len, struct shop_err *err);
+int shop_redis_lindex(const char *key, long index, char **val, size_t *len, struct shop_err *err);
+long shop_redis_lrem(const char *key, const char *val, size_t len, struct shop_err *err);
+long shop_redis_llen(const char *key, struct shop_err *err);
+
 /* true when PING answers PONG. */
 bool shop_redis_ping(void);
 

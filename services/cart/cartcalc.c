@@ -144,6 +144,8 @@ enum cart_rc cart_add(json_t *cart, const char *sku, const json_t *name, double 
     }
     if (!isfinite(price * qty))
         return CART_TOO_LARGE;
+    if (json_array_size(items) >= CART_LINES_MAX)
+        return CART_FULL;
     json_t *item = json_object();
     json_object_set_new(item, "qty", json_real(qty));
     json_object_set_new(item, "sku", json_string(sku));

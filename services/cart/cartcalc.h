@@ -11,7 +11,12 @@ enum cart_rc {
     CART_NOT_IN_CART, /* update: no item with that sku */
     CART_CORRUPT,     /* the stored cart lacks the Cart shape of docs/api/cart.yaml */
     CART_TOO_LARGE,   /* a quantity or amount is no longer a finite number */
+    CART_FULL,        /* add: the cart already holds CART_LINES_MAX lines */
 };
+
+/* The most lines a cart holds (the SHIP line included): an add of a new SKU past it is refused
+ * (D19). The catalogue has far fewer products; the bound keeps every cart small. */
+#define CART_LINES_MAX 50
 
 /* JavaScript parseInt(s) without a radix: leading white space, a sign, "0x" for hex, then the
  * longest digit prefix. NaN when there are no digits. */
@@ -28,7 +33,8 @@ json_t *cart_new(void);
 json_t *cart_parse(const char *text, size_t len);
 
 /* Adds qty of sku: an item with that sku gets qty += qty and its subtotal recomputed;
- * otherwise {qty, sku, name, price, subtotal} is appended (name omitted when NULL). */
+ * otherwise {qty, sku, name, price, subtotal} is appended (name omitted when NULL), or
+ * CART_FULL when the cart already has CART_LINES_MAX lines. */
 enum cart_rc cart_add(json_t *cart, const char *sku, const json_t *name, double price, double qty);
 
 /* Sets the quantity of the first item with sku; 0 removes the item. */

@@ -4,6 +4,7 @@
 #include "libshop/metrics.h"
 #include "libshop/redis.h"
 #include "libshop/service.h"
+#include "services/cart/nonce.h"
 #include "services/cart/routes.h"
 
 static const struct shop_route routes[] = {
@@ -16,6 +17,7 @@ static const struct shop_route routes[] = {
     {"GET", "/update/:id/:sku/:qty", route_update},
     {"POST", "/update/:id/:sku/:qty", route_update},
     {"POST", "/shipping/:id", route_shipping},
+    {"GET", "/nonce/:id", route_nonce},
 };
 
 /* Builds http://host:port of the catalogue from CATALOGUE_HOST (may carry a port) and

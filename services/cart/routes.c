@@ -11,6 +11,7 @@
 #include "libshop/util.h"
 #include "services/cart/cartcalc.h"
 #include "services/cart/cartcheck.h"
+#include "services/cart/nonce.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 
 struct cart_config cart_cfg;
 
+#define STR_(x)     #x
+#define STR(x)      STR_(x)
 #define COUNTER_KEY "anonymous-counter" /* the user service's key shares the keyspace (D11) */
 
 /* Codes of the update callbacks (positive: handled by the caller, nothing written). */
@@ -26,6 +29,7 @@ enum {
     UPD_CORRUPT,
     UPD_NOT_IN_CART,
     UPD_TOO_LARGE,
+    UPD_FULL,
 };
 
 struct shop_counter items_added =
@@ -67,13 +71,15 @@ static void reply_update(struct shop_req *req, int rc, const char *text, const s
     case UPD_TOO_LARGE:
         shop_reply_text(req, 400, "quantity too large");
         break;
+    case UPD_FULL:
+        shop_reply_text(req, 400, "cart full: at most " STR(CART_LINES_MAX) " lines");
+        break;
     default:
         shop_reply_err(req, err, &redis_error);
     }
 }
 
-/* D11: the cart id may not name the user service's counter. Replies and returns false. */
-static bool id_allowed(struct shop_req *req, const char *id)
+bool cart_id_allowed(struct shop_req *req, const char *id)
 {
     if (strcmp(id, COUNTER_KEY) != 0)
         return true;
@@ -93,6 +99,7 @@ struct update {
     double price;       /* add: the product's price; ship: the cost */
     const char *location;
     char *result; /* the last text handed to Redis */
+    bool created; /* the last run found no cart (an add creating it) */
 };
 
 static int map_rc(enum cart_rc rc)
@@ -104,6 +111,8 @@ static int map_rc(enum cart_rc rc)
         return UPD_NOT_IN_CART;
     case CART_TOO_LARGE:
         return UPD_TOO_LARGE;
+    case CART_FULL:
+        return UPD_FULL;
     default:
         return UPD_CORRUPT;
     }
@@ -126,6 +135,7 @@ static int update_cb(const char *cur, size_t len, void *ud, char **out)
 {
     struct update *u = ud;
     json_t *cart;
+    u->created = cur == NULL;
     if (cur)
         cart = cart_parse(cur, len);
     else if (u->op == OP_ADD)
@@ -152,6 +162,9 @@ static void run_update(struct shop_req *req, const char *id, struct update *u)
     int rc = shop_redis_update(id, cart_cfg.ttl, update_cb, u, &err);
     if (rc == 0 && u->op == OP_ADD)
         shop_counter_add(&items_added, u->qty);
+    struct shop_err nerr;
+    if (rc == 0 && u->created && cart_nonce_rotate(id, &nerr) == -1)
+        shop_log_warnx("rid=%s new cart %s kept its old nonce: %s", shop_req_id(req), id, nerr.msg);
     reply_update(req, rc, u->result, &err);
     free(u->result);
     u->result = NULL;
@@ -258,7 +271,7 @@ void route_get_cart(struct shop_req *req)
     const char *id = shop_req_param(req, "id");
     char *text;
     size_t len;
-    if (!id_allowed(req, id) || !stored_cart(req, id, &text, &len))
+    if (!cart_id_allowed(req, id) || !stored_cart(req, id, &text, &len))
         return;
     shop_reply_json_text(req, 200, text, len);
     free(text);
@@ -267,15 +280,16 @@ void route_get_cart(struct shop_req *req)
 void route_delete_cart(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id");
-    if (!id_allowed(req, id))
+    if (!cart_id_allowed(req, id))
         return;
     struct shop_err err;
     int rc = shop_redis_del(id, &err);
-    if (rc == -1)
+    if (rc == -1) {
         shop_reply_err(req, &err, &redis_error);
-    else if (rc == 1)
+    } else if (rc == 1) {
+        cart_nonce_keep(id); /* a retried pay of this cart still finds its nonce (D21) */
         shop_reply_text(req, 200, "OK");
-    else
+    } else
         shop_reply_text(req, 404, "cart not found");
 }
 
@@ -284,10 +298,13 @@ void route_rename_cart(struct shop_req *req)
     const char *from = shop_req_param(req, "from"), *to = shop_req_param(req, "to");
     char *text;
     size_t len;
-    if (!id_allowed(req, from) || !id_allowed(req, to) || !stored_cart(req, from, &text, &len))
+    if (!cart_id_allowed(req, from) || !cart_id_allowed(req, to) ||
+        !stored_cart(req, from, &text, &len))
         return;
     struct shop_err err;
-    if (shop_redis_set(to, text, len, cart_cfg.ttl, &err) == 0)
+    /* `to` now holds another cart: it takes that cart's nonce (D21) */
+    if (cart_nonce_copy(from, to, &err) == 0 &&
+        shop_redis_set(to, text, len, cart_cfg.ttl, &err) == 0)
         shop_reply_json_text(req, 200, text, len);
     else
         shop_reply_err(req, &err, &redis_error);
@@ -309,7 +326,7 @@ void route_add(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id"), *sku = shop_req_param(req, "sku");
     struct update u = {.op = OP_ADD, .sku = sku};
-    if (!id_allowed(req, id) || !quantity(req, &u.qty))
+    if (!cart_id_allowed(req, id) || !quantity(req, &u.qty))
         return;
     if (u.qty < 1) {
         shop_reply_text(req, 400, "quantity has to be greater than zero");
@@ -335,7 +352,7 @@ void route_update(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id");
     struct update u = {.op = OP_UPDATE, .sku = shop_req_param(req, "sku")};
-    if (!id_allowed(req, id) || !quantity(req, &u.qty))
+    if (!cart_id_allowed(req, id) || !quantity(req, &u.qty))
         return;
     if (u.qty < 0) {
         shop_reply_text(req, 400, "negative quantity not allowed");
@@ -347,7 +364,7 @@ void route_update(struct shop_req *req)
 void route_shipping(struct shop_req *req)
 {
     const char *id = shop_req_param(req, "id");
-    if (!id_allowed(req, id))
+    if (!cart_id_allowed(req, id))
         return;
     json_t *body = shop_req_body_object(req);
     if (!body) {

@@ -6,6 +6,8 @@
 #include "libshop/metrics.h"
 #include "libshop/service.h"
 
+#include <stdbool.h>
+
 struct cart_config {
     long ttl;
     long catalogue_timeout_ms;
@@ -14,6 +16,9 @@ struct cart_config {
 extern struct cart_config cart_cfg;
 
 extern struct shop_counter items_added;
+
+/* D11: the cart id may not name the user service's counter. Replies 400 and returns false. */
+bool cart_id_allowed(struct shop_req *req, const char *id);
 
 shop_handler route_add, route_delete_cart, route_get_cart, route_health, route_rename_cart,
     route_shipping, route_update;

@@ -1,12 +1,16 @@
-/* payment - takes payment for a cart (docs/api/payment.yaml): checks the user, validates the cart,
- * calls the optional payment gateway, counts the sale, hands the order to dispatch through RabbitMQ
- * with a publisher confirm (D5: an order is only reported as placed once the broker has it),
- * records the order history of registered users and empties the cart. */
+/* payment - takes payment for a cart (docs/api/payment.yaml): pays the cart the cart service holds
+ * (D19), once per checkout (D21: an idempotency record in Redis), calls the optional payment
+ * gateway, hands the order to dispatch through RabbitMQ with a publisher confirm (D5: an order is
+ * only reported as placed once the broker has it), then counts the sale, records the order
+ * history of registered users (or keeps it in an outbox until it can be written) and empties the
+ * cart. */
 #include "libshop/amqp.h"
 #include "libshop/conf.h"
 #include "libshop/log.h"
 #include "libshop/metrics.h"
+#include "libshop/redis.h"
 #include "libshop/service.h"
+#include "services/payment/outbox.h"
 #include "services/payment/routes.h"
 
 static const struct shop_route routes[] = {
@@ -28,13 +32,25 @@ int main(int argc, char **argv)
         shop_fatalx("config: PAYMENT_GATEWAY=\"%s\" is not an http(s) URL", payment_cfg.gateway);
     payment_cfg.gateway_timeout_ms = shop_conf_long("PAYMENT_GATEWAY_TIMEOUT_MS", 5000, 1, 600000);
     payment_cfg.delay_ms = shop_conf_long("PAYMENT_DELAY_MS", 0, 0, 600000);
+    /* a pay in progress holds its key as long as its slowest path may take, and a minute */
+    payment_cfg.pending_ttl_s =
+        (payment_cfg.delay_ms + payment_cfg.gateway_timeout_ms + 4 * 5000) / 1000 + 60;
+    payment_cfg.session_cookie = shop_conf_str("SHOP_SESSION_COOKIE", "shop_session");
+    long retry_ms = shop_conf_long("PAYMENT_OUTBOX_RETRY_MS", 1000, 10, 3600000);
     struct shop_amqp_conf amqp;
     shop_amqp_conf_from_env(&amqp);
     shop_amqp_publisher_init(&amqp);
     shop_counter_register(&sold_count);
     shop_histogram_register(&units_sold);
     shop_histogram_register(&cart_value);
+    shop_counter_register(&pay_replayed);
+    shop_counter_register(&history_deferred);
+    shop_counter_register(&history_recovered);
+    shop_redis_init();
+    outbox_start(payment_cfg.user_base, retry_ms);
     int rc = shop_server_run(&conf);
+    outbox_stop();
+    shop_redis_cleanup();
     shop_amqp_publisher_close_thread();
     return rc;
 }

@@ -11,6 +11,12 @@ static bool is_ship(const json_t *item)
     return sku && strcmp(sku, "SHIP") == 0;
 }
 
+/* A line's amount: a finite number >= 0 (the cart service's own arithmetic writes no other). */
+static bool amount_ok(const json_t *v)
+{
+    return json_is_number(v) && isfinite(json_number_value(v)) && json_number_value(v) >= 0;
+}
+
 bool order_check_cart(const json_t *cart, double *total, double *units)
 {
     const json_t *items = json_object_get(cart, "items");
@@ -22,19 +28,22 @@ bool order_check_cart(const json_t *cart, double *total, double *units)
         const json_t *item = json_array_get(items, i);
         if (!json_is_object(item))
             return false;
+        const json_t *sub = json_object_get(item, "subtotal");
+        if (sub && !amount_ok(sub)) /* D19: no negative line (a shipping cost of -2000) */
+            return false;
         if (is_ship(item)) {
             has_ship = true;
             continue;
         }
         const json_t *qty = json_object_get(item, "qty");
-        /* sold_count is a counter: a quantity must be a finite number >= 0 (D3) */
-        if (!json_is_number(qty) || !isfinite(json_number_value(qty)) || json_number_value(qty) < 0)
+        /* sold_count is a counter: a quantity must be a finite number > 0 (D3, D19) */
+        if (!amount_ok(qty) || json_number_value(qty) == 0)
             return false;
         n += json_number_value(qty);
     }
     const json_t *t = json_object_get(cart, "total");
-    if (!has_ship || !json_is_number(t) || json_number_value(t) == 0 ||
-        !isfinite(json_number_value(t)) || !isfinite(n))
+    /* D19: an empty cart (no product line) or a total <= 0 is not paid */
+    if (!has_ship || n == 0 || !amount_ok(t) || json_number_value(t) == 0 || !isfinite(n))
         return false;
     *total = json_number_value(t);
     *units = n;

@@ -6,11 +6,12 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* The reference's cart check (and the inputs of the sale metrics). A cart is valid when `items` is
- * an array of objects, some item has sku "SHIP", `total` is a number other than 0 and every other
- * item has a numeric `qty`. On success fills *total and *units (sum of qty over non-SHIP items) and
- * returns true. Stricter than the reference, which answered 500 for a missing `items` or `qty` (D3:
- * bad input gets a 4xx, never a crash). */
+/* The check of the cart about to be paid (the server's, D19). A cart is valid when `items` is an
+ * array of objects, some item has sku "SHIP", at least one other item, each of those with a
+ * numeric `qty` > 0, no line with a negative `subtotal`, and `total` a number > 0. On success
+ * fills *total and *units (sum of qty over non-SHIP items) and returns true. The reference
+ * accepted any total other than 0 and a SHIP line alone; it answered 500 for a missing `items`
+ * or `qty` (D3: bad input gets a 4xx, never a crash). */
 bool order_check_cart(const json_t *cart, double *total, double *units);
 
 /* Formats 16 random bytes as a version-4 UUID, lowercase canonical form (36 chars + NUL). */

@@ -12,12 +12,15 @@ struct payment_config {
     const char *gateway; /* "" = no gateway call (D6) */
     long gateway_timeout_ms;
     long delay_ms;
+    long pending_ttl_s;         /* how long a pay in progress keeps its key (D21) */
+    const char *session_cookie; /* the session cookie's name (SHOP_SESSION_COOKIE) */
 };
 extern struct payment_config payment_cfg;
 
 extern struct shop_counter sold_count;
 extern struct shop_histogram units_sold;
 extern struct shop_histogram cart_value;
+extern struct shop_counter pay_replayed;
 
 shop_handler route_health, route_pay;
 

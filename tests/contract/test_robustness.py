@@ -57,7 +57,7 @@ ROUTES = {
              "POST /register", "POST /order/:id", "GET /history/:id"],
     "cart": ["GET /health", "GET /cart/:id", "DELETE /cart/:id", "GET /rename/:from/:to",
              "GET /add/:id/:sku/:qty", "POST /add/:id/:sku/:qty", "GET /update/:id/:sku/:qty",
-             "POST /update/:id/:sku/:qty", "POST /shipping/:id"],
+             "POST /update/:id/:sku/:qty", "POST /shipping/:id", "GET /nonce/:id"],
     # GET /memory is left out on purpose: each call keeps 25 MiB (D14); see safe()
     "shipping": ["GET /health", "GET /count", "GET /codes", "GET /cities/:code",
                  "GET /match/:code/:text", "GET /calc/:id", "POST /confirm/:id", "GET /free",

@@ -19,7 +19,7 @@ FUZZ_LIB_SRC := libshop/util.c libshop/json.c libshop/http.c libshop/router.c li
                 libshop/http_metrics.c libshop/server.c libshop/service.c libshop/err.c \
                 libshop/conf.c libshop/log.c libshop/metrics.c libshop/client.c \
                 services/cart/cartcheck.c services/cart/cartcalc.c services/dispatch/work.c \
-                services/payment/order.c services/catalogue/search.c services/shipping/calc.c \
+                services/payment/order.c services/payment/idem.c services/catalogue/search.c services/shipping/calc.c \
                 services/ratings/ratecalc.c
 FUZZ_LIB_A   := $(FUZZ_DIR)/lib/libfuzzshop.a
 

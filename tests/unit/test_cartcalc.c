@@ -3,6 +3,8 @@
 #include "services/cart/cartcalc.c"
 #include "tests/unit/check.h"
 
+#include <stdio.h>
+
 #include <math.h>
 
 static const char *num(double v)
@@ -166,8 +168,28 @@ static void test_corrupt(void)
     json_decref(cart);
 }
 
+/* D19: a cart holds at most CART_LINES_MAX lines; more of a SKU already there still merges. */
+static void test_lines_bounded(void)
+{
+    json_t *cart = cart_new();
+    char sku[16];
+    bool ok = true;
+    for (int i = 0; i < CART_LINES_MAX; i++) {
+        snprintf(sku, sizeof(sku), "SKU-%d", i);
+        ok = ok && cart_add(cart, sku, NULL, 1, 1) == CART_OK;
+    }
+    CHECK(ok);
+    CHECK(cart_add(cart, "ONE-MORE", NULL, 1, 1) == CART_FULL);
+    CHECK(json_array_size(json_object_get(cart, "items")) == CART_LINES_MAX);
+    CHECK(cart_add(cart, "SKU-0", NULL, 1, 3) == CART_OK);
+    CHECK(cart_update(cart, "SKU-1", 0) == CART_OK);
+    CHECK(cart_add(cart, "ONE-MORE", NULL, 1, 1) == CART_OK);
+    json_decref(cart);
+}
+
 int main(void)
 {
+    test_lines_bounded();
     test_parse_int();
     test_tax();
     test_reference_cart();

@@ -1,5 +1,7 @@
-/* test_payment.c - payment's pure order logic: cart validation (docs/api/payment.yaml), the sale
- * metric inputs, UUIDv4 text and the Python-style AMQP message. */
+/* test_payment.c - payment's pure order logic: cart validation (docs/api/payment.yaml, D19), the
+ * sale metric inputs, UUIDv4 text, the Python-style AMQP message, and the idempotency keys and
+ * records (D21). */
+#include "services/payment/idem.c"
 #include "services/payment/order.c"
 #include "tests/unit/check.h"
 
@@ -41,9 +43,18 @@ static void test_cart_validation(void)
                 "{\"qty\":4,\"sku\":\"B\"}]}",
                 &t, &u));
     CHECK(u == 7);
-    /* a SHIP line alone with a total is valid (0 units), as in the reference */
-    CHECK(check("{\"total\":10,\"items\":[{\"qty\":1,\"sku\":\"SHIP\"}]}", &t, &u));
-    CHECK(u == 0);
+    /* D19: a SHIP line alone (no product: an empty cart) is refused (the reference paid it) */
+    CHECK(!check("{\"total\":10,\"items\":[{\"qty\":1,\"sku\":\"SHIP\"}]}", &t, &u));
+    /* D19: a total <= 0, a quantity <= 0, a negative line are refused */
+    CHECK(
+        !check("{\"total\":-5,\"items\":[{\"qty\":1,\"sku\":\"A\"},{\"sku\":\"SHIP\"}]}", &t, &u));
+    CHECK(!check("{\"total\":5,\"items\":[{\"qty\":0,\"sku\":\"A\"},{\"sku\":\"SHIP\"}]}", &t, &u));
+    CHECK(!check("{\"total\":5,\"items\":[{\"qty\":-1,\"sku\":\"A\"},{\"qty\":2,\"sku\":"
+                 "\"B\"},{\"sku\":\"SHIP\"}]}",
+                 &t, &u));
+    CHECK(!check("{\"total\":0.01,\"items\":[{\"qty\":1,\"sku\":\"A\",\"subtotal\":2001},"
+                 "{\"sku\":\"SHIP\",\"subtotal\":-2000.99}]}",
+                 &t, &u));
     /* the reference's "cart not valid" cases */
     CHECK(!check("{\"total\":0,\"items\":[{\"qty\":1,\"sku\":\"SHIP\"}]}", &t, &u));
     CHECK(!check("{\"total\":0.0,\"items\":[{\"qty\":1,\"sku\":\"SHIP\"}]}", &t, &u));
@@ -135,10 +146,96 @@ static void test_documents(void)
     json_decref(c2);
 }
 
+static void test_idem_key_syntax(void)
+{
+    CHECK(idem_key_ok("a"));
+    CHECK(idem_key_ok("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    CHECK(idem_key_ok("!~"));
+    CHECK(!idem_key_ok(""));
+    CHECK(!idem_key_ok("two words"));
+    CHECK(!idem_key_ok("tab\there"));
+    CHECK(!idem_key_ok("caf\xc3\xa9"));
+    char k[IDEM_KEY_MAX + 2];
+    memset(k, 'k', sizeof(k));
+    k[IDEM_KEY_MAX] = '\0';
+    CHECK(idem_key_ok(k));
+    k[IDEM_KEY_MAX] = 'k';
+    k[IDEM_KEY_MAX + 1] = '\0';
+    CHECK(!idem_key_ok(k));
+}
+
+static void test_idem_cookie(void)
+{
+    char v[16];
+    CHECK(idem_cookie("shop_session=abc", "shop_session", v, sizeof(v)) == 3);
+    CHECK_STR(v, "abc");
+    CHECK(idem_cookie("a=1; shop_session=xyz ; b=2", "shop_session", v, sizeof(v)) == 3);
+    CHECK_STR(v, "xyz");
+    CHECK(idem_cookie("my_shop_session=1; shop_session=2", "shop_session", v, sizeof(v)) == 1);
+    CHECK_STR(v, "2");
+    CHECK(idem_cookie("shop_session_x=1", "shop_session", v, sizeof(v)) == -1);
+    CHECK(idem_cookie("a=1", "shop_session", v, sizeof(v)) == -1);
+    CHECK(idem_cookie(NULL, "shop_session", v, sizeof(v)) == -1);
+    CHECK(idem_cookie("s=0123456789abcdef", "s", v, sizeof(v)) == -1); /* does not fit */
+    CHECK(idem_cookie("s=", "s", v, sizeof(v)) == 0);
+}
+
+static void test_idem_keys_and_records(void)
+{
+    char *a = idem_redis_key("", NULL, "anonymous-1", "n1");
+    char *b = idem_redis_key("", NULL, "anonymous-1", "n2");
+    char *c = idem_redis_key("", "n1", "anonymous-1", NULL);
+    char *d = idem_redis_key("s", NULL, "anonymous-1", "n1");
+    CHECK_STR(a, "payment/idem/[\"cart\",\"\",\"anonymous-1\",\"n1\"]");
+    CHECK(strcmp(a, b) != 0 && strcmp(a, c) != 0 && strcmp(a, d) != 0);
+    CHECK(idem_redis_key("", NULL, "anonymous-1", NULL) == NULL);
+    char *e = idem_redis_key("\xff", "k", "x", NULL); /* a session that is not UTF-8: left out */
+    char *f = idem_redis_key("", "k", "x", NULL);
+    CHECK_STR(e, f);
+    free(a), free(b), free(c), free(d), free(e), free(f);
+
+    struct idem_record r = {.state = IDEM_DONE, .cart = "stan", .nonce = "n1", .cleared = true};
+    memcpy(r.orderid, "0f8fad5b-d9cb-469f-a165-70867728950e", 37);
+    char *text = idem_record_dump(&r);
+    struct idem_record back;
+    CHECK(idem_record_parse(text, strlen(text), &back));
+    CHECK(back.state == IDEM_DONE && back.cleared);
+    CHECK_STR(back.orderid, r.orderid);
+    CHECK_STR(back.cart, "stan");
+    CHECK(idem_record_matches(&back, "stan", "n1"));
+    CHECK(idem_record_matches(&back, "stan", NULL));
+    CHECK(!idem_record_matches(&back, "stan", "n2")); /* a new cart under the same id */
+    CHECK(!idem_record_matches(&back, "partner-1", "n1"));
+    idem_record_free(&back);
+    free(text);
+    r.nonce = NULL;
+    r.state = IDEM_PENDING;
+    text = idem_record_dump(&r);
+    CHECK(idem_record_parse(text, strlen(text), &back));
+    CHECK(back.state == IDEM_PENDING && back.nonce == NULL);
+    idem_record_free(&back);
+    free(text);
+    const char *bad[] = {"",
+                         "{}",
+                         "[]",
+                         "{\"state\":\"done\"}",
+                         "{\"state\":\"gone\",\"orderid\":\"0f8fad5b-d9cb-469f-a165-70867728950e\","
+                         "\"cart\":\"x\",\"nonce\":null,\"cleared\":false}",
+                         "{\"state\":\"done\",\"orderid\":\"nope\",\"cart\":\"x\",\"nonce\":null,"
+                         "\"cleared\":false}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(!idem_record_parse(bad[i], strlen(bad[i]), &back));
+        idem_record_free(&back);
+    }
+}
+
 int main(void)
 {
     test_cart_validation();
     test_uuid();
     test_documents();
+    test_idem_key_syntax();
+    test_idem_cookie();
+    test_idem_keys_and_records();
     return check_report("payment");
 }

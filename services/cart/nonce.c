@@ -1,0 +1,122 @@
+/* nonce.c - the carts' nonces (nonce.h): one Redis key per cart id, "cart/nonce/<id>". A cart id
+ * never holds '/' (path parameters cannot), so no cart can be stored under such a key. */
+#include "services/cart/nonce.h"
+#include "libshop/http.h"
+#include "libshop/log.h"
+#include "libshop/random.h"
+#include "libshop/redis.h"
+#include "libshop/util.h"
+#include "services/cart/routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONCE_HEX 32 /* 16 random bytes */
+
+#define NONCE_PREFIX "cart/nonce/"
+
+static char *nonce_key(const char *id)
+{
+    size_t n = strlen(NONCE_PREFIX) + strlen(id) + 1;
+    char *key = shop_xmalloc(n);
+    snprintf(key, n, "%s%s", NONCE_PREFIX, id);
+    return key;
+}
+
+static void nonce_new(char out[NONCE_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char rnd[NONCE_HEX / 2];
+    shop_random_bytes(rnd, sizeof(rnd));
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        out[2 * i] = hex[rnd[i] >> 4];
+        out[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    out[NONCE_HEX] = '\0';
+}
+
+/* A nonce lives as long as its cart may, and a day after. */
+static long nonce_ttl(void)
+{
+    return cart_cfg.ttl + CART_NONCE_KEEP_S;
+}
+
+int cart_nonce_rotate(const char *id, struct shop_err *err)
+{
+    char n[NONCE_HEX + 1];
+    nonce_new(n);
+    char *key = nonce_key(id);
+    int rc = shop_redis_set(key, n, strlen(n), nonce_ttl(), err);
+    free(key);
+    return rc;
+}
+
+int cart_nonce_copy(const char *from, const char *to, struct shop_err *err)
+{
+    char *fkey = nonce_key(from), *tkey = nonce_key(to), *val = NULL;
+    size_t len = 0;
+    int rc = shop_redis_get(fkey, &val, &len, err);
+    if (rc == 0) {
+        val = shop_xmalloc(NONCE_HEX + 1);
+        nonce_new(val);
+        len = NONCE_HEX;
+    }
+    if (rc != -1)
+        rc = shop_redis_set(tkey, val, len, nonce_ttl(), err);
+    free(val);
+    free(fkey);
+    free(tkey);
+    return rc;
+}
+
+void cart_nonce_keep(const char *id)
+{
+    struct shop_err err;
+    char *key = nonce_key(id);
+    if (shop_redis_expire(key, CART_NONCE_KEEP_S, &err) == -1)
+        shop_log_warnx("cart %s: nonce kept with its old TTL: %s", id, err.msg);
+    free(key);
+}
+
+/* Reads the nonce; a cart that has none gets one (SET NX: concurrent callers agree). Returns 1
+ * with *val, 0 when there is neither, -1 with err set. */
+static int nonce_read(const char *id, char **val, size_t *len, struct shop_err *err)
+{
+    char *key = nonce_key(id);
+    int rc = shop_redis_get(key, val, len, err);
+    if (rc == 0) {
+        char *cart = NULL;
+        size_t clen;
+        rc = shop_redis_get(id, &cart, &clen, err);
+        free(cart);
+        char n[NONCE_HEX + 1];
+        nonce_new(n);
+        if (rc == 1)
+            rc = shop_redis_set_nx(key, n, strlen(n), nonce_ttl(), err);
+        if (rc == 1)
+            rc = shop_redis_get(key, val, len, err);
+    }
+    free(key);
+    return rc;
+}
+
+void route_nonce(struct shop_req *req)
+{
+    const char *id = shop_req_param(req, "id");
+    if (!cart_id_allowed(req, id))
+        return;
+    char *val;
+    size_t len;
+    struct shop_err err;
+    int rc = nonce_read(id, &val, &len, &err);
+    static const struct shop_err_reply redis_error = {
+        .down = "redis not available", .down_json = true, .failed_json = true};
+    if (rc == -1)
+        shop_reply_err(req, &err, &redis_error);
+    else if (rc == 0)
+        shop_reply_text(req, 404, "cart not found");
+    else
+        shop_reply_json(req, 200, json_pack("{s:s%}", "nonce", val, len));
+    free(val);
+}

@@ -381,31 +381,6 @@ int shop_mongo_find_one(const char *coll, const json_t *filter, json_t **doc, st
     return *doc ? 1 : 0;
 }
 
-int shop_mongo_count(const char *coll, const json_t *filter, long long limit, long long *n,
-                     struct shop_err *err)
-{
-    bson_t f, o = BSON_INITIALIZER;
-    int rc = -1;
-    *n = 0;
-    if (limit > 0)
-        BSON_APPEND_INT64(&o, "limit", limit);
-    if (to_bson(filter, &f, err) == 0) {
-        struct use u = use_begin(coll);
-        bson_error_t e;
-        int64_t got = mongoc_collection_count_documents(u.coll, &f, &o, NULL, NULL, &e);
-        if (got < 0) {
-            driver_err(&e, err);
-        } else {
-            *n = got;
-            rc = 0;
-        }
-        use_end(&u);
-    }
-    bson_destroy(&o);
-    bson_destroy(&f);
-    return rc;
-}
-
 int shop_mongo_insert(const char *coll, const json_t *doc, struct shop_err *err)
 {
     bson_t d;

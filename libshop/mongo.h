@@ -30,10 +30,6 @@ int shop_mongo_find(const char *coll, const json_t *filter, const json_t *opts, 
 /* The first document matching filter: 1 with *doc (new reference), 0 when there is none, -1
  * with err set. */
 int shop_mongo_find_one(const char *coll, const json_t *filter, json_t **doc, struct shop_err *err);
-/* The number of documents matching filter, counting at most limit (0 = all) of them, in *n.
- * Returns 0 or -1 with err set. */
-int shop_mongo_count(const char *coll, const json_t *filter, long long limit, long long *n,
-                     struct shop_err *err);
 /* Inserts doc. Returns 0 or -1 with err set. */
 int shop_mongo_insert(const char *coll, const json_t *doc, struct shop_err *err);
 /* Applies update (operators: {"$set": {...}}) to the first document matching filter. Returns

@@ -9,6 +9,7 @@
 json_t *user_public(json_t *doc)
 {
     json_object_del(doc, "password");
+    json_object_del(doc, "orders");
     return doc;
 }
 

@@ -7,7 +7,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* A user document as shown to clients: without its password (D4). Steals doc, returns it. */
+/* A user document as shown to clients: without its password (D4) and without its order count
+ * (the bound on orders, kept in the document). Steals doc, returns it. */
 json_t *user_public(json_t *doc);
 
 /* The stored password of a user document, or NULL when it has none (or not a string). */

@@ -317,25 +317,36 @@ void route_register_user(struct shop_req *req)
 
 /* ---- routes: orders ------------------------------------------------------------------------ */
 
-/* 1 when name already has orders_max orders (answered 409), 0 when there is room, -1 on a
- * database error (answered). Two orders at the same moment may both find room: the bound holds
- * within the number of worker threads. */
-static int orders_full(struct shop_req *req, const char *name)
+/* Takes one of the user's order slots: the user document's order count goes up by one unless
+ * it has reached orders_max, atomically (so the bound is exact under concurrency, and costs
+ * one small update rather than a count of the orders). 1 when taken, 0 when the user is at the
+ * bound (answered 409), -1 on a database error (answered). */
+static int take_order_slot(struct shop_req *req, const char *name)
 {
-    json_t *filter = json_pack("{s:s}", "name", name);
-    long long n = 0;
+    json_t *filter = json_pack("{s:s,s:[{s:{s:I}},{s:{s:b}}]}", "name", name, "$or", "orders",
+                               "$lt", (json_int_t)orders_max, "orders", "$exists", 0);
+    json_t *upd = json_pack("{s:{s:i}}", "$inc", "orders", 1);
     struct shop_err err;
-    int rc = filter ? shop_mongo_count("orders", filter, orders_max, &n, &err) : 0;
+    int rc = filter && upd ? shop_mongo_update_one("users", filter, upd, &err) : 0;
     json_decref(filter);
-    if (rc == -1) {
+    json_decref(upd);
+    if (rc == -1)
         shop_reply_err(req, &err, &db_error);
-        return -1;
-    }
-    if (n >= orders_max) {
+    else if (rc == 0)
         shop_reply_text(req, 409, "order limit reached");
-        return 1;
-    }
-    return 0;
+    return rc;
+}
+
+/* Gives back the slot of an order that could not be stored. */
+static void give_back_slot(const char *name)
+{
+    json_t *filter = json_pack("{s:s,s:{s:i}}", "name", name, "orders", "$gt", 0);
+    json_t *upd = json_pack("{s:{s:i}}", "$inc", "orders", -1);
+    struct shop_err err;
+    if (filter && upd && shop_mongo_update_one("users", filter, upd, &err) == -1)
+        shop_log_warnx("order count of a refused order not given back: %s", err.msg);
+    json_decref(filter);
+    json_decref(upd);
 }
 
 static void store_order(struct shop_req *req, const char *name, const json_t *body)
@@ -343,6 +354,7 @@ static void store_order(struct shop_req *req, const char *name, const json_t *bo
     json_t *doc = user_order_doc(name, body);
     struct shop_err err;
     if (!doc || shop_mongo_insert("orders", doc, &err) == -1) {
+        give_back_slot(name);
         if (!doc || (err.kind == SHOP_ERR_REJECTED && err.code == 0)) /* not storable as BSON */
             shop_reply_text(req, 400, "order cannot be stored");
         else
@@ -366,7 +378,9 @@ void route_order(struct shop_req *req)
         shop_reply_err(req, &err, &db_error);
     else if (rc == 0)
         shop_reply_text(req, 404, "name not found");
-    else if (orders_full(req, id) == 0)
+    else if (!user_storable_keys(body))
+        shop_reply_text(req, 400, "order cannot be stored");
+    else if (take_order_slot(req, id) == 1)
         store_order(req, id, body);
     json_decref(doc);
     json_decref(body);

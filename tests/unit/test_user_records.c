@@ -21,8 +21,8 @@ static bool same(json_t *v, const char *want)
 
 static void test_public(void)
 {
-    json_t *u =
-        user_public(J("{\"_id\":\"a\",\"name\":\"stan\",\"password\":\"h\",\"email\":\"e\"}"));
+    json_t *u = user_public(J("{\"_id\":\"a\",\"name\":\"stan\",\"password\":\"h\",\"email\":\"e\","
+                              "\"orders\":3}"));
     CHECK(same(u, "{\"_id\":\"a\",\"email\":\"e\",\"name\":\"stan\"}"));
     json_decref(u);
     json_t *d = J("{\"password\":\"x\"}");

@@ -52,6 +52,10 @@ const char *shop_req_id(const struct shop_req *req);
  * (D2, D23: UTF-8, no '/', NUL or control characters, at most 256 bytes, else 400). */
 const char *shop_req_param(const struct shop_req *req, const char *name);
 const char *shop_req_header(struct shop_req *req, const char *name);
+/* The raw (not percent-decoded) value of the query argument name, or NULL. */
+const char *shop_req_query(struct shop_req *req, const char *name);
+/* The connection's peer address as text ("127.0.0.1", "::1") in buf, or "" when unknown. */
+void shop_req_peer(struct shop_req *req, char *buf, size_t len);
 /* true when the request's Accept header (absent: anything) admits the media type type
  * ("application/json"), exactly or through a wildcard range (all types, or all subtypes of its
  * type); quality values are not weighed. */

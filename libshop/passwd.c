@@ -1,5 +1,6 @@
 /* passwd.c - yescrypt hashing through libxcrypt (crypt_gensalt_ra + crypt_ra), verification
- * of yescrypt, legacy bcrypt and legacy plaintext records, and the upgrade test. */
+ * of yescrypt, legacy bcrypt and legacy plaintext records, the upgrade test, and the bound on
+ * hashes running at once (admission, a dummy record for unknown names). */
 #include "libshop/passwd.h"
 #include "libshop/log.h"
 #include "libshop/util.h"
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +24,40 @@
 static const char *const hash_prefixes[] = {"$y$", "$2a$", "$2b$", "$2y$"};
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 static sem_t hash_slots;
+static atomic_uint admitted;  /* callers inside run_crypt: hashing or waiting for a slot */
+static atomic_uint admit_max; /* 0 = no limit */
+
+struct shop_counter shop_passwd_hashes =
+    SHOP_COUNTER_INIT("user_password_hashes_total",
+                      "Password hashes computed (logins, registrations, upgrades).", SHOP_NUM_JS);
+struct shop_counter shop_passwd_hashes_begun = SHOP_COUNTER_INIT(
+    "user_password_hashes_begun_total",
+    "Password hashes admitted (computed + running or waiting for a core now).", SHOP_NUM_JS);
+struct shop_counter shop_passwd_hashes_busy = SHOP_COUNTER_INIT(
+    "user_password_hashes_busy_total",
+    "Hashes refused at once because every admitted slot was taken (503).", SHOP_NUM_JS);
 
 static void slots_init(void)
 {
     sem_init(&hash_slots, 0, HASH_CONCURRENCY);
+}
+
+void shop_passwd_set_limit(unsigned n)
+{
+    atomic_store(&admit_max, n);
+}
+
+/* Takes an admission (false when the limit is reached: nothing taken). */
+static bool admit(void)
+{
+    unsigned max = atomic_load(&admit_max);
+    if (atomic_fetch_add(&admitted, 1) >= max && max > 0) {
+        atomic_fetch_sub(&admitted, 1);
+        shop_counter_add(&shop_passwd_hashes_busy, 1);
+        return false;
+    }
+    shop_counter_add(&shop_passwd_hashes_begun, 1);
+    return true;
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -58,6 +90,13 @@ bool shop_passwd_is_hash(const char *stored)
     return false;
 }
 
+/* An admission beyond the limit, for the calls that wait their turn (tools, tests). */
+static void admit_always(void)
+{
+    atomic_fetch_add(&admitted, 1);
+    shop_counter_add(&shop_passwd_hashes_begun, 1);
+}
+
 /* Compares two strings in time that depends only on their lengths. */
 static bool ct_equal(const char *a, const char *b)
 {
@@ -71,7 +110,8 @@ static bool ct_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-/* crypt(3) of password with setting (a salt or a whole hash). Heap string or NULL. */
+/* crypt(3) of password with setting (a salt or a whole hash), for an admitted caller (gives the
+ * admission back). Heap string or NULL. */
 static char *run_crypt(const char *password, const char *setting)
 {
     void *data = NULL;
@@ -84,6 +124,8 @@ static char *run_crypt(const char *password, const char *setting)
     if (h && h[0] != '*')
         out = shop_xstrdup(h);
     sem_post(&hash_slots);
+    atomic_fetch_sub(&admitted, 1);
+    shop_counter_add(&shop_passwd_hashes, 1);
     if (data) {
         explicit_bzero(data, (size_t)size);
         free(data);
@@ -91,13 +133,81 @@ static char *run_crypt(const char *password, const char *setting)
     return out;
 }
 
-char *shop_passwd_hash(const char *password)
+/* A fresh yescrypt setting ("$y$j9T$<salt>"), heap, or NULL (logged). */
+static char *new_setting(void)
 {
     char *setting = crypt_gensalt_ra("$y$", YESCRYPT_COST, NULL, 0);
-    if (!setting) {
+    if (!setting)
         shop_log_warn("crypt_gensalt_ra($y$)");
-        return NULL;
+    return setting;
+}
+
+enum shop_passwd_rc shop_passwd_make(const char *password, char **out)
+{
+    *out = NULL;
+    char *setting = new_setting();
+    if (!setting)
+        return SHOP_PASSWD_FAILED;
+    if (!admit()) {
+        free(setting);
+        return SHOP_PASSWD_BUSY;
     }
+    *out = run_crypt(password, setting);
+    free(setting);
+    if (!*out) {
+        shop_log_warnx("yescrypt hashing failed");
+        return SHOP_PASSWD_FAILED;
+    }
+    return 0;
+}
+
+/* A record no password matches, of the current cost: a fresh setting and a hash part of the right
+ * length that crypt(3) never makes ('*' is outside its alphabet). Heap, or NULL. */
+static char *dummy_record(void)
+{
+    char *setting = new_setting();
+    if (!setting)
+        return NULL;
+    size_t n = strlen(setting);
+    char *rec = shop_xmalloc(n + 45);
+    memcpy(rec, setting, n);
+    rec[n] = '$';
+    memset(rec + n + 1, '*', 43);
+    rec[n + 44] = '\0';
+    free(setting);
+    return rec;
+}
+
+enum shop_passwd_rc shop_passwd_check(const char *password, const char *stored)
+{
+    if (!password)
+        return SHOP_PASSWD_MISMATCH;
+    bool real = stored && shop_passwd_is_hash(stored);
+    char *dummy = real ? NULL : dummy_record();
+    const char *setting = real ? stored : dummy;
+    if (!setting)
+        return SHOP_PASSWD_FAILED;
+    if (!admit()) {
+        free(dummy);
+        return SHOP_PASSWD_BUSY;
+    }
+    char *h = run_crypt(password, setting);
+    bool ok = false; /* a corrupt record (no h) matches nothing */
+    if (real)
+        ok = h && ct_equal(h, stored);
+    else if (stored)
+        ok = ct_equal(password, stored);
+    free(h);
+    free(dummy);
+    return ok ? SHOP_PASSWD_MATCH : SHOP_PASSWD_MISMATCH;
+}
+
+char *shop_passwd_hash(const char *password)
+{
+    char *setting = new_setting();
+    if (!setting)
+        return NULL;
+    admit_always();
     char *h = run_crypt(password, setting);
     free(setting);
     if (!h)
@@ -111,6 +221,7 @@ bool shop_passwd_verify(const char *password, const char *stored)
         return false;
     if (!shop_passwd_is_hash(stored))
         return ct_equal(password, stored);
+    admit_always();
     char *h = run_crypt(password, stored);
     bool ok = h && ct_equal(h, stored);
     free(h);

@@ -104,10 +104,14 @@ static void mark_up(void)
         shop_log_info("redis %s:%d reachable again", g_conf.host, g_conf.port);
 }
 
+/* Errors of a Redis that is not serving (answer 503): starting, busy, a replica without its
+ * master, and OOM - full at maxmemory with the noeviction policy, it refuses writes and keeps
+ * every key (the local stack's setting: a session or a cart is never evicted before its TTL). */
 static bool busy_error(const char *msg)
 {
     return strncmp(msg, "LOADING", 7) == 0 || strncmp(msg, "BUSY", 4) == 0 ||
-           strncmp(msg, "MASTERDOWN", 10) == 0 || strncmp(msg, "TRYAGAIN", 8) == 0;
+           strncmp(msg, "MASTERDOWN", 10) == 0 || strncmp(msg, "TRYAGAIN", 8) == 0 ||
+           strncmp(msg, "OOM", 3) == 0;
 }
 
 /* Sends AUTH and SELECT on a fresh connection. Returns 0 or -1 with last_err set. */

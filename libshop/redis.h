@@ -2,7 +2,7 @@
  * per worker thread, short timeouts, reconnect with a fail-fast window while Redis is down,
  * a PING health probe, and calls on one key that take and return bytes: get, set with a TTL,
  * del, incr and an atomic read-modify-write. Failures are a struct shop_err (err.h):
- * UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN;
+ * UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN, OOM;
  * answer 503, D16), FAILED when it answered with an error (answer 500). */
 #ifndef SHOP_REDIS_H
 #define SHOP_REDIS_H

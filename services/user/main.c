@@ -3,7 +3,9 @@
  * order (D10), anonymous ids from the Redis counter `anonymous-counter`, and sessions that own
  * those ids and the user (D18, session.c). */
 #include "libshop/conf.h"
+#include "libshop/metrics.h"
 #include "libshop/mongo.h"
+#include "libshop/passwd.h"
 #include "libshop/redis.h"
 #include "libshop/service.h"
 #include "services/user/routes.h"
@@ -26,6 +28,10 @@ int main(int argc, char **argv)
     shop_mongo_init(shop_conf_str("MONGO_URL", "mongodb://mongodb:27017/users"), "users");
     shop_redis_init();
     session_init();
+    user_routes_setup();
+    shop_counter_register(&shop_passwd_hashes);
+    shop_counter_register(&shop_passwd_hashes_begun);
+    shop_counter_register(&shop_passwd_hashes_busy);
     int rc = shop_server_run(&conf);
     shop_redis_cleanup();
     shop_mongo_cleanup();

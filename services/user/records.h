@@ -7,7 +7,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* A user document as shown to clients: without its password (D4). Steals doc, returns it. */
+/* A user document as shown to clients: without its password (D4) and without its order count
+ * (the bound on orders, kept in the document). Steals doc, returns it. */
 json_t *user_public(json_t *doc);
 
 /* The stored password of a user document, or NULL when it has none (or not a string). */
@@ -21,12 +22,39 @@ bool user_storable_keys(const json_t *v);
  * keys user_storable_keys refuses). New reference; body is borrowed. */
 json_t *user_order_doc(const char *name, const json_t *body);
 
-/* The reference's {_id, name, history} from a user's stored documents (an array in _id order,
- * the order one process created them in): the orders of legacy {name, history:[...]} documents
- * (written before orders were stored one per document, so always older) first, then those of
- * the {_id, name, order} documents; _id is the first legacy document's, else the first one's.
- * NULL when there are no documents. New reference. */
-json_t *user_history(const json_t *docs, const char *name);
+/* ---- history pages ----------------------------------------------------------------------
+ * A user's history is the orders of the legacy {name, history:[...]} documents (written before
+ * orders were stored one per document, so always older) first, then those of the {name, order}
+ * documents, each kind in _id order (the order one process created them in). A page is at most
+ * a limit of orders from a position; the position of the next page is a cursor: "h<oid>-<n>"
+ * (legacy document <oid> from its n-th order on, then the legacy documents after it) or
+ * "o<oid>" (the one-order documents after <oid>); <oid> is 24 hex digits. */
+
+#define HISTORY_PAGE 50 /* orders in a page, at most and by default */
+
+struct history_pos {
+    char kind;    /* 'h': legacy documents, 'o': one-order documents */
+    char oid[25]; /* "" = from the first document of the kind */
+    size_t index; /* kind 'h': the first order to show of document oid */
+};
+
+/* Parses a cursor; NULL is the start of the history. false when s is malformed. */
+bool history_cursor_parse(const char *s, struct history_pos *pos);
+/* The cursor of pos in buf (at least 48 bytes). */
+void history_cursor_format(const struct history_pos *pos, char *buf, size_t len);
+
+/* The filter and find options of the documents of pos's kind from pos on, at most fetch of
+ * them, in _id order. New references. */
+json_t *history_filter(const char *name, const struct history_pos *pos);
+json_t *history_options(size_t fetch);
+
+/* Appends to page the orders of docs (documents of pos's kind from pos on, as history_filter
+ * finds them, at most fetch of them) until page holds limit orders. Returns true with *next set
+ * when there may be more of the kind (the page is full or fetch documents were read), false when
+ * the kind has no more. *first is set to the _id of the first document an order came from when
+ * it is NULL (a new reference). */
+bool history_take(json_t *page, const json_t *docs, const struct history_pos *pos, size_t limit,
+                  size_t fetch, struct history_pos *next, json_t **first);
 
 /* The selector of a password upgrade: the document doc (by its _id, an ObjectId when it is 24
  * hex digits) while it still holds the password old. NULL when doc has no _id. */

@@ -280,8 +280,12 @@ def test_register_race_one_winner(user):
     body = {"name": name, "password": SECRETS["race"], "email": "e"}
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         res = list(pool.map(lambda _: post(user + "/register", json=body), range(10)))
-    assert sorted((r.status_code, r.text) for r in res) == \
-        [(200, "OK")] + [(400, "name already exists")] * 9
+    got = sorted((r.status_code, r.text) for r in res)
+    # one winner; every other one finds the name taken, or - more at once than the service lets
+    # hash (SHOP_THREADS - 1, docs/SECURITY.md) - is told to come back
+    assert got[0] == (200, "OK") and got.count((200, "OK")) == 1, got
+    assert set(got[1:]) <= {(400, "name already exists"), (503, "busy, try again in a second")}, got
+    assert (400, "name already exists") in got, got
 
 
 # ---- legacy password records (D4) ----------------------------------------------------------

@@ -4,6 +4,9 @@
 #include "tests/unit/check.h"
 
 #include <crypt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* Length of "$y$<params>$" at the start of a yescrypt hash or setting; 0 when there is none. */
@@ -89,8 +92,77 @@ static void test_plaintext(void)
     CHECK(!shop_passwd_verify("$2b$xx", "$2b$xx"));
 }
 
+static double hashes(void)
+{
+    return atomic_load(&shop_passwd_hashes.value);
+}
+
+/* shop_passwd_check computes exactly one hash whatever the record is, so an unknown name, a
+ * plaintext record and a wrong password cost the same. */
+static void test_check_costs_one_hash(void)
+{
+    char *h = NULL;
+    CHECK(shop_passwd_make("password", &h) == 0 && h && strncmp(h, "$y$", 3) == 0);
+    double before = hashes();
+    CHECK(shop_passwd_check("password", h) == SHOP_PASSWD_MATCH);
+    CHECK(shop_passwd_check("nope", h) == SHOP_PASSWD_MISMATCH);
+    CHECK(shop_passwd_check("password", NULL) == SHOP_PASSWD_MISMATCH); /* no such user */
+    CHECK(shop_passwd_check("", NULL) == SHOP_PASSWD_MISMATCH);
+    CHECK(shop_passwd_check("password", "password") == SHOP_PASSWD_MATCH); /* plaintext */
+    CHECK(shop_passwd_check("nope", "password") == SHOP_PASSWD_MISMATCH);
+    CHECK(shop_passwd_check("$y$broken", "$y$broken") == SHOP_PASSWD_MISMATCH);
+    CHECK(hashes() - before == 7);
+    CHECK(shop_passwd_check(NULL, h) == SHOP_PASSWD_MISMATCH);
+    free(h);
+}
+
+struct slow {
+    const char *record;
+    enum shop_passwd_rc rc;
+};
+
+static void *slow_check(void *p)
+{
+    struct slow *s = p;
+    s->rc = shop_passwd_check("x", s->record);
+    return NULL;
+}
+
+/* With a limit of 1, a check while another runs is refused at once (BUSY), computing nothing. */
+static void test_limit(void)
+{
+    /* a bcrypt record of cost 12: long enough to be running while the second check comes */
+    char *setting = crypt_gensalt_ra("$2b$", 12, NULL, 0);
+    struct crypt_data *d = calloc(1, sizeof(*d));
+    struct slow s = {crypt_r("y", setting, d), SHOP_PASSWD_FAILED};
+    shop_passwd_set_limit(1);
+    double begun = atomic_load(&shop_passwd_hashes_begun.value);
+    pthread_t t;
+    pthread_create(&t, NULL, slow_check, &s);
+    while (atomic_load(&shop_passwd_hashes_begun.value) == begun) /* the first one is admitted */
+        sched_yield();
+    double busy = atomic_load(&shop_passwd_hashes_busy.value);
+    char *h = (char *)"unset";
+    enum shop_passwd_rc second = shop_passwd_check("x", NULL);
+    enum shop_passwd_rc make = shop_passwd_make("x", &h);
+    bool running =
+        atomic_load(&shop_passwd_hashes.value) < atomic_load(&shop_passwd_hashes_begun.value);
+    pthread_join(t, NULL);
+    if (running) { /* the slow one was still running: both refused */
+        CHECK(second == SHOP_PASSWD_BUSY && make == SHOP_PASSWD_BUSY && h == NULL);
+        CHECK(atomic_load(&shop_passwd_hashes_busy.value) - busy == 2);
+    }
+    CHECK(s.rc == SHOP_PASSWD_MISMATCH);
+    shop_passwd_set_limit(0);
+    CHECK(shop_passwd_check("x", NULL) == SHOP_PASSWD_MISMATCH); /* free again */
+    free(setting);
+    free(d);
+}
+
 int main(void)
 {
+    test_check_costs_one_hash();
+    test_limit();
     test_yescrypt();
     test_old_cost();
     test_bcrypt();

@@ -21,8 +21,8 @@ static bool same(json_t *v, const char *want)
 
 static void test_public(void)
 {
-    json_t *u =
-        user_public(J("{\"_id\":\"a\",\"name\":\"stan\",\"password\":\"h\",\"email\":\"e\"}"));
+    json_t *u = user_public(J("{\"_id\":\"a\",\"name\":\"stan\",\"password\":\"h\",\"email\":\"e\","
+                              "\"orders\":3}"));
     CHECK(same(u, "{\"_id\":\"a\",\"email\":\"e\",\"name\":\"stan\"}"));
     json_decref(u);
     json_t *d = J("{\"password\":\"x\"}");
@@ -60,30 +60,75 @@ static void test_storable(void)
     json_decref(body);
 }
 
-/* true when the history of the documents docs (JSON text) is want ("null" for none). */
-static bool history_is(const char *docs, const char *name, const char *want)
+#define OID(c) "\"" c "00000000000000000000000\""
+
+/* Takes a page of at most limit from docs (JSON text) at pos; true when the page is want, the
+ * answer more and the next cursor next ("" when none). */
+static bool take_is(const char *docs, const struct history_pos *pos, size_t limit, size_t fetch,
+                    const char *want, bool more, const char *next)
 {
-    json_t *d = J(docs), *h = user_history(d, name);
-    bool ok = h ? same(h, want) : strcmp(want, "null") == 0;
-    json_decref(h);
+    json_t *d = J(docs), *page = json_array(), *first = NULL;
+    struct history_pos np;
+    bool got = history_take(page, d, pos, limit, fetch, &np, &first);
+    char cur[48] = "";
+    if (got)
+        history_cursor_format(&np, cur, sizeof(cur));
+    bool ok = same(page, want) && got == more && strcmp(cur, next) == 0;
+    if (!ok) {
+        char *text = json_dumps(page, JSON_ENCODE_ANY);
+        fprintf(stderr, "page %s more %d next %s\n", text, got, cur);
+        free(text);
+    }
+    json_decref(first);
+    json_decref(page);
     json_decref(d);
     return ok;
 }
 
-static void test_history(void)
+static void test_history_pages(void)
 {
-    CHECK(user_history(NULL, "stan") == NULL);
-    CHECK(history_is("[]", "stan", "null"));
-    /* legacy orders first, then the one-order documents; _id of the first legacy document */
-    CHECK(history_is("[{\"_id\":\"1\",\"name\":\"stan\",\"order\":{\"orderid\":\"a\"}},"
-                     "{\"_id\":\"2\",\"name\":\"stan\",\"history\":[{\"orderid\":\"old1\"},"
-                     "{\"orderid\":\"old2\"}]},"
-                     "{\"_id\":\"3\",\"name\":\"stan\",\"order\":{\"orderid\":\"b\"}}]",
-                     "stan",
-                     "{\"_id\":\"2\",\"history\":[{\"orderid\":\"old1\"},{\"orderid\":\"old2\"},"
-                     "{\"orderid\":\"a\"},{\"orderid\":\"b\"}],\"name\":\"stan\"}"));
-    CHECK(history_is("[{\"_id\":\"9\",\"order\":1},{\"_id\":\"10\",\"order\":2}]", "x",
-                     "{\"_id\":\"9\",\"history\":[1,2],\"name\":\"x\"}"));
+    struct history_pos pos;
+    char buf[48];
+    CHECK(history_cursor_parse(NULL, &pos) && pos.kind == 'h' && !pos.oid[0]);
+    CHECK(history_cursor_parse("h0123456789abcdef01234567-12", &pos) && pos.index == 12);
+    history_cursor_format(&pos, buf, sizeof(buf));
+    CHECK_STR(buf, "h0123456789abcdef01234567-12");
+    CHECK(history_cursor_parse("o0123456789abcdef01234567", &pos) && pos.kind == 'o');
+    history_cursor_format(&pos, buf, sizeof(buf));
+    CHECK_STR(buf, "o0123456789abcdef01234567");
+    const char *bad[] = {"",
+                         "x0123456789abcdef01234567",
+                         "o0123456789abcdef0123456",
+                         "o0123456789abcdef01234567-1",
+                         "h0123456789abcdef01234567",
+                         "h0123456789abcdef01234567-",
+                         "h0123456789abcdef01234567-1x",
+                         "h0123456789abcdef0123456g-1",
+                         "h0123456789abcdef01234567-1234567890"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(!history_cursor_parse(bad[i], &pos));
+
+    /* one-order documents: a full page with one more document read names the last one taken */
+    history_cursor_parse(NULL, &pos);
+    pos.kind = 'o';
+    const char *three = "[{\"_id\":" OID("a") ",\"order\":1},{\"_id\":" OID(
+        "b") ",\"order\":2},"
+             "{\"_id\":" OID("c") ",\"order\":3}]";
+    CHECK(take_is(three, &pos, 2, 3, "[1,2]", true, "ob00000000000000000000000"));
+    CHECK(take_is(three, &pos, 3, 4, "[1,2,3]", false, "")); /* all of them: no more */
+    CHECK(take_is("[]", &pos, 3, 4, "[]", false, ""));
+    /* legacy documents: a page ends inside one, or at its end with another after it */
+    history_cursor_parse(NULL, &pos);
+    const char *legacy =
+        "[{\"_id\":" OID("a") ",\"history\":[1,2,3]},{\"_id\":" OID("b") ",\"history\":[4]}]";
+    CHECK(take_is(legacy, &pos, 2, 2, "[1,2]", true, "ha00000000000000000000000-2"));
+    CHECK(take_is(legacy, &pos, 3, 2, "[1,2,3]", true, "hb00000000000000000000000-0"));
+    /* every order read, fetch documents read: there may be more after the last */
+    CHECK(take_is(legacy, &pos, 9, 2, "[1,2,3,4]", true, "hb00000000000000000000000-1"));
+    CHECK(take_is(legacy, &pos, 9, 3, "[1,2,3,4]", false, ""));
+    /* from inside the first document */
+    history_cursor_parse("ha00000000000000000000000-2", &pos);
+    CHECK(take_is(legacy, &pos, 9, 3, "[3,4]", false, ""));
 }
 
 static void test_upgrade_filter(void)
@@ -107,7 +152,7 @@ int main(void)
 {
     test_public();
     test_storable();
-    test_history();
+    test_history_pages();
     test_upgrade_filter();
     return check_report("user_records");
 }

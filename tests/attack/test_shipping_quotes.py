@@ -2,8 +2,6 @@
 only with the distance, cost and destination that shipping's /calc quoted to this client (the signed
 cookie shop_ship_quote). Each attack is refused and leaves the cart as it was; the honest flow of the
 web UI (calc, then confirm with the body it got, cookies kept) still works."""
-import uuid
-
 import requests
 
 TIMEOUT = 15
@@ -11,7 +9,8 @@ NO_ROUTE = "no such route\n"
 
 
 def fresh_cart(s, web):
-    cid = "atk-ship-%s" % uuid.uuid4().hex[:10]
+    """A cart under an id the session s owns (D18: /uniqueid gives it, the session cookie proves it)."""
+    cid = s.get(web + "/api/user/uniqueid", timeout=TIMEOUT).json()["uuid"]
     r = s.get("%s/api/cart/add/%s/Watson/1" % (web, cid), timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     return cid

@@ -1,7 +1,8 @@
 -- request.lua - one request shape for wrk, from the environment: BENCH_METHOD (GET), BENCH_BODY,
 -- BENCH_CTYPE (application/json). "__N__" in the path or body becomes a per-request counter
 -- (BENCH_START + 1, + 2, ...; modulo BENCH_MOD when set), so POSTs can use unique ids.
--- Run with -t1: one Lua state, so the counter is unique across all connections.
+-- Run with -t1: one Lua state, so the counter is unique across all connections. Headers given to
+-- wrk with -H (a session cookie, ...) go with every request.
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 local ctype = os.getenv("BENCH_CTYPE") or "application/json"
@@ -16,6 +17,9 @@ request = function()
     end
     local path = wrk.path:gsub("__N__", tostring(k))
     local headers = {}
+    for name, value in pairs(wrk.headers) do
+        headers[name] = value
+    end
     local b = nil
     if body then
         b = body:gsub("__N__", tostring(k))

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +364,17 @@ bool shop_trace_ids(char trace_hex[33], char span_hex[17])
 
 /* ---- the exporter --------------------------------------------------------------------------- */
 
+/* At the stop a slow or silent collector gets STOP_GRACE_MS more, not the whole export timeout. */
+enum { STOP_GRACE_MS = 2000 };
+static _Atomic long long stop_deadline_ns;
+
+static int export_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)ud, (void)dt, (void)dn, (void)ut, (void)un;
+    long long d = stop_deadline_ns;
+    return d && shop_now_ns() > d; /* non-zero aborts the transfer */
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *ud)
 {
     (void)p;
@@ -416,6 +428,8 @@ static void *exporter(void *arg)
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg.timeout_ms);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, export_progress);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
     pthread_mutex_lock(&q.lock);
     for (;;) {
@@ -593,6 +607,7 @@ void shop_trace_init(const char *service)
         cfg.batch = cfg.cap; /* as the specification asks */
     q.stop = false;
     q.head = q.count = 0;
+    stop_deadline_ns = 0;
     q.slot = shop_xcalloc(cfg.cap, SLOT_SIZE);
     q.len = shop_xcalloc(cfg.cap, sizeof(q.len[0]));
     sigset_t all, old;
@@ -613,6 +628,7 @@ void shop_trace_shutdown(void)
     if (!q.running)
         return;
     cfg.exporting = false;
+    stop_deadline_ns = shop_now_ns() + STOP_GRACE_MS * 1000000LL;
     pthread_mutex_lock(&q.lock);
     q.stop = true;
     pthread_cond_signal(&q.wake);

@@ -18,6 +18,7 @@
 #include "libshop/amqp.h"
 #include "libshop/conf.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "libshop/util.h"
 
 #include <amqp.h>
@@ -458,6 +459,16 @@ static int pub_send(struct pub *p, const char *body, size_t len, char *err, size
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    char tp[SHOP_TRACEPARENT_LEN + 1];
+    amqp_table_entry_t trace_header; /* the publish span's context, for the consumer's span */
+    if (shop_trace_header(tp, sizeof(tp))) {
+        trace_header.key = amqp_cstring_bytes("traceparent");
+        trace_header.value.kind = AMQP_FIELD_KIND_UTF8;
+        trace_header.value.value.bytes = amqp_cstring_bytes(tp);
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers.num_entries = 1;
+        props.headers.entries = &trace_header;
+    }
     amqp_bytes_t b = {.len = len, .bytes = (void *)(uintptr_t)body};
     int rc = amqp_basic_publish(p->conn, CHANNEL, amqp_cstring_bytes(pub_conf.exchange),
                                 amqp_cstring_bytes(pub_conf.routing_key), 1, 0, &props, b);
@@ -472,7 +483,26 @@ static int pub_send(struct pub *p, const char *body, size_t len, char *err, size
     return rc;
 }
 
+static int publish(const char *body, size_t len, struct shop_err *e);
+
+/* A publish is a producer span; its context travels in the message's traceparent header. */
 int shop_amqp_publish(const char *body, size_t len, struct shop_err *e)
+{
+    struct shop_span span;
+    shop_span_begin(&span, SHOP_SPAN_PRODUCER, NULL, "publish %s", pub_conf.exchange);
+    shop_span_attr_str(&span, "messaging.system", "rabbitmq");
+    shop_span_attr_str(&span, "messaging.operation.type", "send");
+    shop_span_attr_str(&span, "messaging.destination.name", pub_conf.exchange);
+    shop_span_attr_str(&span, "messaging.rabbitmq.destination.routing_key", pub_conf.routing_key);
+    shop_span_attr_int(&span, "messaging.message.body.size", (long long)len);
+    int rc = publish(body, len, e);
+    if (rc != 0)
+        shop_span_fail(&span, e->msg);
+    shop_span_end(&span);
+    return rc;
+}
+
+static int publish(const char *body, size_t len, struct shop_err *e)
 {
     char *err = e->msg;
     size_t errlen = sizeof(e->msg);
@@ -657,6 +687,24 @@ fail:
     return NULL;
 }
 
+/* The traceparent header of a delivered message into out ("" when it has none). */
+static void header_traceparent(const amqp_basic_properties_t *props, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return;
+    for (int i = 0; i < props->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &props->headers.entries[i];
+        if (e->key.len == 11 && memcmp(e->key.bytes, "traceparent", 11) == 0 &&
+            (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES) &&
+            e->value.value.bytes.len < size) {
+            memcpy(out, e->value.value.bytes.bytes, e->value.value.bytes.len);
+            out[e->value.value.bytes.len] = '\0';
+            return;
+        }
+    }
+}
+
 /* Handles a frame that is not a delivery. Returns 0 to go on, -1 when the channel or the
  * connection is gone. */
 static int other_frame(amqp_connection_state_t conn)
@@ -749,6 +797,7 @@ static int consume_loop(struct shop_amqp_consumer *c, amqp_connection_state_t co
                                                .redelivered = env.redelivered,
                                                .body = env.message.body.bytes,
                                                .len = env.message.body.len};
+                header_traceparent(&env.message.properties, d.traceparent, sizeof(d.traceparent));
                 c->fn(c->ud, &d);
             } /* else: left unacked; closing the channel requeues it */
             amqp_destroy_envelope(&env);

@@ -71,6 +71,7 @@ struct shop_amqp_delivery {
     bool redelivered;
     const char *body; /* valid only during the callback; NOT NUL-terminated */
     size_t len;
+    char traceparent[56]; /* the publisher's trace context (W3C), or "" */
 };
 
 typedef void (*shop_amqp_deliver_fn)(void *ud, const struct shop_amqp_delivery *d);

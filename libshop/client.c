@@ -2,6 +2,7 @@
  * connections to the same service are reused. */
 #include "libshop/client.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -103,7 +104,29 @@ static struct curl_slist *add_cookie(struct curl_slist *hdrs, const char *cookie
     return hdrs;
 }
 
+static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
+                     const char *traceparent);
+
+/* Every outbound call is a client span whose context travels in the traceparent header. */
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res)
+{
+    struct shop_span span;
+    char tp[SHOP_TRACEPARENT_LEN + 1];
+    shop_span_begin(&span, SHOP_SPAN_CLIENT, NULL, "%s", call->method);
+    shop_trace_header(tp, sizeof(tp));
+    shop_span_attr_str(&span, "http.request.method", call->method);
+    shop_span_attr_str(&span, "url.full", call->url);
+    int rc = http_call(call, res, tp);
+    if (rc == 0)
+        shop_span_attr_int(&span, "http.response.status_code", res->status);
+    if (rc != 0 || res->status >= 500)
+        shop_span_fail(&span, rc != 0 ? res->err.msg : "server error");
+    shop_span_end(&span);
+    return rc;
+}
+
+static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
+                     const char *traceparent)
 {
     CURL *h = thread_handle();
     res->status = 0;
@@ -126,6 +149,10 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
         hdrs = curl_slist_append(hdrs, line);
     }
     hdrs = add_cookie(hdrs, call->cookie);
+    if (*traceparent) {
+        snprintf(line, sizeof(line), "traceparent: %s", traceparent);
+        hdrs = curl_slist_append(hdrs, line);
+    }
     long connect_ms = call->timeout_ms < 2000 ? call->timeout_ms : 2000;
     curl_easy_setopt(h, CURLOPT_URL, call->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

@@ -1,16 +1,19 @@
 /* consumer.c - the RabbitMQ consumer's worker pool (see consumer.h). */
 #include "libshop/consumer.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "libshop/util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct job {
     uint64_t gen, tag;
     bool redelivered;
     void *data;
+    char traceparent[56]; /* the publisher's trace context: the work is its consumer span */
     struct job *next;
 };
 
@@ -37,6 +40,7 @@ static void on_delivery(void *ud, const struct shop_amqp_delivery *d)
     struct job *j = shop_xcalloc(1, sizeof(*j));
     *j = (struct job){
         .gen = d->generation, .tag = d->tag, .redelivered = d->redelivered, .data = data};
+    memcpy(j->traceparent, d->traceparent, sizeof(j->traceparent));
     pthread_mutex_lock(&p->mu);
     if (p->tail)
         p->tail->next = j;
@@ -85,8 +89,16 @@ static void *worker(void *arg)
     struct shop_consumer *p = arg;
     struct job *j;
     while ((j = next_job(p))) {
+        struct shop_span span;
+        shop_span_begin(&span, SHOP_SPAN_CONSUMER, j->traceparent, "process %s", p->c.amqp->queue);
+        shop_span_attr_str(&span, "messaging.system", "rabbitmq");
+        shop_span_attr_str(&span, "messaging.operation.type", "process");
+        shop_span_attr_str(&span, "messaging.destination.name", p->c.amqp->queue);
         if (p->c.work(p, p->c.ud, j->data, j->redelivered))
             shop_amqp_consumer_ack(p->amqp, j->gen, j->tag);
+        else
+            shop_span_fail(&span, "not processed: left for the broker to redeliver");
+        shop_span_end(&span);
         job_free(p, j);
     }
     return NULL;

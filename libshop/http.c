@@ -7,6 +7,7 @@
 #include "libshop/http_internal.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 
 #include <ctype.h>
 #include <netdb.h>
@@ -113,8 +114,10 @@ static void access_log(struct shop_req *req, double secs)
     for (const char *u = req->url; *u && i < sizeof(path) - 1; u++)
         path[i++] = (*u > 0x20 && *u < 0x7f && *u != '"') ? *u : '?';
     path[i] = '\0';
-    shop_log_access("rid=%s method=%s path=\"%s\" status=%d ms=%.3f", req->rid, req->method, path,
-                    req->status, secs * 1000.0);
+    char trace[33] = "-", span[17];
+    shop_trace_ids(trace, span);
+    shop_log_access("rid=%s method=%s path=\"%s\" status=%d ms=%.3f trace=%s", req->rid,
+                    req->method, path, req->status, secs * 1000.0, trace);
 }
 
 void shop_reply(struct shop_req *req, int status, const char *content_type, const char *body,

@@ -3,6 +3,7 @@
  * batches at most ACCESS_DELAY_MS after the first of a batch, which saves a write(2) per
  * request. Any ordinary line first writes out the pending batch, so the order stays true. */
 #include "libshop/log.h"
+#include "libshop/trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,10 +27,13 @@ static bool flusher_tried, flusher_running;
 
 int shop_log_level = SHOP_LOG_INFO;
 static const char *log_service = "shop";
+static bool log_json; /* LOG_FORMAT=json */
 
 void shop_log_init(const char *service)
 {
     log_service = service;
+    const char *fmt = getenv("LOG_FORMAT");
+    log_json = fmt && strcasecmp(fmt, "json") == 0;
 }
 
 int shop_log_set_level(const char *name)
@@ -114,7 +118,7 @@ static void start_flusher(void)
 }
 
 /* Formats "<level>svc=NAME " + fmt (+ ": suffix") + newline into line; returns its length. */
-static size_t format_line(char *line, size_t size, int level, const char *suffix, const char *fmt,
+static size_t format_text(char *line, size_t size, int level, const char *suffix, const char *fmt,
                           va_list ap)
 {
     int n = snprintf(line, size, "<%d>svc=%s ", level, log_service);
@@ -135,6 +139,76 @@ static size_t format_line(char *line, size_t size, int level, const char *suffix
     }
     line[len++] = '\n';
     return len;
+}
+
+/* Appends s as JSON string contents to out[*len, size), leaving room for the line's end. */
+static void json_escape(char *out, size_t *len, size_t size, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char e[8] = {(char)*p};
+        size_t n = 1;
+        if (*p == '"' || *p == '\\') {
+            e[0] = '\\';
+            e[1] = (char)*p;
+            n = 2;
+        } else if (*p < 0x20) {
+            n = (size_t)snprintf(e, sizeof(e), "\\u%04x", *p);
+        }
+        if (*len + n + 160 >= size) /* room for the fields after it */
+            return;
+        memcpy(out + *len, e, n);
+        *len += n;
+    }
+}
+
+/* LOG_FORMAT=json: one object per line with the OpenTelemetry log data model's trace_id and
+ * span_id, the request id, level, service and message. */
+static size_t format_json(char *line, size_t size, int level, const char *suffix, const char *fmt,
+                          va_list ap)
+{
+    static const char *names[8] = {"error", "error", "error", "error",
+                                   "warn",  "info",  "info",  "debug"};
+    char msg[LINE_MAX_LEN], tid[33], sid[17], ts[40];
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (m < 0)
+        return 0;
+    if (suffix && (size_t)m < sizeof(msg))
+        snprintf(msg + m, sizeof(msg) - (size_t)m, ": %s", suffix);
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    size_t len = 0;
+    int n = snprintf(line, size, "{\"timestamp\":\"%s.%03ldZ\",\"level\":\"%s\",\"service\":\"", ts,
+                     now.tv_nsec / 1000000, names[level & 7]);
+    if (n < 0)
+        return 0;
+    len = (size_t)n;
+    json_escape(line, &len, size, log_service);
+    len += (size_t)snprintf(line + len, size - len, "\",\"message\":\"");
+    json_escape(line, &len, size, msg);
+    line[len++] = '"';
+    const struct shop_span *span = shop_span_current();
+    if (shop_trace_ids(tid, sid)) {
+        n = snprintf(line + len, size - len, ",\"trace_id\":\"%s\",\"span_id\":\"%s\"", tid, sid);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    if (span && span->request_id) {
+        len += (size_t)snprintf(line + len, size - len, ",\"request_id\":\"");
+        json_escape(line, &len, size, span->request_id);
+        line[len++] = '"';
+    }
+    line[len++] = '}';
+    line[len++] = '\n';
+    return len;
+}
+
+static size_t format_line(char *line, size_t size, int level, const char *suffix, const char *fmt,
+                          va_list ap)
+{
+    return log_json ? format_json(line, size, level, suffix, fmt, ap)
+                    : format_text(line, size, level, suffix, fmt, ap);
 }
 
 static void vlog(int level, const char *suffix, const char *fmt, va_list ap)

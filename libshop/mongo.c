@@ -5,6 +5,7 @@
 #include "libshop/mongo_driver.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "libshop/util.h"
 
 #include <pthread.h>
@@ -320,23 +321,33 @@ static int to_bson(const json_t *v, bson_t *out, struct shop_err *err)
     return -1;
 }
 
-/* A pooled client and one of its collections, for the length of one call. */
+/* A pooled client and one of its collections, for the length of one call, which is a client
+ * span named after the operation and the collection (never the filter's values). */
 struct use {
     mongoc_client_t *client;
     mongoc_collection_t *coll;
+    struct shop_span span;
 };
 
-static struct use use_begin(const char *coll)
+static void use_begin(struct use *u, const char *coll, const char *op)
 {
-    struct use u = {.client = shop_mongo_pop()};
-    u.coll = shop_mongo_collection(u.client, coll);
-    return u;
+    shop_span_begin(&u->span, SHOP_SPAN_CLIENT, NULL, "%s %s.%s", op, db_name, coll);
+    shop_span_attr_str(&u->span, "db.system.name", "mongodb");
+    shop_span_attr_str(&u->span, "db.namespace", db_name);
+    shop_span_attr_str(&u->span, "db.collection.name", coll);
+    shop_span_attr_str(&u->span, "db.operation.name", op);
+    u->client = shop_mongo_pop();
+    u->coll = shop_mongo_collection(u->client, coll);
 }
 
-static void use_end(struct use *u)
+/* fail: the error's description when the call failed, else NULL. */
+static void use_end(struct use *u, const char *fail)
 {
     mongoc_collection_destroy(u->coll);
     shop_mongo_push(u->client);
+    if (fail)
+        shop_span_fail(&u->span, fail);
+    shop_span_end(&u->span);
 }
 
 int shop_mongo_find(const char *coll, const json_t *filter, const json_t *opts, json_t **docs,
@@ -346,7 +357,8 @@ int shop_mongo_find(const char *coll, const json_t *filter, const json_t *opts, 
     int rc = -1;
     *docs = NULL;
     if ((to_bson(filter, &f, err) | to_bson(opts, &o, err)) == 0) {
-        struct use u = use_begin(coll);
+        struct use u;
+        use_begin(&u, coll, "find");
         mongoc_cursor_t *cur = mongoc_collection_find_with_opts(u.coll, &f, &o, NULL);
         const bson_t *d;
         bson_error_t e;
@@ -361,7 +373,7 @@ int shop_mongo_find(const char *coll, const json_t *filter, const json_t *opts, 
             rc = 0;
         }
         mongoc_cursor_destroy(cur);
-        use_end(&u);
+        use_end(&u, rc < 0 ? err->msg : NULL);
     }
     bson_destroy(&o);
     bson_destroy(&f);
@@ -386,10 +398,11 @@ int shop_mongo_insert(const char *coll, const json_t *doc, struct shop_err *err)
     bson_t d;
     int rc = -1;
     if (to_bson(doc, &d, err) == 0) {
-        struct use u = use_begin(coll);
+        struct use u;
+        use_begin(&u, coll, "insert");
         bson_error_t e;
         rc = mongoc_collection_insert_one(u.coll, &d, NULL, NULL, &e) ? 0 : driver_err(&e, err);
-        use_end(&u);
+        use_end(&u, rc < 0 ? err->msg : NULL);
     }
     bson_destroy(&d);
     return rc;
@@ -401,7 +414,8 @@ int shop_mongo_update_one(const char *coll, const json_t *filter, const json_t *
     bson_t f, d, reply;
     int rc = -1;
     if ((to_bson(filter, &f, err) | to_bson(update, &d, err)) == 0) {
-        struct use u = use_begin(coll);
+        struct use u;
+        use_begin(&u, coll, "update");
         bson_error_t e;
         bson_iter_t it;
         if (!mongoc_collection_update_one(u.coll, &f, &d, NULL, &reply, &e))
@@ -411,7 +425,7 @@ int shop_mongo_update_one(const char *coll, const json_t *filter, const json_t *
         else
             rc = 0;
         bson_destroy(&reply);
-        use_end(&u);
+        use_end(&u, rc < 0 ? err->msg : NULL);
     }
     bson_destroy(&d);
     bson_destroy(&f);

@@ -4,6 +4,7 @@
 #include "libshop/mysql.h"
 #include "libshop/conf.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "libshop/util.h"
 
 #include <errmsg.h>
@@ -550,8 +551,28 @@ static bool conn_stale(MYSQL *m)
 /* Runs a statement on this thread's connection, connecting first if needed. A reused
  * connection that turns out dead is replaced and the statement retried once when that is
  * safe (read-only, or failed before execution). */
+static int run_retried(const char *sql, const struct shop_mysql_param *params, size_t nparams,
+                       json_t **rows, unsigned long long *affected, struct shop_err *err);
+
+/* One statement as a client span: its text is the shape (values travel as parameters). */
 static int run(const char *sql, const struct shop_mysql_param *params, size_t nparams,
                json_t **rows, unsigned long long *affected, struct shop_err *err)
+{
+    struct shop_span span;
+    size_t verb = strcspn(sql, " \t\n");
+    shop_span_begin(&span, SHOP_SPAN_CLIENT, NULL, "%.*s", (int)(verb < 16 ? verb : 16), sql);
+    shop_span_attr_str(&span, "db.system.name", "mysql");
+    shop_span_attr_str(&span, "db.operation.name", span.name);
+    shop_span_attr_str(&span, "db.query.text", sql);
+    int rc = run_retried(sql, params, nparams, rows, affected, err);
+    if (rc != 0)
+        shop_span_fail(&span, err->msg);
+    shop_span_end(&span);
+    return rc;
+}
+
+static int run_retried(const char *sql, const struct shop_mysql_param *params, size_t nparams,
+                       json_t **rows, unsigned long long *affected, struct shop_err *err)
 {
     struct tconn *tc = thread_conn();
     for (int attempt = 0; attempt < 2; attempt++) {

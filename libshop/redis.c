@@ -6,6 +6,7 @@
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "libshop/util.h"
 
 #include <errno.h>
@@ -187,8 +188,43 @@ static int classify(redisReply *r, redisReply **out)
 /* Sends n pre-formatted commands in one round trip and collects n replies. On a transport
  * failure the connection is dropped; a reused connection is retried once when may_retry
  * (a stale socket after a Redis restart) unless the failure was a timeout. */
+static int run_round_trip(struct conn *c, int n, const char *const *cmds, const int *lens,
+                          redisReply **replies, bool may_retry);
+
+/* The command's name from its RESP encoding ("*2\r\n$3\r\nGET\r\n..." gives GET). */
+static void command_name(const char *cmd, int len, char *out, size_t size)
+{
+    const char *p = memchr(cmd, '$', (size_t)len), *end = cmd + len;
+    p = p ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+    size_t n = 0;
+    for (p = p ? p + 1 : end; p < end && *p != '\r' && n + 1 < size; p++)
+        out[n++] = *p;
+    out[n] = '\0';
+}
+
+/* One round trip as a client span: the commands' names, never their keys or values. */
 static int run(struct conn *c, int n, const char *const *cmds, const int *lens,
                redisReply **replies, bool may_retry)
+{
+    struct shop_span span;
+    char first[24], last[24];
+    command_name(cmds[0], lens[0], first, sizeof(first));
+    command_name(cmds[n - 1], lens[n - 1], last, sizeof(last));
+    shop_span_begin(&span, SHOP_SPAN_CLIENT, NULL, "%s%s%s", first, n > 1 ? "..." : "",
+                    n > 1 ? last : "");
+    shop_span_attr_str(&span, "db.system.name", "redis");
+    shop_span_attr_str(&span, "db.operation.name", span.name);
+    shop_span_attr_str(&span, "server.address", g_conf.host);
+    shop_span_attr_int(&span, "server.port", g_conf.port);
+    int rc = run_round_trip(c, n, cmds, lens, replies, may_retry);
+    if (rc != SHOP_REDIS_OK)
+        shop_span_fail(&span, "redis unavailable");
+    shop_span_end(&span);
+    return rc;
+}
+
+static int run_round_trip(struct conn *c, int n, const char *const *cmds, const int *lens,
+                          redisReply **replies, bool may_retry)
 {
     for (int attempt = 0;; attempt++) {
         if (!c->ctx) {

@@ -1,7 +1,9 @@
 /* router.c - the route table and dispatch: path segments matched against patterns, per-segment
- * percent-decoding, path parameters checked (D2, D23), 405 with Allow, OPTIONS and 404. */
+ * percent-decoding, path parameters checked (D2, D23), 405 with Allow, OPTIONS and 404, and
+ * the request's server span (trace.h). */
 #include "libshop/http_internal.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #define PARAM_MAX 256
 
 static struct shop_route *g_routes;
+static char **g_templates; /* each route's pattern as "/product/{sku}" (span names) */
 static size_t g_nroutes;
 
 static int hexval(int c)
@@ -149,10 +152,29 @@ static void allow_add(char *allow, size_t size, const char *method)
     snprintf(allow + len, size - len, "%s%s", len ? "," : "", method);
 }
 
-void http_dispatch(struct shop_req *req)
+/* The route's template in OpenAPI's form ("/product/{sku}"), the span name's second word. */
+static char *route_template(const char *pattern)
 {
-    char allow[128] = "";
-    int bad = 0;
+    struct shop_buf b;
+    shop_buf_init(&b, 4096);
+    for (const char *p = pattern; *p;) {
+        if (*p == ':') {
+            size_t n = strcspn(p + 1, "/");
+            shop_buf_printf(&b, "{%.*s}", (int)n, p + 1);
+            p += n + 1;
+        } else {
+            shop_buf_putc(&b, *p++);
+        }
+    }
+    char *t = shop_xstrndup(b.data ? b.data : "", b.len);
+    shop_buf_cleanup(&b);
+    return t;
+}
+
+/* Finds the route of the request: its index, or -1 with allow (the methods the path has) filled;
+ * *bad is set when the path matched but a parameter is malformed. */
+static long find_route(struct shop_req *req, char *allow, size_t allow_size, int *bad)
+{
     char *pathbuf = http_pathbuf();
     for (size_t i = 0; i < g_nroutes; i++) {
         const char *names[MAX_PARAMS], *values[MAX_PARAMS];
@@ -162,32 +184,31 @@ void http_dispatch(struct shop_req *req)
         if (m == 0)
             continue;
         if (!method_is(g_routes[i].method, req->method)) {
-            allow_add(allow, sizeof(allow), g_routes[i].method);
+            allow_add(allow, allow_size, g_routes[i].method);
             if (strcmp(g_routes[i].method, "GET") == 0)
-                allow_add(allow, sizeof(allow), "HEAD");
+                allow_add(allow, allow_size, "HEAD");
             continue;
         }
         req->stats = http_stats_route(i);
         if (m < 0) {
-            bad = 1;
-            break;
+            *bad = 1;
+            return -1;
         }
         memcpy(req->pnames, names, np * sizeof(names[0]));
         memcpy(req->pvalues, values, np * sizeof(values[0]));
         req->nparams = np;
-        g_routes[i].fn(req);
-        if (!req->replied) {
-            shop_log_warnx("rid=%s handler for %s gave no reply", req->rid, g_routes[i].pattern);
-            shop_reply_text(req, 500, "internal error");
-        }
-        return;
+        return (long)i;
     }
-    if (!req->stats)
-        req->stats = http_stats_unmatched();
+    return -1;
+}
+
+/* The answer to a request no route takes: 400, OPTIONS, 405 or 404. */
+static void reply_unrouted(struct shop_req *req, char *allow, size_t allow_size, int bad)
+{
     if (bad) {
         shop_reply_text(req, 400, "bad path parameter");
     } else if (*allow && strcmp(req->method, "OPTIONS") == 0 && shop_http_conf->options_bare) {
-        allow_add(allow, sizeof(allow), "OPTIONS");
+        allow_add(allow, allow_size, "OPTIONS");
         shop_reply_add_header(req, "Allow", allow);
         shop_reply(req, 200, NULL, "", 0);
     } else if (*allow && strcmp(req->method, "OPTIONS") == 0) {
@@ -201,6 +222,47 @@ void http_dispatch(struct shop_req *req)
     }
 }
 
+/* The server span's attributes (HTTP semantic conventions) once the answer is known. */
+static void span_finish(struct shop_span *span, struct shop_req *req, long route)
+{
+    if (span->recording) {
+        shop_span_attr_str(span, "http.request.method", req->method);
+        if (route >= 0)
+            shop_span_attr_str(span, "http.route", g_templates[route]);
+        shop_span_attr_str(span, "url.path", shop_req_path(req));
+        shop_span_attr_int(span, "http.response.status_code", req->status);
+        shop_span_attr_str(span, "shop.request_id", req->rid);
+        if (req->status >= 500)
+            shop_span_fail(span, "server error");
+    }
+    shop_span_end(span);
+}
+
+void http_dispatch(struct shop_req *req)
+{
+    char allow[128] = "";
+    int bad = 0;
+    long route = find_route(req, allow, sizeof(allow), &bad);
+    struct shop_span span;
+    shop_span_begin_server(&span, shop_req_header(req, "traceparent"),
+                           shop_req_header(req, "X-Shop-Trace-Id"), "%s %s", req->method,
+                           route >= 0 ? g_templates[route] : "");
+    span.request_id = req->rid;
+    if (route >= 0) {
+        g_routes[route].fn(req);
+        if (!req->replied) {
+            shop_log_warnx("rid=%s handler for %s gave no reply", req->rid,
+                           g_routes[route].pattern);
+            shop_reply_text(req, 500, "internal error");
+        }
+    } else {
+        if (!req->stats)
+            req->stats = http_stats_unmatched();
+        reply_unrouted(req, allow, sizeof(allow), bad);
+    }
+    span_finish(&span, req, route);
+}
+
 void http_routes_setup(const struct shop_server_conf *conf)
 {
     bool has_metrics = false;
@@ -212,12 +274,19 @@ void http_routes_setup(const struct shop_server_conf *conf)
     memcpy(g_routes, conf->routes, conf->nroutes * sizeof(*g_routes));
     if (!has_metrics)
         g_routes[conf->nroutes] = (struct shop_route){"GET", "/metrics", http_metrics_handler};
+    g_templates = shop_xcalloc(g_nroutes, sizeof(*g_templates));
+    for (size_t i = 0; i < g_nroutes; i++)
+        g_templates[i] = route_template(g_routes[i].pattern);
     http_stats_setup(g_routes, g_nroutes);
 }
 
 void http_routes_free(void)
 {
     http_stats_free();
+    for (size_t i = 0; i < g_nroutes; i++)
+        free(g_templates[i]);
+    free(g_templates);
+    g_templates = NULL;
     free(g_routes);
     g_routes = NULL;
     g_nroutes = 0;

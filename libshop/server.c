@@ -4,6 +4,7 @@
 #include "libshop/http_internal.h"
 #include "libshop/conf.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "shop_version.h"
 
 #include <arpa/inet.h>
@@ -124,6 +125,7 @@ int shop_server_run(const struct shop_server_conf *user_conf)
         close(lfd);
     drain(drain_ms);
     MHD_stop_daemon(d);
+    shop_trace_shutdown();
     http_routes_free();
     shop_log_info("stopped");
     return 0;

@@ -4,6 +4,7 @@
 #include "libshop/conf.h"
 #include "libshop/http_internal.h"
 #include "libshop/log.h"
+#include "libshop/trace.h"
 #include "shop_version.h"
 
 #include <pthread.h>
@@ -54,6 +55,7 @@ void shop_service_init(int argc, char **argv, const char *service)
     if (lvl && *lvl && shop_log_set_level(lvl) == -1)
         shop_fatalx("config: LOG_LEVEL=\"%s\" is not one of error, warn, info, debug", lvl);
     shop_log_info("starting version=%s pid=%d", SHOP_VERSION, (int)getpid());
+    shop_trace_init(service);
 }
 
 /* Raises the open-files limit to its hard maximum and returns how many connections to accept:

@@ -17,7 +17,7 @@ from conftest import listener, service_url, spawn, wait_for
 SERVICES = ["catalogue", "user", "cart", "shipping", "ratings", "payment", "dispatch"]
 HEALTH = {"ratings": "/_health"}  # ratings answers /_health for every method; 405 is shown on /api/fetch
 WRONG_METHOD = {"ratings": ("DELETE", "/api/fetch/Watson")}
-LINE = re.compile(r'^<6>svc=(\S+) rid=(\S+) method=(\S+) path="([^"]*)" status=(\d+) ms=(\d+\.\d{3})$')
+LINE = re.compile(r'^<6>svc=(\S+) rid=(\S+) method=(\S+) path="([^"]*)" status=(\d+) ms=(\d+\.\d{3}) trace=([0-9a-f]{32}|-)$')
 
 
 def log_path(name):

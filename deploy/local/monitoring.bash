@@ -42,6 +42,12 @@ mon_expand() {
   for c; do if [[ $c == monitoring ]]; then printf '%s\n' $MONITOR_COMPONENTS; else printf '%s\n' "$c"; fi; done
 }
 
+mon_env() { # the monitoring URLs in the stack's environment (compute_env's add)
+  add SHOP_PROMETHEUS_URL "http://127.0.0.1:$(mon_port prometheus)"
+  add SHOP_OPS_URL "http://127.0.0.1:$(mon_port ops)"
+  add SHOP_RABBITMQ_METRICS_URL "http://127.0.0.1:$(mon_port rabbitmq_prometheus)/metrics/per-object"
+}
+
 mon_launch() { # mon_launch COMPONENT CMD...: tagged with the state dir, so `stack procs` and the sweep know it
   launch "$1" env SHOP_STATE_DIR="$STATE" "${@:2}"
 }

@@ -138,7 +138,7 @@ start_prometheus() {
   promtool check config "$MON_DIR/prometheus.yml" >>"$LOGS/prometheus.log" 2>&1 ||
     { tail -n 20 "$LOGS/prometheus.log" >&2; die "promtool check config failed (log: $LOGS/prometheus.log)"; }
   launch prometheus prometheus --config.file="$MON_DIR/prometheus.yml" --storage.tsdb.path="$MON_DIR/data" \
-    --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$p" --web.enable-lifecycle
+    --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$p"
   wait_ready prometheus 60 http_answers "http://127.0.0.1:$p/-/ready"
   say "prometheus ready on $p: http://localhost:$p"
 }
@@ -165,6 +165,7 @@ http {
         server_name localhost;
         root $REPO/web/ops;
         location = / { try_files /index.html =404; expires -1; }
+        location ~ ^/ops\.(js|css)$ { expires -1; }
         location ^~ /css/ { root $REPO/web/static; }
         location = /logo.svg { root $REPO/web/static; }
         # Prometheus's query API only (read-only): /prometheus/api/v1/query?query=...

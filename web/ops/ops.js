@@ -66,6 +66,7 @@ async function queue() {
   text("dispatch-rate", fmt(num(rate[0]), 2));
   text("dead", dead.length || deadq.length ? fmt(num(dead[0]) || 0) + " sent, " + fmt(num(deadq[0]) || 0) + " waiting" : "–");
   const points = spark.length ? spark[0].values.map(([, v]) => Number(v)) : [];
+  text("queue-peak", points.length ? fmt(Math.max(...points)) : "–");
   const max = Math.max(10, ...points);
   document.getElementById("queue-bar").style.width = Math.min(100, (100 * (depth || 0)) / max) + "%";
   const d = points.map((v, i) => (i ? "L" : "M") + ((300 * i) / Math.max(1, points.length - 1)).toFixed(1) + "," + (58 - (56 * v) / max).toFixed(1)).join(" ");

@@ -207,7 +207,7 @@ mon_status() {
   for c in $MONITOR_COMPONENTS; do
     p=$(mon_port "$c")
     if pid_of "$c" >/dev/null; then state=running; else state=stopped; fi
-    printf '%-10s %-9s %-6s %s\n' "$c" "$state" "$p" \
+    printf '%-15s %-9s %-6s %s\n' "$c" "$state" "$p" \
       "$([[ $c == prometheus || $c == ops ]] && [[ $state == running ]] && echo "http://localhost:$p/")"
   done
 }

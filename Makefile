@@ -63,7 +63,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/shop-%)
 VERSION_H := $(BUILD)/gen/shop_version.h
 
-.PHONY: all services unit tools run stop status test coverage install clean distclean format format-check dist bench load
+.PHONY: all services unit tools run stop status demo-async test coverage install clean distclean format format-check dist bench load
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -112,6 +112,10 @@ run: all
 
 stop:
 	deploy/local/stack stop
+
+# The asynchronous lesson (docs/COURSE.md): orders wait in the queue while dispatch is offline, then drain.
+demo-async: all
+	deploy/local/demo-async
 
 status:
 	deploy/local/stack status

@@ -4,6 +4,7 @@
  * request. Any ordinary line first writes out the pending batch, so the order stays true. */
 #include "libshop/log.h"
 #include "libshop/trace.h"
+#include "libshop/util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -141,26 +142,6 @@ static size_t format_text(char *line, size_t size, int level, const char *suffix
     return len;
 }
 
-/* Appends s as JSON string contents to out[*len, size), leaving room for the line's end. */
-static void json_escape(char *out, size_t *len, size_t size, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char e[8] = {(char)*p};
-        size_t n = 1;
-        if (*p == '"' || *p == '\\') {
-            e[0] = '\\';
-            e[1] = (char)*p;
-            n = 2;
-        } else if (*p < 0x20) {
-            n = (size_t)snprintf(e, sizeof(e), "\\u%04x", *p);
-        }
-        if (*len + n + 160 >= size) /* room for the fields after it */
-            return;
-        memcpy(out + *len, e, n);
-        *len += n;
-    }
-}
-
 /* LOG_FORMAT=json: one object per line with the OpenTelemetry log data model's trace_id and
  * span_id, the request id, level, service and message. */
 static size_t format_json(char *line, size_t size, int level, const char *suffix, const char *fmt,
@@ -185,9 +166,9 @@ static size_t format_json(char *line, size_t size, int level, const char *suffix
     if (n < 0)
         return 0;
     len = (size_t)n;
-    json_escape(line, &len, size, log_service);
+    shop_json_escape_to(line, &len, size, 160, log_service);
     len += (size_t)snprintf(line + len, size - len, "\",\"message\":\"");
-    json_escape(line, &len, size, msg);
+    shop_json_escape_to(line, &len, size, 160, msg);
     line[len++] = '"';
     const struct shop_span *span = shop_span_current();
     if (shop_trace_ids(tid, sid)) {
@@ -196,7 +177,7 @@ static size_t format_json(char *line, size_t size, int level, const char *suffix
     }
     if (span && span->request_id) {
         len += (size_t)snprintf(line + len, size - len, ",\"request_id\":\"");
-        json_escape(line, &len, size, span->request_id);
+        shop_json_escape_to(line, &len, size, 160, span->request_id);
         line[len++] = '"';
     }
     line[len++] = '}';

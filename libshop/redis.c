@@ -300,12 +300,12 @@ static int cmd_typed(redisReply **reply, int want, const char *what, const char 
     return rc;
 }
 
-int shop_redis_get(const char *key, char **val, size_t *len, struct shop_err *err)
+/* The answer of a command that reads one string: 1 with a copy in *val (*len bytes), 0 when the
+ * key or index holds nothing, -1 with err set when rc is a failure. Consumes r. */
+static int take_string(int rc, redisReply *r, char **val, size_t *len, struct shop_err *err)
 {
-    redisReply *r;
     *val = NULL;
     *len = 0;
-    int rc = cmd_typed(&r, REDIS_REPLY_STRING, "GET", "GET %s", key);
     if (rc != SHOP_REDIS_OK)
         return to_err(rc, err);
     int found = r->type == REDIS_REPLY_STRING;
@@ -315,6 +315,13 @@ int shop_redis_get(const char *key, char **val, size_t *len, struct shop_err *er
     }
     freeReplyObject(r);
     return found;
+}
+
+int shop_redis_get(const char *key, char **val, size_t *len, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_STRING, "GET", "GET %s", key);
+    return take_string(rc, r, val, len, err);
 }
 
 int shop_redis_set(const char *key, const char *val, size_t len, long ttl, struct shop_err *err)
@@ -390,18 +397,8 @@ static int get_expire(const char *key, long ttl, redisReply **val)
 int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err)
 {
     redisReply *r;
-    *val = NULL;
-    *len = 0;
     int rc = get_expire(key, ttl, &r);
-    if (rc != SHOP_REDIS_OK)
-        return to_err(rc, err);
-    int found = r->type == REDIS_REPLY_STRING;
-    if (found) {
-        *val = shop_xstrndup(r->str, r->len);
-        *len = r->len;
-    }
-    freeReplyObject(r);
-    return found;
+    return take_string(rc, r, val, len, err);
 }
 
 int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err)
@@ -439,18 +436,8 @@ int shop_redis_rpush(const char *key, const char *val, size_t len, struct shop_e
 int shop_redis_lindex(const char *key, long index, char **val, size_t *len, struct shop_err *err)
 {
     redisReply *r;
-    *val = NULL;
-    *len = 0;
     int rc = cmd_typed(&r, REDIS_REPLY_STRING, "LINDEX", "LINDEX %s %ld", key, index);
-    if (rc != SHOP_REDIS_OK)
-        return to_err(rc, err);
-    int found = r->type == REDIS_REPLY_STRING;
-    if (found) {
-        *val = shop_xstrndup(r->str, r->len);
-        *len = r->len;
-    }
-    freeReplyObject(r);
-    return found;
+    return take_string(rc, r, val, len, err);
 }
 
 long shop_redis_lrem(const char *key, const char *val, size_t len, struct shop_err *err)

@@ -201,28 +201,6 @@ void shop_span_begin_server(struct shop_span *s, const char *traceparent, const 
     va_end(ap);
 }
 
-/* Appends a JSON string's contents (escaped, without quotes) to out[*len, size); stops short of
- * the end rather than overflow, and never splits an escape. */
-static void put_escaped(char *out, size_t *len, size_t size, const char *v)
-{
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        char e[8];
-        size_t n = 1;
-        e[0] = (char)*p;
-        if (*p == '"' || *p == '\\') {
-            e[0] = '\\';
-            e[1] = (char)*p;
-            n = 2;
-        } else if (*p < 0x20) {
-            n = (size_t)snprintf(e, sizeof(e), "\\u%04x", *p);
-        }
-        if (*len + n >= size)
-            return;
-        memcpy(out + *len, e, n);
-        *len += n;
-    }
-}
-
 static void put(char *out, size_t *len, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void put(char *out, size_t *len, size_t size, const char *fmt, ...)
@@ -246,12 +224,12 @@ static void add_attr(struct shop_span *s, const char *key, const char *str, cons
     char a[SHOP_SPAN_ATTRS_MAX];
     size_t n = 0;
     put(a, &n, sizeof(a), "%s{\"key\":\"", s->attrs_len ? "," : "");
-    put_escaped(a, &n, sizeof(a), key);
+    shop_json_escape_to(a, &n, sizeof(a), 0, key);
     if (value_json) {
         put(a, &n, sizeof(a), "\",\"value\":%s}", value_json);
     } else {
         put(a, &n, sizeof(a), "\",\"value\":{\"stringValue\":\"");
-        put_escaped(a, &n, sizeof(a) - 3, str);
+        shop_json_escape_to(a, &n, sizeof(a), 3, str);
         put(a, &n, sizeof(a), "\"}}");
     }
     if (n < sizeof(a) - 1 && s->attrs_len + n < sizeof(s->attrs)) {
@@ -290,13 +268,13 @@ static size_t encode(const struct shop_span *s, long long end_ns, char *out, siz
     if (!all_zero(s->parent_id, 8))
         put(out, &n, size, ",\"parentSpanId\":\"%s\"", pid);
     put(out, &n, size, ",\"flags\":%u,\"name\":\"", 0x100u | (s->flags & 0xffu));
-    put_escaped(out, &n, size, s->name);
+    shop_json_escape_to(out, &n, size, 0, s->name);
     put(out, &n, size, "\",\"kind\":%d,\"startTimeUnixNano\":\"%lld\",\"endTimeUnixNano\":\"%lld\"",
         (int)s->kind, s->start_unix_ns, end_ns);
     put(out, &n, size, ",\"attributes\":[%.*s]", (int)s->attrs_len, s->attrs);
     if (s->error) {
         put(out, &n, size, ",\"status\":{\"code\":2,\"message\":\"");
-        put_escaped(out, &n, size, s->status_msg);
+        shop_json_escape_to(out, &n, size, 0, s->status_msg);
         put(out, &n, size, "\"}}");
     } else {
         put(out, &n, size, ",\"status\":{\"code\":0}}");
@@ -519,9 +497,9 @@ static void add_resource(const char *k, const char *v, void *ud)
     char e[1100];
     size_t n = 0;
     put(e, &n, sizeof(e), ",{\"key\":\"");
-    put_escaped(e, &n, sizeof(e) - 32, k);
+    shop_json_escape_to(e, &n, sizeof(e), 32, k);
     put(e, &n, sizeof(e), "\",\"value\":{\"stringValue\":\"");
-    put_escaped(e, &n, sizeof(e) - 4, v);
+    shop_json_escape_to(e, &n, sizeof(e), 4, v);
     put(e, &n, sizeof(e), "\"}}");
     shop_buf_append(b, e, n);
 }
@@ -543,7 +521,7 @@ static void read_resource(const char *service)
     char first[400];
     size_t n = 0;
     put(first, &n, sizeof(first), "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"");
-    put_escaped(first, &n, sizeof(first) - 8, cfg.service);
+    shop_json_escape_to(first, &n, sizeof(first), 8, cfg.service);
     put(first, &n, sizeof(first), "\"}}");
     shop_buf_append(&b, first, n);
     shop_buf_printf(&b,

@@ -189,3 +189,22 @@ void shop_sleep_ms(long ms)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
 }
+
+void shop_json_escape_to(char *out, size_t *len, size_t size, size_t reserve, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char e[8] = {(char)*p};
+        size_t n = 1;
+        if (*p == '"' || *p == '\\') {
+            e[0] = '\\';
+            e[1] = (char)*p;
+            n = 2;
+        } else if (*p < 0x20) {
+            n = (size_t)snprintf(e, sizeof(e), "\\u%04x", *p);
+        }
+        if (*len + n + reserve >= size)
+            return;
+        memcpy(out + *len, e, n);
+        *len += n;
+    }
+}

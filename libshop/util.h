@@ -63,4 +63,9 @@ struct timeval shop_ms_timeval(long ms);
 /* Sleep for ms milliseconds (restarts on EINTR). */
 void shop_sleep_ms(long ms);
 
+/* Appends s, escaped as the contents of a JSON string (no quotes), to the fixed buffer out at *len
+ * (advanced). Stops before an escape that would leave fewer than reserve + 1 bytes of size free,
+ * so a truncated string never ends in half an escape and room stays for what follows. */
+void shop_json_escape_to(char *out, size_t *len, size_t size, size_t reserve, const char *s);
+
 #endif

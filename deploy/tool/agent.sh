@@ -12,6 +12,9 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive PATH=/usr/local/sbin:/usr/local/b
 STAGE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=/dev/null
 . "$STAGE/plan.sh"
+# shellcheck source=/dev/null
+[[ -f $STAGE/secrets.sh ]] && . "$STAGE/secrets.sh" # this host's share of the deployment's credentials (0600)
+LAB_MODE=${LAB_MODE:-0}
 
 OPT=/opt/roboshop
 ETC=/etc/roboshop
@@ -28,7 +31,9 @@ finish() { echo "CHANGES $CHANGES"; }
 is_service() { [[ " $ALL_SERVICES " == *" $1 "* ]]; }
 health_path() { if [[ $1 == ratings ]]; then echo /_health; else echo /health; fi; }
 port_of() { local v="PORT_$1"; echo "${!v}"; }
+bind_of() { local v="BIND_$1"; echo "${!v}"; }
 version_of() { local v="VERSION_$1"; echo "${!v}"; }
+peers_of() { local v="PEERS_$1"; echo "${!v}"; }
 # Variables naming the listen port of each service (all aliases, so a canary moves whichever one it reads).
 port_vars() {
     case $1 in
@@ -58,15 +63,48 @@ put_text() {
     rm -f "$tmp"
     return $rc
 }
+# The one package-name table: a logical name -> the apt (Debian/Ubuntu) name | the dnf (RHEL 9, Amazon Linux) name.
+# The application tier needs no package (static releases; an older archive's DEPENDS lists Debian names, apt only).
+declare -A PKG_APT=([redis]=redis-server [mysql]="mariadb-server mariadb-client" [rabbitmq]=rabbitmq-server
+    [web]="nginx openssl" [firewall]=nftables [tools]="unzip curl")
+declare -A PKG_DNF=([redis]=redis [mysql]="mariadb-server mariadb" [rabbitmq]=rabbitmq-server
+    [web]="nginx openssl" [firewall]=nftables [tools]="unzip curl")
+# ... and the names that differ between the two families once installed (units, config places, nginx's user)
+pkg_manager() { if command -v apt-get >/dev/null; then echo apt; elif command -v dnf >/dev/null; then echo dnf; else echo none; fi; }
+PKG_MANAGER=$(pkg_manager)
+if [[ $PKG_MANAGER == dnf ]]; then
+    REDIS_UNIT=redis.service REDIS_CONF=/etc/redis/redis.conf MYSQL_CNF_DIR=/etc/my.cnf.d NGINX_USER=nginx
+else
+    REDIS_UNIT=redis-server.service REDIS_CONF=/etc/redis/redis.conf MYSQL_CNF_DIR=/etc/mysql/mariadb.conf.d NGINX_USER=www-data
+fi
+pkg_names() { # pkg_names LOGICAL...: this host's package names
+    local l
+    for l; do
+        case $PKG_MANAGER in apt) echo "${PKG_APT[$l]:-$l}" ;; dnf) echo "${PKG_DNF[$l]:-$l}" ;; esac
+    done | tr ' ' '\n' | sed '/^$/d'
+}
 APT_UPDATED=0
+pkg_installed() {
+    case $PKG_MANAGER in
+        apt) [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == *"ok installed"* ]] ;;
+        dnf) rpm -q "$1" >/dev/null 2>&1 ;;
+    esac
+}
 pkg_ensure() {
     local p missing=()
-    for p; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+    [[ $PKG_MANAGER != none ]] || die "neither apt-get nor dnf on this host: install $* by hand"
+    for p; do pkg_installed "$p" || missing+=("$p"); done
     ((${#missing[@]})) || return 0
+    say "installing ${missing[*]} ($PKG_MANAGER)"
+    if [[ $PKG_MANAGER == dnf ]]; then
+        dnf install -y -q "${missing[@]}" >/tmp/roboshop-dnf.log 2>&1 ||
+            { tail -n 20 /tmp/roboshop-dnf.log >&2; die "dnf install ${missing[*]} failed"; }
+        changed "packages ${missing[*]}"
+        return 0
+    fi
     # apt-get-wait (tools/apt-get-wait, staged next to this script) waits for a dpkg lock held by unattended upgrades
     local apt=(bash "$STAGE/apt-get-wait")
     if ((APT_UPDATED == 0)); then "${apt[@]}" update -qq >/dev/null || die "apt-get update failed"; APT_UPDATED=1; fi
-    say "installing ${missing[*]}"
     "${apt[@]}" --log /tmp/roboshop-apt.log install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
         "${missing[@]}" ||
         { tail -n 20 /tmp/roboshop-apt.log >&2; die "apt-get install ${missing[*]} failed"; }
@@ -106,10 +144,12 @@ web_probe() {
     esac
     echo "${code:-no answer}${body:+ ${body:0:60}}"
 }
-healthy() { [[ $(http_code "http://127.0.0.1:$2$(health_path "$1")") == 200 ]]; }
+# A service listens on its bind address only (BIND_<svc>: this host's private address, or loopback).
+svc_url() { echo "http://$(bind_of "$1"):$2"; } # svc_url SVC PORT
+healthy() { [[ $(http_code "$(svc_url "$1" "$2")$(health_path "$1")") == 200 ]]; }
 # The version the process on PORT reports in /metrics (shop_build_info{service,version}).
 served_version() {
-    curl -s --max-time 3 "http://127.0.0.1:$2/metrics" 2>/dev/null |
+    curl -s --max-time 3 "$(svc_url "$1" "$2")/metrics" 2>/dev/null |
         sed -n "s/^shop_build_info{.*version=\"\([^\"]*\)\".*/\1/p" | head -n 1
 }
 tcp_open() { timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
@@ -125,8 +165,12 @@ ensure_hostname() {
 
 cmd_prepare() {
     ensure_hostname
+    local -a pk
+    mapfile -t pk < <(pkg_names $PACKAGES)
     # shellcheck disable=SC2086
-    pkg_ensure $PACKAGES
+    [[ $PKG_MANAGER == apt ]] && pk+=($DEB_DEPENDS)
+    pkg_ensure "${pk[@]}"
+    apply_firewall
     if [[ -n $HOST_SERVICES ]]; then
         if ! id roboshop >/dev/null 2>&1; then
             useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin \
@@ -140,6 +184,95 @@ cmd_prepare() {
     fi
     [[ -d $ETC ]] || { install -d -m 0755 "$ETC"; changed "directory $ETC"; }
     finish
+}
+
+# ---- the host firewall ---------------------------------------------------------------------------------------
+# One nftables table of our own (inet roboshop; other tables are left alone), rendered from the plan: ssh from the
+# admin sources, each component's port from the hosts whose components connect to it (web: from anywhere), the
+# monitoring chain, loopback (first: a local connection that predates the table, e.g. a node's registration with
+# epmd, must be able to close; conntrack may call its last packets invalid), replies, ICMP; everything else dropped. Loaded now and at every boot
+# (roboshop-firewall.service). The inventory's "set firewall off" leaves the host without it (doctor says so).
+FW_FILE=$ETC/firewall.nft
+nft_set() { # nft_set "a,b c": an nftables anonymous set of ports ("" when empty)
+    local x
+    x=$(tr ', ' '\n\n' <<<"$1" | sed '/^$/d' | sort -un | paste -sd, - | sed 's/,/, /g')
+    [[ -z $x ]] || echo "{ $x }"
+}
+# nft_from SOURCES RULE: RULE once per source address or range (one rule each: ranges may overlap)
+nft_from() {
+    local a
+    for a in $(tr ',' ' ' <<<"$1" | tr ' ' '\n' | sed -e '/^$/d' -e 's|/32$||' | sort -u); do
+        if [[ $a == *:* ]]; then echo "        ip6 saddr $a $2"; else echo "        ip saddr $a $2"; fi
+    done
+}
+render_firewall() {
+    local r name p src
+    echo "# $FW_FILE: written by deploy/roboshop from the inventory (edit the inventory, not this file)."
+    echo "# nft -f $FW_FILE replaces the table inet roboshop; roboshop-firewall.service loads it at boot."
+    echo "table inet roboshop {}"
+    echo "delete table inet roboshop"
+    echo "table inet roboshop {"
+    echo "    # MONITORING: flows of the monitoring tools (metrics scrapes, a tracing collector). The inventory's"
+    echo "    # 'set monitor ADDR...' may reach the services' ports; further monitoring rules belong here."
+    echo "    chain monitoring {"
+    [[ -z ${MONITOR_PORTS// /} ]] || nft_from "$FW_MONITOR" "tcp dport $(nft_set "$MONITOR_PORTS") accept"
+    echo "    }"
+    echo "    chain input {"
+    echo "        type filter hook input priority filter; policy drop;"
+    echo "        iif lo accept"
+    echo "        ct state established,related accept"
+    echo "        ct state invalid drop"
+    echo "        meta l4proto { 1, 58 } accept comment \"icmp, ipv6-icmp\""
+    nft_from "$FW_ADMIN" "tcp dport $FW_SSH_PORT accept comment \"ssh: admin\""
+    for r in "${FW_RULES[@]}"; do
+        read -r name p src <<<"$r"
+        if [[ $src == any ]]; then
+            echo "        tcp dport $p accept comment \"$name: public\""
+        elif [[ -n $src ]]; then
+            nft_from "$src" "tcp dport $p accept comment \"$name: its clients\""
+        else
+            echo "        # $name (port $p): no client on another host"
+        fi
+    done
+    echo "        jump monitoring"
+    echo "    }"
+    echo "}"
+}
+apply_firewall() {
+    if [[ $FW_ENABLED == off ]]; then
+        say "firewall: off in the inventory (set firewall off): this host relies on its network's filtering alone"
+        return 0
+    fi
+    local load=0 tmp
+    tmp=$(mktemp)
+    render_firewall >"$tmp"
+    put "$tmp" "$FW_FILE" 0600 && load=1
+    rm -f "$tmp"
+    nft list table inet roboshop >/dev/null 2>&1 || load=1
+    put_text "$UNITS/roboshop-firewall.service" 0644 <<UNIT && { daemon_reload; load=1; }
+# roboshop-firewall.service: loads the host firewall deploy/roboshop wrote ($FW_FILE) at boot, before the network.
+[Unit]
+Description=RoboShop host firewall (nftables table inet roboshop)
+DefaultDependencies=no
+Before=network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f $FW_FILE
+ExecReload=/usr/sbin/nft -f $FW_FILE
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+    unit_enable roboshop-firewall.service
+    if ((load)); then
+        nft -c -f "$FW_FILE" 2>/tmp/roboshop-nft.log || die "nft rejects $FW_FILE: $(tr '\n' '|' </tmp/roboshop-nft.log)"
+        nft -f "$FW_FILE" || die "loading $FW_FILE failed"
+        systemctl start roboshop-firewall.service 2>/dev/null || true
+        changed "firewall loaded (table inet roboshop)"
+    fi
 }
 
 # ---- backends -------------------------------------------------------------------------------------------------
@@ -158,50 +291,85 @@ unpack() { # unpack ZIP DIR [quiet]
 }
 
 apply_mongodb() {
-    local p restart=0
-    p=$(port_of mongodb)
+    local p b restart=0
+    p=$(port_of mongodb) b=$(bind_of mongodb)
     unpack "$STAGE/files/ferretdb.zip" "$OPT/ferretdb" && restart=1
     put "$OPT/ferretdb/ferretdb.service" "$UNITS/ferretdb.service" 0644 && restart=1
-    put_text "$ETC/ferretdb.env" 0644 <<<"FERRETDB_LISTEN=0.0.0.0:$p" && restart=1
+    # FerretDB 1.24 has no authentication with its SQLite backend that the shop can use (docs/DEPLOY.md): it is
+    # kept to the private address (loopback when its clients share its host) and the firewall.
+    put_text "$ETC/ferretdb.env" 0644 <<<"FERRETDB_LISTEN=$b:$p" && restart=1
     ((restart)) && daemon_reload
     unit_enable ferretdb.service
     if ((restart)) && systemctl is-active -q ferretdb.service; then systemctl restart ferretdb.service; changed "restarted ferretdb"; fi
     unit_start ferretdb.service
-    wait_for 30 tcp_open 127.0.0.1 "$p" || die "FerretDB does not answer on $p: $(journal ferretdb)"
+    wait_for 30 tcp_open "$b" "$p" || die "FerretDB does not answer on $b:$p: $(journal ferretdb)"
     finish
 }
 
-apply_redis() {
-    local p restart=0
-    p=$(port_of redis)
-    put_text /etc/redis/roboshop.conf 0644 <<EOF && restart=1
-# RoboShop (deploy/roboshop): reachable from the application hosts (the course's bind/protected-mode edit).
-bind 0.0.0.0 -::1
-protected-mode no
-port $p
-EOF
-    if ! grep -qx 'include /etc/redis/roboshop.conf' /etc/redis/redis.conf; then
-        echo 'include /etc/redis/roboshop.conf' >>/etc/redis/redis.conf
-        changed "/etc/redis/redis.conf includes roboshop.conf"; restart=1
+# Redis: ACL users with only the commands each service sends (libshop/redis.c), the default user off, an admin
+# user for this tool; maxmemory with noeviction (a full Redis refuses writes, the services answer 503; carts and
+# counters are never evicted before their TTL). Key patterns: cart's keys are raw cart ids (D11), so cart gets all
+# keys; user its counter and the sessions, payment and dispatch their own prefixes. Lab mode: the course's Redis (no password, default user on).
+redis_cli() { # redis_cli ARGS...: as the admin user, on this host's bind address
+    if ((LAB_MODE)); then redis-cli -h "$(bind_of redis)" -p "$(port_of redis)" "$@"
+    else REDISCLI_AUTH=$CRED_REDIS_ADMIN redis-cli --user admin -h "$(bind_of redis)" -p "$(port_of redis)" "$@"; fi
+}
+redis_acl() {
+    if ((LAB_MODE)); then
+        echo "# lab mode (set lab_mode course-passwords): no password, as in the course"
+        echo "protected-mode no"
+        return
     fi
-    unit_enable redis-server.service
-    if ((restart)) && systemctl is-active -q redis-server; then systemctl restart redis-server; changed "restarted redis-server"; fi
-    unit_start redis-server.service
-    wait_for 20 eval "[[ \$(redis-cli -p $p ping) == PONG ]]" || die "redis does not answer on $p"
+    echo "protected-mode yes"
+    echo "user default off resetpass nocommands resetkeys"
+    echo "user admin on resetpass >$CRED_REDIS_ADMIN ~* &* +@all"
+    # cart: carts (raw ids, D11) and their nonces (cart/nonce/<id>, D21)
+    echo "user cart on resetpass >$CRED_REDIS_CART resetkeys ~* resetchannels -@all +get +set +setex +expire +del +watch +unwatch +multi +exec +ping +select"
+    # user: the anonymous-id counter and the sessions (session:<token>, D18)
+    echo "user user on resetpass >$CRED_REDIS_USER resetkeys ~anonymous-counter ~session:* resetchannels -@all +incr +get +setex +expire +del +watch +unwatch +multi +exec +ping +select"
+    # payment: checkout records and the history outbox (payment/..., D21)
+    echo "user payment on resetpass >$CRED_REDIS_PAYMENT resetkeys ~payment/* resetchannels -@all +get +set +setex +expire +del +rpush +lindex +lrem +llen +ping +select"
+    # dispatch: one record per order (dispatch:order:<id>, D21)
+    echo "user dispatch on resetpass >$CRED_REDIS_DISPATCH resetkeys ~dispatch:* resetchannels -@all +get +setex +watch +unwatch +multi +exec +ping +select"
+}
+apply_redis() {
+    local p b restart=0 binds tmp
+    p=$(port_of redis) b=$(bind_of redis)
+    binds=$b; [[ $b == 127.0.0.1 ]] || binds="$b 127.0.0.1"
+    tmp=$(mktemp)
+    {
+        echo "# RoboShop (deploy/roboshop): private address only, ACL users per service, no eviction. Root and redis only."
+        echo "bind $binds"
+        echo "port $p"
+        echo "maxmemory $REDIS_MAXMEMORY"
+        echo "maxmemory-policy noeviction"
+        redis_acl
+    } >"$tmp"
+    put "$tmp" /etc/redis/roboshop.conf 0640 && restart=1
+    rm -f "$tmp"
+    [[ $(stat -c %G /etc/redis/roboshop.conf) == redis ]] || chgrp redis /etc/redis/roboshop.conf
+    if ! grep -qx 'include /etc/redis/roboshop.conf' "$REDIS_CONF"; then
+        echo 'include /etc/redis/roboshop.conf' >>"$REDIS_CONF"
+        changed "$REDIS_CONF includes roboshop.conf"; restart=1
+    fi
+    unit_enable "$REDIS_UNIT"
+    if ((restart)) && systemctl is-active -q "$REDIS_UNIT"; then systemctl restart "$REDIS_UNIT"; changed "restarted redis"; fi
+    unit_start "$REDIS_UNIT"
+    wait_for 20 eval "[[ \$(redis_cli ping 2>/dev/null) == PONG ]]" || die "redis does not answer on $b:$p"
     finish
 }
 
 apply_mysql() {
     local p restart=0
     p=$(port_of mysql)
-    put_text /etc/mysql/mariadb.conf.d/60-roboshop.cnf 0644 <<EOF && restart=1
-# RoboShop (deploy/roboshop): reachable from the application hosts.
+    put_text "$MYSQL_CNF_DIR/60-roboshop.cnf" 0644 <<CNF && restart=1
+# RoboShop (deploy/roboshop): on the private address only (loopback when its clients share this host).
 [mysqld]
-bind-address = 0.0.0.0
+bind-address = $(bind_of mysql)
 port = $p
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
-EOF
+CNF
     unit_enable mariadb.service
     if ((restart)) && systemctl is-active -q mariadb; then systemctl restart mariadb; changed "restarted mariadb"; fi
     unit_start mariadb.service
@@ -209,23 +377,60 @@ EOF
     finish
 }
 
-apply_rabbitmq() {
-    local p
-    p=$(port_of rabbitmq)
-    if [[ $p != 5672 ]]; then
-        put_text /etc/rabbitmq/conf.d/60-roboshop.conf 0644 <<<"listeners.tcp.default = $p" &&
-            { systemctl restart rabbitmq-server; changed "restarted rabbitmq-server"; }
+# RabbitMQ: on the private address; a user per service. payment may publish to the exchange only, dispatch may
+# consume the queue only (and publish to its dead-letter exchange, AMQP_DEAD_LETTER). The services still declare
+# the topology themselves (not passively yet, D22), so each gets "configure" on exactly those names and the
+# queue.bind it does (write on the queue, read on the exchange) - never read on the queue for payment, never write
+# on the exchange for dispatch. The course's user roboshop and the guest user are removed (lab mode keeps roboshop).
+EXCHANGE=robot-shop QUEUE=orders
+rabbit_perms() { # rabbit_perms USER: "configure write read"
+    local dl=${AMQP_DEAD_LETTER//./\\.}
+    case $1 in
+        payment) echo "^($EXCHANGE|$QUEUE)\$ ^($EXCHANGE|$QUEUE)\$ ^$EXCHANGE\$" ;;
+        dispatch) echo "^($EXCHANGE|$QUEUE|$dl)\$ ^($QUEUE|$dl)\$ ^($EXCHANGE|$QUEUE)\$" ;;
+        roboshop) echo ".* .* .*" ;;
+    esac
+}
+rabbit_log() { tail -n 15 /var/log/rabbitmq/rabbit@*.log 2>/dev/null | grep -iE 'error|fail|crash|eaddr|reason' | tail -n 6 | tr '\n' '|'; }
+# rabbit_has_user NAME (the list is read whole first: a "| grep -q" under pipefail fails when grep leaves early)
+rabbit_has_user() { local l; l=$(rabbitmqctl -q list_users 2>/dev/null || true); grep -q "^$1[[:space:]]" <<<"$l"; }
+rabbit_user() { # rabbit_user NAME PASSWORD: exists, with that password and its permissions
+    local u=$1 pw=$2 c w r
+    if ! rabbit_has_user "$u"; then
+        rabbitmqctl -q add_user "$u" "$pw" >/dev/null; changed "rabbitmq user $u"
+    elif ! rabbitmqctl -q authenticate_user "$u" "$pw" >/dev/null 2>&1; then
+        rabbitmqctl -q change_password "$u" "$pw" >/dev/null; changed "rabbitmq password of $u"
     fi
+    read -r c w r <<<"$(rabbit_perms "$u")"
+    if [[ $(rabbitmqctl -q list_user_permissions "$u" 2>/dev/null | awk '$1 == "/" {print $2, $3, $4}') != "$c $w $r" ]]; then
+        rabbitmqctl -q set_permissions -p / "$u" "$c" "$w" "$r" >/dev/null
+        changed "rabbitmq permissions of $u: configure $c write $w read $r"
+    fi
+}
+apply_rabbitmq() {
+    local p b u restart=0
+    p=$(port_of rabbitmq) b=$(bind_of rabbitmq)
+    put_text /etc/rabbitmq/rabbitmq-env.conf 0644 <<ENV && restart=1
+# RoboShop (deploy/roboshop): AMQP on the private address only (loopback when its clients share this host).
+NODE_IP_ADDRESS=$b
+NODE_PORT=$p
+ENV
     unit_enable rabbitmq-server.service
+    if ((restart)) && systemctl is-active -q rabbitmq-server; then
+        systemctl restart rabbitmq-server || die "rabbitmq-server did not restart: $(journal rabbitmq-server) $(rabbit_log)"
+        changed "restarted rabbitmq-server"
+    fi
     unit_start rabbitmq-server.service
     rabbitmqctl -q await_startup --timeout 60 >/dev/null || die "rabbitmq did not start: $(journal rabbitmq-server)"
-    if ! rabbitmqctl -q list_users 2>/dev/null | grep -q '^roboshop[[:space:]]'; then
-        rabbitmqctl -q add_user roboshop roboshop123 >/dev/null
-        changed "rabbitmq user roboshop"
-    fi
-    if ! rabbitmqctl -q list_user_permissions roboshop 2>/dev/null | grep -q '^/[[:space:]]*\.\*[[:space:]]*\.\*[[:space:]]*\.\*'; then
-        rabbitmqctl -q set_permissions -p / roboshop '.*' '.*' '.*' >/dev/null
-        changed "rabbitmq permissions of roboshop on /"
+    if ((LAB_MODE)); then
+        rabbit_user roboshop roboshop123
+    else
+        rabbit_user payment "$CRED_AMQP_PAYMENT"
+        rabbit_user dispatch "$CRED_AMQP_DISPATCH"
+        for u in roboshop guest; do
+            rabbit_has_user "$u" || continue
+            rabbitmqctl -q delete_user "$u" >/dev/null; changed "rabbitmq user $u removed"
+        done
     fi
     finish
 }
@@ -234,14 +439,14 @@ SCHEMA=$OPT/schema
 schema_unpack() { unpack "$STAGE/files/schema.zip" "$SCHEMA" || true; }
 
 apply_mongodata() {
-    local dir=$SCHEMA p f out n
+    local dir=$SCHEMA p b f out n
     schema_unpack
-    p=$(port_of mongodb)
-    wait_for 30 tcp_open 127.0.0.1 "$p" || die "no MongoDB on $p"
+    p=$(port_of mongodb) b=$(bind_of mongodb)
+    wait_for 30 tcp_open "$b" "$p" || die "no MongoDB on $b:$p"
     for f in catalogue:products:sku users:users:name; do
         IFS=: read -r db coll key <<<"$f"
         [[ -f $dir/mongo/$db.json ]] || continue
-        out=$("$dir/shop-mongo-seed" "mongodb://127.0.0.1:$p/" "$db" "$coll" "$key" "$dir/mongo/$db.json") ||
+        out=$("$dir/shop-mongo-seed" "mongodb://$b:$p/" "$db" "$coll" "$key" "$dir/mongo/$db.json") ||
             die "loading $db.$coll failed: $out"
         n=${out#*: }; n=${n%% inserted*}
         if [[ $n =~ ^[0-9]+$ ]] && ((n > 0)); then changed "data $out"; else say "data $out"; fi
@@ -259,12 +464,43 @@ mysql_data_ok() {
     [[ $(mysql_q "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='ratings' AND table_name='ratings'") == 1 ]]
 }
 
+# The services' MariaDB users: this deployment's passwords and only the grants each needs (shipping reads cities
+# and codes; ratings reads and writes its one table). The course's loaders create them with ALL on their database
+# and the published passwords; lab mode keeps those.
+MYSQL_GRANTS=("shipping:SELECT ON cities.*" "ratings:SELECT, INSERT, UPDATE ON ratings.ratings")
+mysql_user_sql() { # the SQL that sets one user (both its host forms)
+    local u=$1 g=$2 pw=$3
+    printf "ALTER USER '%s'@'%%' IDENTIFIED BY '%s'; ALTER USER '%s'@'localhost' IDENTIFIED BY '%s';\n" "$u" "$pw" "$u" "$pw"
+    printf "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '%s'@'%%', '%s'@'localhost';\n" "$u" "$u"
+    printf "GRANT %s TO '%s'@'%%', '%s'@'localhost';\n" "$g" "$u" "$u"
+}
+mysql_user_ok() { # the user has that password and exactly that grant (besides USAGE)
+    local u=$1 g=$2 pw=$3 grants
+    [[ $(mysql_q "SELECT COUNT(*) FROM mysql.user WHERE user='$u' AND authentication_string=PASSWORD('$pw')") == 2 ]] || return 1
+    grants=$(mysql_q "SHOW GRANTS FOR '$u'@'%'" | grep -v '^GRANT USAGE' | sed -e 's/`//g' -e "s/ TO .*//")
+    [[ $grants == "GRANT $g" ]]
+}
+mysql_users() {
+    local e u g pw v
+    ((LAB_MODE)) && return 0
+    for e in "${MYSQL_GRANTS[@]}"; do
+        u=${e%%:*} g=${e#*:}; v="CRED_MYSQL_${u^^}"; pw=${!v}
+        mysql_user_ok "$u" "$g" "$pw" && continue
+        mysql_user_sql "$u" "$g" "$pw" | mariadb || die "setting the MariaDB user $u failed"
+        changed "mariadb user $u: this deployment's password, GRANT $g"
+    done
+}
+
 apply_mysqldata() {
     local dir=$SCHEMA out
     schema_unpack
-    if mysql_data_ok "$dir"; then say "data: cities, users shipping/ratings and ratings table present"; finish; return; fi
-    out=$(SHOP_MARIADB_SOCKET=/run/mysqld/mysqld.sock bash "$dir/loaders/30-mysql" 2>&1) || die "loading the MySQL data failed: $out"
-    changed "data ${out//$'\n'/; }"
+    if mysql_data_ok "$dir"; then
+        say "data: cities, users shipping/ratings and ratings table present"
+    else
+        out=$(SHOP_MARIADB_SOCKET=/run/mysqld/mysqld.sock bash "$dir/loaders/30-mysql" 2>&1) || die "loading the MySQL data failed: $out"
+        changed "data ${out//$'\n'/; }"
+    fi
+    mysql_users
     finish
 }
 
@@ -323,13 +559,27 @@ install_units() {
     rm -f "$tmp"
     PORT_CHANGED=0
     put_text "$UNITS/$(socket_of "$svc").d/50-port.conf" 0644 <<EOF && PORT_CHANGED=1
-# deploy/roboshop: the port of $svc on this host (also in /etc/roboshop/$svc.env and the nginx upstreams)
+# deploy/roboshop: the address and port of $svc on this host (also in /etc/roboshop/$svc.env and the nginx
+# upstreams): this host's private address, or loopback when every client of $svc is on this host; never 0.0.0.0.
 [Socket]
 ListenStream=
-ListenStream=$port
+ListenStream=$(bind_of "$svc"):$port
+FreeBind=yes
 EOF
+    local u
+    for u in "$(unit_of "$svc")" "$(next_of "$svc")"; do
+        put_text "$UNITS/$u.d/60-limits.conf" 0644 <<EOF || true
+# deploy/roboshop: $svc's resource limits and the only addresses it may talk to (its clients' and dependencies'
+# hosts, the monitoring sources, loopback), from the inventory.
+[Service]
+MemoryMax=$SERVICE_MEMORY_MAX
+TasksMax=$SERVICE_TASKS_MAX
+IPAddressDeny=any
+IPAddressAllow=$(peers_of "$svc") $HOST_IP
+EOF
+    done
     UNITS_SUM=$(cat "$UNITS/roboshop@.service" "$UNITS/roboshop@.socket" "$UNITS/roboshop-next@.service" \
-        "$UNITS/$(socket_of "$svc").d/50-port.conf" | sha256sum | cut -d' ' -f1)
+        "$UNITS/$(socket_of "$svc").d/50-port.conf" "$UNITS/$(unit_of "$svc").d/60-limits.conf" | sha256sum | cut -d' ' -f1)
     [[ -f $stamp && $(<"$stamp") == "$UNITS_SUM" ]] || rc=0
     return $rc
 }
@@ -387,7 +637,7 @@ canary() {
                 say "canary: $svc on $cport reports version '$v', expected $ver"
             fi
         else
-            say "canary: $svc $ver is not healthy on $cport (health $(http_code "http://127.0.0.1:$cport$(health_path "$svc")"))"
+            say "canary: $svc $ver is not healthy on $cport (health $(http_code "$(svc_url "$svc" "$cport")$(health_path "$svc")"))"
         fi
     else
         say "canary: $svc $ver did not start: $(journal "$unit")"
@@ -459,7 +709,7 @@ apply_service() {
     local svc=$1 ver port cur units_changed=0 env_changed=0 unit sock
     ver=$(version_of "$svc"); port=$(port_of "$svc"); unit=$(unit_of "$svc"); sock=$(socket_of "$svc")
     release_install "$svc" "$ver" "$STAGE/files/$svc.zip"
-    put "$STAGE/env/$svc.env" "$ETC/$svc.env" 0640 && env_changed=1
+    put "$STAGE/env/$svc.env" "$ETC/$svc.env" 0600 && env_changed=1 # holds its credentials: root only
     install_units "$svc" "$port" && units_changed=1
     ((units_changed)) && daemon_reload
     if migrate_units "$svc"; then
@@ -490,7 +740,7 @@ apply_service() {
         fi
     fi
     wait_for 30 healthy "$svc" "$port" ||
-        die "$svc is not healthy on port $port (health $(http_code "http://127.0.0.1:$port$(health_path "$svc")")): $(journal "$unit")"
+        die "$svc is not healthy on port $port (health $(http_code "$(svc_url "$svc" "$port")$(health_path "$svc")")): $(journal "$unit")"
     prune_releases "$svc"
     finish
 }
@@ -516,6 +766,28 @@ cmd_redeploy() {
 }
 
 # ---- web --------------------------------------------------------------------------------------------------------
+TLS_DIR=$ETC/tls
+# The web host's certificate: the inventory's (set tls_cert / tls_key), else a self-signed one for this host's name
+# and address, made once and kept. Returns 0 when it changed.
+ensure_tls() {
+    local rc=1
+    [[ $HTTPS == off ]] && return 1
+    install -d -m 0755 "$TLS_DIR"
+    if [[ -f $STAGE/files/tls.crt ]]; then
+        put "$STAGE/files/tls.key" "$TLS_DIR/roboshop.key" 0600 && rc=0
+        put "$STAGE/files/tls.crt" "$TLS_DIR/roboshop.crt" 0644 && rc=0
+        rm -f "$TLS_DIR/self-signed"
+    elif [[ ! -f $TLS_DIR/roboshop.crt || ! -f $TLS_DIR/roboshop.key ]]; then
+        (umask 077; openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$HOST_ADDR" \
+            -addext "subjectAltName=IP:$HOST_IP,DNS:$(hostname)" \
+            -keyout "$TLS_DIR/roboshop.key" -out "$TLS_DIR/roboshop.crt" >/dev/null 2>&1) || die "openssl could not make a certificate"
+        chmod 644 "$TLS_DIR/roboshop.crt"
+        echo "no certificate in the inventory: self-signed for $HOST_ADDR" >"$TLS_DIR/self-signed"
+        changed "self-signed certificate $TLS_DIR/roboshop.crt (name one with set tls_cert / tls_key)"
+        rc=0
+    fi
+    return $rc
+}
 apply_web() {
     local html=/usr/share/nginx/html sum reload=0
     sum=$(sha256sum "$STAGE/files/web.zip" | cut -d' ' -f1)
@@ -528,6 +800,8 @@ apply_web() {
         mv "$html.new" "$html"; rm -rf "$html.old"
         changed "web content $(basename "$html")"
     fi
+    ensure_tls && reload=1
+    sed -i "s/^user www-data;/user $NGINX_USER;/" "$STAGE/files/nginx.conf" # this host family's nginx user
     if ! cmp -s "$STAGE/files/nginx.conf" /etc/nginx/nginx.conf; then
         nginx -t -q -c "$STAGE/files/nginx.conf" 2>/tmp/roboshop-nginx-t.log || die "nginx -t: $(tr '\n' '|' </tmp/roboshop-nginx-t.log)"
         put "$STAGE/files/nginx.conf" /etc/nginx/nginx.conf 0644 && reload=1
@@ -554,13 +828,105 @@ cmd_apply() {
 ok() { printf 'ok    %-10s %s\n' "$HOST_NAME" "$*"; }
 bad() { PROBLEMS=$((PROBLEMS + 1)); printf 'FAIL  %-10s %s\n' "$HOST_NAME" "$*"; }
 check_unit() { if systemctl is-active -q "$1"; then ok "$1 active"; else bad "$1 is $(systemctl is-active "$1" 2>/dev/null) (journalctl -u $1)"; fi; }
-# Whether a listening port is reachable from other hosts (not bound to loopback only).
-check_bind() { # check_bind NAME PORT
-    local addrs
-    addrs=$(ss -Hltn "sport = :$2" 2>/dev/null | awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | tr '\n' ' ')
-    if [[ -z $addrs ]]; then bad "$1: nothing listens on port $2"
-    elif [[ $addrs =~ ^((127\.[0-9.]+|\[::1\])\ )+$ ]]; then bad "$1 listens on $addrs only: other hosts cannot reach it (bind address)"
-    else ok "$1 listens on ${addrs% } port $2"; fi
+# check_bind NAME COMPONENT: it listens on its private bind address (or loopback), never on a wildcard.
+check_bind() {
+    local name=$1 c=$2 p want addrs a
+    p=$(port_of "$c") want=$(bind_of "$c")
+    addrs=$(ss -Hltn "sport = :$p" 2>/dev/null | awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | tr '\n' ' ')
+    if [[ -z $addrs ]]; then bad "$name: nothing listens on port $p"; return; fi
+    for a in $addrs; do
+        case $a in
+            0.0.0.0 | '*' | '[::]' | '[::0]')
+                bad "$name listens on $a:$p: open to every network this host is on. Fix: undo the hand edit (its bind" \
+                    "address), run deploy/roboshop deploy; until then only the firewall protects it"
+                return ;;
+        esac
+    done
+    if [[ " $addrs" == *" $want "* ]]; then ok "$name listens on ${addrs% } port $p (private)"
+    else bad "$name listens on ${addrs% } port $p, not on $want where its clients look for it: run deploy/roboshop deploy"; fi
+}
+# check_secret FILE MODE: a file holding credentials is owned by root and not readable by others.
+check_secret() {
+    local f=$1 want=$2 m
+    [[ -f $f ]] || return 0
+    m=$(stat -c %a "$f")
+    if [[ $m == "$want" && $(stat -c %U "$f") == root && $((8#$m & 8#007)) == 0 ]]; then ok "$f: mode $m, root's"
+    else bad "$f holds credentials and is mode $m owner $(stat -c %U "$f"): chmod $want $f; chown root $f; then deploy/roboshop rotate-credentials (others may have read them)"; fi
+}
+check_firewall() {
+    if [[ $FW_ENABLED == off ]]; then ok "firewall off in the inventory (set firewall off): the network must filter"; return; fi
+    if ! command -v nft >/dev/null; then bad "no nft: the host firewall is missing (run deploy/roboshop deploy)"; return; fi
+    local live
+    live=$(nft list chain inet roboshop input 2>/dev/null || true) # (no pipe into grep -q: pipefail and SIGPIPE)
+    if [[ $live == *"policy drop"* ]]; then ok "firewall: table inet roboshop loaded, input policy drop"
+    else bad "firewall: table inet roboshop is not loaded (nft list ruleset): systemctl start roboshop-firewall, or deploy/roboshop deploy"; fi
+    if cmp -s <(render_firewall) "$FW_FILE"; then ok "firewall rules match the inventory ($FW_FILE)"
+    else bad "$FW_FILE differs from the inventory's rules: run deploy/roboshop deploy"; fi
+    systemctl is-enabled -q roboshop-firewall.service 2>/dev/null && ok "roboshop-firewall.service enabled (loads at boot)" ||
+        bad "roboshop-firewall.service not enabled: the firewall is gone after a reboot (systemctl enable roboshop-firewall)"
+}
+check_redis() {
+    local out
+    check_unit "$REDIS_UNIT"; check_bind redis redis
+    systemctl is-active -q "$REDIS_UNIT" || return 0
+    check_secret /etc/redis/roboshop.conf 640
+    if ((LAB_MODE)); then bad "redis in lab mode: no password (set lab_mode course-passwords in the inventory): labs only"; return; fi
+    out=$(redis-cli -h "$(bind_of redis)" -p "$(port_of redis)" ping 2>&1)
+    [[ $out == *NOAUTH* ]] && ok "redis refuses clients without a password" ||
+        bad "redis answers '$out' without a password: the default user is on (run deploy/roboshop deploy)"
+    out=$(redis_cli config get maxmemory-policy 2>/dev/null | tail -n 1)
+    [[ $out == noeviction ]] && ok "redis maxmemory-policy noeviction (a full Redis refuses writes, evicts nothing)" ||
+        bad "redis maxmemory-policy is '$out', not noeviction: carts could be evicted before their TTL (run deploy)"
+    out=$(redis_cli acl list 2>/dev/null | grep -c '^user \(cart\|user\|payment\|dispatch\) on ')
+    [[ $out == 4 ]] && ok "redis ACL users cart, user, payment and dispatch" ||
+        bad "redis lacks the ACL users cart, user, payment and dispatch (run deploy/roboshop deploy)"
+}
+check_mysql() {
+    local e u g v
+    check_unit mariadb.service; check_bind mysql mysql
+    if mysql_data_ok "$OPT/schema"; then ok "mysql data loaded (cities, codes, users shipping and ratings, ratings table)"
+    else bad "mysql data missing or incomplete (cities/codes counts, users shipping/ratings, ratings.ratings)"; fi
+    if ((LAB_MODE)); then bad "mysql in lab mode: the course's published passwords (labs only)"; return; fi
+    for e in "${MYSQL_GRANTS[@]}"; do
+        u=${e%%:*} g=${e#*:}; v="CRED_MYSQL_${u^^}"
+        mysql_user_ok "$u" "$g" "${!v}" && ok "mysql user $u: this deployment's password, only GRANT $g" ||
+            bad "mysql user $u: password or grants differ from the deployment's (GRANT $g; the course's app-user.sql grants ALL): run deploy/roboshop deploy"
+    done
+}
+check_rabbitmq() {
+    local u c w r want
+    check_unit rabbitmq-server.service; check_bind rabbitmq rabbitmq
+    if ((LAB_MODE)); then bad "rabbitmq in lab mode: user roboshop/roboshop123 with every permission (labs only)"; return; fi
+    for u in payment dispatch; do
+        read -r c w r <<<"$(rabbit_perms "$u")"; want="$c $w $r"
+        [[ $(rabbitmqctl -q list_user_permissions "$u" 2>/dev/null | awk '$1 == "/" {print $2, $3, $4}') == "$want" ]] &&
+            ok "rabbitmq user $u: configure/write/read $want" || bad "rabbitmq user $u missing or with other permissions (want $want): run deploy/roboshop deploy"
+    done
+    for u in guest roboshop; do
+        rabbit_has_user "$u" && bad "rabbitmq still has the user $u (a published password): rabbitmqctl delete_user $u" ||
+            ok "rabbitmq has no user $u"
+    done
+}
+check_web() {
+    local svc n
+    check_unit nginx.service
+    nginx -t -q 2>/dev/null && ok "nginx -t" || bad "nginx -t fails: $(nginx -t 2>&1 | tr '\n' '|')"
+    for svc in $WEB_SERVICES; do
+        n=$(web_probe "$svc" "$(port_of web)")
+        [[ $n == ok ]] && ok "web -> /api/$svc/ answers" || bad "web -> /api/$svc/ answers $n (upstream $svc: is it running, is the address in nginx.conf right?)"
+    done
+    [[ $HTTPS == off ]] && { ok "https off in the inventory"; return; }
+    check_secret "$TLS_DIR/roboshop.key" 600
+    n=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 3 https://127.0.0.1/)
+    [[ $n == 200 ]] && ok "https://$HOST_ADDR/ answers 200$([[ -f $TLS_DIR/self-signed ]] && echo " (self-signed: name a certificate with set tls_cert / tls_key)")" ||
+        bad "https on 443 answers '$n' (nginx.conf, $TLS_DIR): run deploy/roboshop deploy"
+}
+check_service_unit() {
+    local svc=$1 u mem
+    u=$(unit_of "$svc")
+    mem=$(systemctl show -p MemoryMax --value "$u" 2>/dev/null)
+    [[ $mem =~ ^[0-9]+$ ]] && ok "$u MemoryMax=$mem TasksMax=$(systemctl show -p TasksMax --value "$u") IPAddressDeny=any" ||
+        bad "$u has no MemoryMax ($UNITS/$u.d/60-limits.conf missing?): run deploy/roboshop deploy"
 }
 # Backends (and services) SVC talks to, as "name addr port".
 deps_of() {
@@ -573,48 +939,36 @@ deps_of() {
 
 cmd_doctor() {
     local c svc port v cur n want name addr p
+    check_firewall
     for c in $HOST_COMPONENTS; do
         case $c in
-            mongodb) check_unit ferretdb.service; check_bind "mongodb (ferretdb)" "$(port_of mongodb)" ;;
-            redis)
-                check_unit redis-server.service; check_bind redis "$(port_of redis)"
-                systemctl is-active -q redis-server.service || continue
-                [[ $(redis-cli -p "$(port_of redis)" config get protected-mode 2>/dev/null | tail -n 1) == no ]] &&
-                    ok "redis protected-mode off (remote clients allowed)" || bad "redis protected-mode is on: remote clients are refused" ;;
-            mysql)
-                check_unit mariadb.service; check_bind mysql "$(port_of mysql)"
-                if mysql_data_ok "$OPT/schema"; then ok "mysql data loaded (cities, codes, users shipping and ratings, ratings table)"
-                else bad "mysql data missing or incomplete (cities/codes counts, users shipping/ratings, ratings.ratings)"; fi ;;
-            rabbitmq)
-                check_unit rabbitmq-server.service; check_bind rabbitmq "$(port_of rabbitmq)"
-                rabbitmqctl -q list_users 2>/dev/null | grep -q '^roboshop[[:space:]]' && ok "rabbitmq user roboshop" ||
-                    bad "rabbitmq has no user roboshop (guest cannot log in remotely)" ;;
-            web)
-                check_unit nginx.service
-                nginx -t -q 2>/dev/null && ok "nginx -t" || bad "nginx -t fails: $(nginx -t 2>&1 | tr '\n' '|')"
-                for svc in $WEB_SERVICES; do
-                    n=$(web_probe "$svc" "$(port_of web)")
-                    [[ $n == ok ]] && ok "web -> /api/$svc/ answers" || bad "web -> /api/$svc/ answers $n (upstream $svc: is it running, is the address in nginx.conf right?)"
-                done ;;
+            mongodb) check_unit ferretdb.service; check_bind "mongodb (ferretdb)" mongodb ;;
+            redis) check_redis ;;
+            mysql) check_mysql ;;
+            rabbitmq) check_rabbitmq ;;
+            web) check_web ;;
         esac
     done
     for svc in $HOST_SERVICES; do
         port=$(port_of "$svc"); want=$(version_of "$svc")
         check_unit "$(socket_of "$svc")"; check_unit "$(unit_of "$svc")"
+        check_bind "$svc" "$svc"
+        check_secret "$ETC/$svc.env" 600
+        check_service_unit "$svc"
         cmp -s "$STAGE/env/$svc.env" "$ETC/$svc.env" && ok "$svc env file up to date" ||
-            bad "$ETC/$svc.env differs from the inventory's (addresses/ports): run deploy"
+            bad "$ETC/$svc.env differs from the inventory's (addresses/ports/credentials): run deploy"
         while read -r name addr p; do
             [[ -n $name ]] || continue
             tcp_open "$addr" "$p" && ok "$svc -> $name $addr:$p reachable" ||
-                bad "$svc cannot reach $name at $addr:$p (is $name running and bound to 0.0.0.0? firewall/security group?)"
+                bad "$svc cannot reach $name at $addr:$p (is $name running, on that address? the firewall of $name's host?)"
         done < <(deps_of "$svc")
-        n=$(http_code "http://127.0.0.1:$port$(health_path "$svc")")
+        n=$(http_code "$(svc_url "$svc" "$port")$(health_path "$svc")")
         [[ $n == 200 ]] && ok "$svc healthy on port $port" || bad "$svc health on port $port: $n ($(journal "$(unit_of "$svc")"))"
         v=$(served_version "$svc" "$port"); cur=$(current_version "$svc")
         if [[ $v == "$want" && $cur == "$want" ]]; then ok "$svc version $v"
         else bad "$svc serves version '${v:-?}', current link '${cur:-none}', inventory wants $want"; fi
         if [[ $svc == catalogue && -f $STAGE/files/catalogue.count ]]; then
-            n=$(curl -s --max-time 3 "http://127.0.0.1:$port/products" | grep -o '"sku"' | wc -l)
+            n=$(curl -s --max-time 3 "$(svc_url "$svc" "$port")/products" | grep -o '"sku"' | wc -l)
             [[ $n == "$(<"$STAGE/files/catalogue.count")" ]] && ok "catalogue data: $n products" ||
                 bad "catalogue lists $n products, the seed has $(<"$STAGE/files/catalogue.count") (data not loaded into MongoDB?)"
         fi
@@ -628,11 +982,11 @@ cmd_status() {
         if is_service "$c"; then
             port=$(port_of "$c")
             printf '%-10s %-10s port %-5s %-8s health %s version %s\n' "$HOST_NAME" "$c" "$port" \
-                "$(systemctl is-active "$(unit_of "$c")" 2>/dev/null)" "$(http_code "http://127.0.0.1:$port$(health_path "$c")")" \
+                "$(systemctl is-active "$(unit_of "$c")" 2>/dev/null)" "$(http_code "$(svc_url "$c" "$port")$(health_path "$c")")" \
                 "$(served_version "$c" "$port")"
         else
             local u
-            case $c in mongodb) u=ferretdb ;; redis) u=redis-server ;; mysql) u=mariadb ;; rabbitmq) u=rabbitmq-server ;; web) u=nginx ;; *) continue ;; esac
+            case $c in mongodb) u=ferretdb ;; redis) u=$REDIS_UNIT ;; mysql) u=mariadb ;; rabbitmq) u=rabbitmq-server ;; web) u=nginx ;; *) continue ;; esac
             printf '%-10s %-10s port %-5s %s\n' "$HOST_NAME" "$c" "$(port_of "$c")" "$(systemctl is-active "$u" 2>/dev/null)"
         fi
     done

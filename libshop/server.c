@@ -98,6 +98,8 @@ int shop_server_run(const struct shop_server_conf *user_conf)
         conf.body_max = DEFAULT_BODY;
     shop_http_conf = &conf;
     http_routes_setup(&conf);
+    shop_trace_metrics_register(); /* after the service's own metrics, which clients may read first
+                                    */
 
     unsigned threads = (unsigned)shop_conf_long("SHOP_THREADS", 4, 1, 256);
     long drain_ms = shop_conf_long("SHOP_DRAIN_MS", 5000, 0, 600000);

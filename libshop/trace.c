@@ -564,15 +564,7 @@ static bool read_endpoint(void)
 
 void shop_trace_init(const char *service)
 {
-    static bool registered;
     read_sampler();
-    if (!registered) {
-        registered = true;
-        shop_counter_register(&c_queued);
-        shop_counter_register(&c_exported);
-        shop_counter_register(&c_dropped);
-        shop_counter_register(&c_failed);
-    }
     if (q.running || !read_endpoint())
         return;
     read_resource(service);
@@ -621,6 +613,18 @@ void shop_trace_shutdown(void)
     q.len = NULL;
     cfg.resource = NULL;
     cfg.headers = NULL;
+}
+
+void shop_trace_metrics_register(void)
+{
+    static bool registered;
+    if (registered)
+        return;
+    registered = true;
+    shop_counter_register(&c_queued);
+    shop_counter_register(&c_exported);
+    shop_counter_register(&c_dropped);
+    shop_counter_register(&c_failed);
 }
 
 bool shop_trace_exporting(void)

@@ -45,6 +45,8 @@ struct shop_span {
 void shop_trace_init(const char *service);
 /* Stops the exporter after a last export of what is queued (at most the export timeout). */
 void shop_trace_shutdown(void);
+/* Adds the exporter's counters to /metrics (after the service's own: shop_server_run calls it). */
+void shop_trace_metrics_register(void);
 /* True when spans are exported. */
 bool shop_trace_exporting(void);
 

@@ -45,6 +45,7 @@ static struct shop_counter loads_total =
                       "In-memory indexes of the cities and codes tables built", SHOP_NUM_JAVA);
 
 static pthread_mutex_t cur_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cur_set = PTHREAD_COND_INITIALIZER; /* broadcast when an index is set */
 static struct ship_index *cur;
 static pthread_t thread;
 static bool started;
@@ -61,11 +62,26 @@ struct ship_index *shipping_index_get(void)
     return ix;
 }
 
+struct ship_index *shipping_index_wait(long ms)
+{
+    struct timespec until = shop_deadline(CLOCK_REALTIME, ms);
+    pthread_mutex_lock(&cur_lock);
+    while (!cur && started && !atomic_load(&stopping))
+        if (pthread_cond_timedwait(&cur_set, &cur_lock, &until) != 0)
+            break; /* timed out: the database is down, or slow */
+    struct ship_index *ix = cur;
+    if (ix)
+        ship_index_hold(ix);
+    pthread_mutex_unlock(&cur_lock);
+    return ix;
+}
+
 static void set_current(struct ship_index *ix)
 {
     pthread_mutex_lock(&cur_lock);
     struct ship_index *old = cur;
     cur = ix;
+    pthread_cond_broadcast(&cur_set);
     pthread_mutex_unlock(&cur_lock);
     ship_index_drop(old);
 }

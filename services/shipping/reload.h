@@ -17,5 +17,8 @@ void shipping_reload_start(long period_s);
 void shipping_reload_stop(void);
 /* The current index, held (give it back with ship_index_drop), or NULL before the first load. */
 struct ship_index *shipping_index_get(void);
+/* The same, but right after start (the first load under way) waits up to ms for it; NULL when
+ * there is still none (the database is down) or the index is off. */
+struct ship_index *shipping_index_wait(long ms);
 
 #endif

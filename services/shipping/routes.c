@@ -31,6 +31,7 @@ struct shipping_config shipping_cfg;
 #define CITY_COLUMNS    "uuid, country_code AS code, city, name, region, latitude, longitude"
 #define CODES_CACHE_MS  1000
 
+enum { CONFIRM_INDEX_WAIT_MS = 15000 };
 /* ---- Spring-shaped error bodies -------------------------------------------------------------- */
 
 static const char *reason(int status)
@@ -407,7 +408,9 @@ void route_confirm(struct shop_req *req)
         spring_error(req, 404); /* what cart's 400 for it became in the reference */
         return;
     }
-    struct ship_index *ix = shipping_index_get();
+    /* a quote is checked against the index: a confirm that comes while the first load runs (the
+     * seconds after a start or a redeploy) waits for it rather than fail */
+    struct ship_index *ix = shipping_index_wait(CONFIRM_INDEX_WAIT_MS);
     if (!ix) {
         json_decref(body);
         struct shop_err err;

@@ -2,16 +2,25 @@
 # Plain GNU make. `make V=1` shows full commands; `make SAN=1` builds with ASan+UBSan
 # into build/asan, `make SAN=thread` with ThreadSanitizer into build/tsan, `make COV=1` with gcov
 # instrumentation into build/cov (`make coverage` measures it, see docs/TESTING.md).
+# `make ARCH=arm64` cross-compiles for arm64 into build/arm64 (Debian's gcc-aarch64-linux-gnu; every library
+# from source, deps/build), `make dist ARCH=arm64` writes the <svc>-VERSION-arm64.zip archives.
 # User CFLAGS/LDFLAGS are merged, never replaced.
 
+ARCH    ?= amd64
+override ARCH := $(patsubst x86_64,amd64,$(patsubst aarch64,arm64,$(ARCH)))
+ifeq ($(ARCH),arm64)
+CC      := aarch64-linux-gnu-gcc
+DEPS    := lean
+else
 CC      ?= cc
+endif
 PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := jansson libsystemd hiredis libmariadb librabbitmq libcrypt libsodium
-
-# libmicrohttpd, libcurl and libmongoc come from deps/deps.mk (lean static builds, see deps/build).
+# Every library (libmicrohttpd, libcurl, libmongoc, hiredis, libmariadb, rabbitmq-c, jansson, libsodium,
+# libxcrypt, OpenSSL, zlib) comes from deps/deps.mk: with DEPS=lean, static builds linked into each binary, so
+# it needs only the C library (glibc 2.34 or later, see deps/build).
 # Goals that compile nothing do not need them.
 NOBUILD_GOALS := stop status test coverage clean distclean format format-check
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all),)
@@ -22,6 +31,10 @@ ifeq ($(SAN),1)
 BUILD   ?= build/asan
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 SANLD   := -fsanitize=address,undefined
+else ifneq ($(ARCH),amd64)
+BUILD   ?= build/$(ARCH)
+OPT     := -O2 -g -D_FORTIFY_SOURCE=2
+SANLD   :=
 else ifeq ($(SAN),thread)
 BUILD   ?= build/tsan
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
@@ -38,13 +51,12 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wpointer-arith \
         -Wcast-qual -Wsign-compare -Wformat=2 -Wno-missing-field-initializers
-PKG_CFLAGS := $(patsubst -I%,-isystem %,$(DEP_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(patsubst -I%,-isystem %,$(DEP_CFLAGS))
 
 ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fstack-protector-strong -pthread -MMD -MP \
                -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(SANLD) -Wl,--as-needed $(LDFLAGS)
-LIBS        := -lm $(DEP_LIBS) $(PKG_LIBS)
+LIBS        := $(DEP_LIBS) -lm
 
 ifeq ($(V),1)
 Q :=
@@ -129,7 +141,7 @@ coverage:
 
 # Release archives per service and the web bundle (deploy/dist), benchmarks, load generator.
 dist: all
-	deploy/dist $(VERSION)
+	BUILD=$(BUILD) ARCH=$(ARCH) deploy/dist $(VERSION)
 
 bench: all
 	bench/run
@@ -148,9 +160,10 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(sort $(C_FILES))
 
-# clean keeps build/deps (the lean libraries take a minute to fetch and build); distclean removes it.
+# clean keeps build/deps*; distclean removes them (the lean libraries stay cached in
+# /var/cache/roboshop/deps, see deps/build).
 clean:
-	rm -rf $(filter-out build/deps,$(wildcard build/*))
+	rm -rf $(filter-out build/deps%,$(wildcard build/*))
 
 distclean:
 	rm -rf build

@@ -1,6 +1,7 @@
 /* client.c - outbound HTTP: a libcurl easy handle (and a URL buffer) kept per thread, so
  * connections to the same service are reused. */
 #include "libshop/client.h"
+#include "libshop/castore.h"
 #include "libshop/log.h"
 #include "libshop/trace.h"
 
@@ -166,6 +167,9 @@ static int http_call(const struct shop_http_call *call, struct shop_http_result 
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, call->follow_redirects ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    const char *ca = shop_ca_file(); /* NULL: libcurl's own default */
+    if (ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     if (strcmp(call->method, "GET") != 0) {
         if (call->body) {
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);

@@ -3,6 +3,7 @@
  * pool's server monitor reports every heartbeat (APM callbacks): the health probe answers from
  * that state, so it never waits out the 1 s server selection while the server is down. */
 #include "libshop/mongo_driver.h"
+#include "libshop/castore.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
 #include "libshop/trace.h"
@@ -71,6 +72,16 @@ static void default_int(mongoc_uri_t *uri, const char *opt, int32_t v)
         mongoc_uri_set_option_as_int32(uri, opt, v);
 }
 
+/* TLS without tlsCAFile verifies the server with the host's CA store, wherever the host keeps it.
+ */
+static void default_ca_file(mongoc_uri_t *uri)
+{
+    const bson_t *opts = mongoc_uri_get_options(uri);
+    const char *ca = shop_ca_file();
+    if (mongoc_uri_get_tls(uri) && ca && !(opts && bson_has_field(opts, MONGOC_URI_TLSCAFILE)))
+        mongoc_uri_set_option_as_utf8(uri, MONGOC_URI_TLSCAFILE, ca);
+}
+
 void shop_mongo_init(const char *url, const char *default_db)
 {
     bson_error_t err;
@@ -83,6 +94,7 @@ void shop_mongo_init(const char *url, const char *default_db)
     default_int(uri, MONGOC_URI_CONNECTTIMEOUTMS, 1000);
     default_int(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
     default_int(uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 2000);
+    default_ca_file(uri);
     const char *db = mongoc_uri_get_database(uri);
     snprintf(db_name, sizeof(db_name), "%s", db && *db ? db : default_db);
     pool = mongoc_client_pool_new(uri);

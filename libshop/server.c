@@ -5,12 +5,12 @@
 #include "libshop/conf.h"
 #include "libshop/log.h"
 #include "libshop/trace.h"
+#include "libshop/sdnotify.h"
 #include "shop_version.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define DEFAULT_BODY (64 * 1024)
@@ -33,8 +33,8 @@ static struct MHD_Daemon *start_daemon(const struct shop_server_conf *conf, unsi
     int fd = -1;
     struct sockaddr_storage sa;
     const struct sockaddr *addr = NULL; /* a socket passed by systemd is bound already */
-    if (sd_listen_fds(0) >= 1) {
-        fd = SD_LISTEN_FDS_START;
+    if (shop_listen_fds() >= 1) {
+        fd = SHOP_LISTEN_FDS_START;
         /* a socket shared with another process (a redeploy's hand-over) must not block in accept */
         int fl = fcntl(fd, F_GETFL);
         if (fl != -1)
@@ -115,12 +115,12 @@ int shop_server_run(const struct shop_server_conf *user_conf)
     }
     unsigned port = bound_port(d);
     shop_log_info("listening port=%u threads=%u version=%s", port, threads, SHOP_VERSION);
-    sd_notifyf(0, "READY=1\nSTATUS=serving on port %u", port);
+    shop_notifyf("READY=1\nSTATUS=serving on port %u", port);
 
     int sig = 0;
     sigwait(&set, &sig);
     shop_log_info("signal %d: quiescing and draining", sig);
-    sd_notify(0, "STOPPING=1");
+    shop_notify("STOPPING=1");
     http_stop_begin();
     MHD_socket lfd = MHD_quiesce_daemon(d);
     if (lfd != MHD_INVALID_SOCKET)

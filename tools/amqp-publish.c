@@ -11,6 +11,8 @@
 #include "libshop/log.h"
 #include "libshop/util.h"
 
+#include "shop_version.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,11 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
+    /* deploy/dist and tests/static check that every shipped binary answers this */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("shop-amqp-publish %s\n", SHOP_VERSION);
+        return 0;
+    }
     shop_log_init("amqp-publish");
     shop_log_set_level(getenv("LOG_LEVEL") && *getenv("LOG_LEVEL") ? getenv("LOG_LEVEL") : "warn");
     struct shop_amqp_conf conf;

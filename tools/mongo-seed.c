@@ -6,8 +6,11 @@
 #include "libshop/log.h"
 #include "libshop/mongo_driver.h"
 
+#include "shop_version.h"
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int ensure_index(mongoc_client_t *client, const char *db, const char *coll, const char *key)
 {
@@ -55,6 +58,11 @@ static int insert_missing(mongoc_collection_t *coll, const char *key, const json
 
 int main(int argc, char **argv)
 {
+    /* deploy/dist and tests/static check that every shipped binary answers this */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("shop-mongo-seed %s\n", SHOP_VERSION);
+        return 0;
+    }
     if (argc != 6) {
         fprintf(stderr, "usage: shop-mongo-seed MONGO_URL DB COLLECTION KEY FILE.json\n");
         return 2;

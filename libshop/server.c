@@ -122,11 +122,13 @@ int shop_server_run(const struct shop_server_conf *user_conf)
     shop_log_info("signal %d: quiescing and draining", sig);
     shop_notify("STOPPING=1");
     http_stop_begin();
+    /* Closed only once the workers are gone: a worker may still be taking the socket out of its
+     * epoll set after quiesce returns, and a closed fd could meanwhile be reused. */
     MHD_socket lfd = MHD_quiesce_daemon(d);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
     drain(drain_ms);
     MHD_stop_daemon(d);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     shop_trace_shutdown();
     http_routes_free();
     shop_log_info("stopped");

@@ -17,7 +17,7 @@ import pymongo
 import pytest
 import requests
 
-from conftest import ROOT, listener, sanitizer_reports, service_url, spawn, url_of, wait_for
+from conftest import ROOT, listener, sanitizer_reports, service_url, start_service, url_of
 
 TIMEOUT = 120
 PAGE = 50
@@ -72,19 +72,14 @@ def own_user():
     env = dict(os.environ, MONGO_URL="%s/%s?socketTimeoutMS=300000" % (base, dbname),
                USER_ORDERS_MAX=str(ORDERS_MAX), LOG_LEVEL="warn")
     with listener() as sock:
-        proc = spawn([binary], sock, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        url = url_of(sock)
+        url = env["SHOP_TEST_URL"] = url_of(sock)
+        proc = start_service("user", "/health", env, out=subprocess.PIPE, sock=sock,
+                             bin_dir=os.path.dirname(binary), timeout=60)
     try:
-        def up():
-            try:
-                return requests.get(url + "/health", timeout=10).status_code == 200
-            except requests.ConnectionError:
-                return proc.poll() is not None
-        assert wait_for(up, 60) and proc.poll() is None
         yield url, proc.pid, client[dbname]
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=60)
+        err, _ = proc.communicate(timeout=60)
         client.drop_database(dbname)
         client.close()
     assert proc.returncode == 0, err.decode()[-2000:]

@@ -212,12 +212,12 @@ def wait_dispatched(ids, timeout=30.0, paths=()):
     return set(ids) - dispatched_ids(*files)
 
 
-def start_service(name, ready_path, env, out=subprocess.DEVNULL, sock=None):
+def start_service(name, ready_path, env, out=subprocess.DEVNULL, sock=None, bin_dir=None, timeout=30):
     """Starts a second process of a service binary (SHOP_BIN_DIR) with env (complete: the
     caller decides what it keeps of os.environ), waits until ready_path of env["SHOP_TEST_URL"]
     answers 200 and returns the process. With sock (a listener()), the process is given that
     socket (spawn) and SHOP_TEST_URL should be url_of(sock). Stop it with stop_service."""
-    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin")), name)
+    binary = os.path.join(bin_dir or os.environ.get("SHOP_BIN_DIR", os.path.join(ROOT, "build", "bin")), name)
     if sock is not None:
         proc = spawn([binary], sock, env=env, stdout=out, stderr=subprocess.STDOUT)
     else:
@@ -228,13 +228,13 @@ def start_service(name, ready_path, env, out=subprocess.DEVNULL, sock=None):
             return requests.get(env["SHOP_TEST_URL"] + ready_path, timeout=5).status_code == 200
         except requests.RequestException:
             return proc.poll() is not None  # died: stop waiting
-    answered = wait_for(ready, 30)
+    answered = wait_for(ready, timeout)
     if proc.poll() is not None:
         pytest.fail("%s exited with %d at start" % (name, proc.returncode))
     if not answered:
         proc.kill()
         proc.wait()
-        pytest.fail("%s: %s did not answer 200 within 30 s" % (name, ready_path))
+        pytest.fail("%s: %s did not answer 200 within %d s" % (name, ready_path, timeout))
     return proc
 
 

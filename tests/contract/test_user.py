@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import listener, sanitizer_reports, service_url, spawn, stack, url_of, wait_for
+from conftest import listener, sanitizer_reports, service_url, spawn, stack, start_service, url_of, wait_for
 
 pymongo = pytest.importorskip("pymongo", reason="needs Debian python3-pymongo")
 
@@ -401,28 +401,20 @@ def test_legacy_history_document_is_read(user, db):
 
 def test_redis_url_database_and_mongo_db_from_url():
     """A second user process with REDIS_URL naming db 3 and MONGO_URL naming a database."""
-    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "user")
     rport = os.environ.get("REDIS_PORT", "6379")
     mongo = os.environ["MONGO_URL"].rstrip("/") + "/users_alt_" + RUN
     env = dict(os.environ, REDIS_URL="redis://127.0.0.1:%s/3" % rport, MONGO_URL=mongo, MONGO="true")
     with listener() as sock:
-        proc = spawn([binary], sock, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        url = url_of(sock)
+        url = env["SHOP_TEST_URL"] = url_of(sock)
+        proc = start_service("user", "/health", env, out=subprocess.PIPE, sock=sock)
     try:
-        def up():
-            try:
-                return requests.get(url + "/health", timeout=5).status_code == 200
-            except requests.ConnectionError:
-                return proc.poll() is not None
-
-        assert wait_for(up, 30) and proc.poll() is None
         n = get(url + "/uniqueid").json()["uuid"].split("-")[1]
         cli = ["redis-cli", "-h", "127.0.0.1", "-p", rport, "-n", "3", "GET", "anonymous-counter"]
         assert subprocess.run(cli, capture_output=True, text=True).stdout.strip() == n
         assert get(url + "/check/user").status_code == 404  # another database: no seed users
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        err, _ = proc.communicate(timeout=30)
         pymongo.MongoClient(os.environ["MONGO_URL"]).drop_database("users_alt_" + RUN)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert not sanitizer_reports(proc.pid)

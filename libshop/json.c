@@ -133,6 +133,16 @@ static size_t scientific(char *buf, size_t buflen, size_t at, const char *d, int
     return put(buf, buflen, at, ebuf, (size_t)k);
 }
 
+/* Where each language switches from plain decimals to exponent notation (decimal exponent e of the
+ * first digit: plain when fixed_from <= e < fixed_below), and whether a whole number keeps ".0". */
+static const struct num_style {
+    int fixed_from, fixed_below, min_frac;
+} num_styles[] = {
+    [SHOP_NUM_JS] = {-6, 21, 0},
+    [SHOP_NUM_JAVA] = {-3, 7, 1},
+    [SHOP_NUM_PYTHON] = {-4, 16, 1},
+};
+
 size_t shop_fmt_double(double v, enum shop_num_style style, char *buf, size_t buflen)
 {
     size_t at = 0;
@@ -148,26 +158,11 @@ size_t shop_fmt_double(double v, enum shop_num_style style, char *buf, size_t bu
         int n = shortest_digits(v, d, &e);
         if (v < 0)
             at = put(buf, buflen, at, "-", 1);
-        switch (style) {
-        case SHOP_NUM_JS:
-            if (e >= -6 && e < 21)
-                at = fixed(buf, buflen, at, d, n, e + 1, 0);
-            else
-                at = scientific(buf, buflen, at, d, n, e, style);
-            break;
-        case SHOP_NUM_JAVA:
-            if (e >= -3 && e < 7)
-                at = fixed(buf, buflen, at, d, n, e + 1, 1);
-            else
-                at = scientific(buf, buflen, at, d, n, e, style);
-            break;
-        case SHOP_NUM_PYTHON:
-            if (e >= -4 && e < 16)
-                at = fixed(buf, buflen, at, d, n, e + 1, 1);
-            else
-                at = scientific(buf, buflen, at, d, n, e, style);
-            break;
-        }
+        const struct num_style *ns = &num_styles[style];
+        if (e >= ns->fixed_from && e < ns->fixed_below)
+            at = fixed(buf, buflen, at, d, n, e + 1, ns->min_frac);
+        else
+            at = scientific(buf, buflen, at, d, n, e, style);
     }
     if (buflen)
         buf[at < buflen ? at : buflen - 1] = '\0';

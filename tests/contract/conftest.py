@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -142,6 +143,68 @@ def sanitizer_reports(pid):
         if m:
             found += glob.glob("%s.%d" % (m.group(1), pid)) + glob.glob("%s.%d.*" % (m.group(1), pid))
     return found
+
+
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
+
+
+class SecondService:
+    """A second process of service NAME beside the stack's own, with extra environment, on a
+    listening socket bound here and handed over (nothing probed), its output in a temporary log.
+    Talk to it without a keep-alive session (plain requests.get/post), so that nothing holds a
+    connection when it is told to stop."""
+
+    def __init__(self, name, health="/health", **env):
+        """env: NAME=value adds or replaces a variable, NAME=None removes it."""
+        self.log = tempfile.NamedTemporaryFile(prefix=name + "-", suffix=".log", delete=False)
+        e = dict(os.environ)
+        for k, v in env.items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = str(v)
+        binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), name)
+        with listener() as sock:
+            self.proc = spawn([binary], sock, env=e, stdout=self.log, stderr=subprocess.STDOUT)
+            self.url = url_of(sock)
+        self.health = health
+
+    def wait_ready(self, timeout=30):
+        """Waits for its health route to answer 200; fails with its log if it exits instead."""
+        def up():
+            try:
+                return requests.get(self.url + self.health, timeout=10).status_code == 200
+            except requests.RequestException:
+                return self.proc.poll() is not None
+        assert wait_for(up, timeout) and self.proc.poll() is None, self.text()
+        return self
+
+    def text(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def signal_and_wait(self, sig=signal.SIGTERM):
+        """Sends sig unless it has exited already; its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+    def assert_clean_exit(self, rc):
+        """rc is 0 and no sanitizer reported anything (in its output or in log_path's files);
+        removes the log."""
+        text = self.text()
+        os.unlink(self.log.name)
+        assert rc == 0, text[-3000:]
+        assert not SANITIZER.search(text), text[-6000:]
+        assert not sanitizer_reports(self.proc.pid)
+
+    def assert_stops_naming(self, var):
+        """It refused its configuration: exit status 1, and its output names var."""
+        rc = self.proc.wait(30)
+        text = self.text()
+        os.unlink(self.log.name)
+        assert rc == 1, text[-3000:]
+        assert var in text, text[-3000:]
 
 
 def _tcp_table():

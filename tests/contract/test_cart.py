@@ -16,7 +16,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import free_port, listener, sanitizer_reports, service_url, spawn, stack, url_of, wait_for
+from conftest import SecondService, free_port, listener, sanitizer_reports, service_url, spawn, stack, url_of, wait_for
 
 RUN = uuid.uuid4().hex[:8]
 CONTRACT_CART = (
@@ -656,14 +656,7 @@ def test_catalogue_unreachable_is_500(http, cart):
 @pytest.mark.parametrize("var,value", [("CART_TTL_SECONDS", "soon"), ("CATALOGUE_PORT", "99999"),
                                        ("REDIS_URL", "http://x"), ("CART_SERVER_PORT", "x")])
 def test_bad_configuration_stops_with_its_name(var, value):
-    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "cart")
-    env = dict(os.environ)
-    env[var] = value
-    with listener() as sock:  # should it start after all, it answers here, on no one's port
-        p = spawn([binary], sock, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, err = p.communicate(timeout=30)
-    assert p.returncode == 1
-    assert var.encode() in err
+    SecondService("cart", **{var: value}).assert_stops_naming(var)
 
 
 def test_redis_password_and_database_from_the_url(tmp_path):

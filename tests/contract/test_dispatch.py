@@ -9,18 +9,15 @@ dispatch process themselves while the stack's dispatch is stopped.
 import os
 import re
 import signal
-import socket
 import subprocess
-import tempfile
 import uuid
 
 import pytest
 import requests
 
-from conftest import (dispatch_log, dispatched_ids, dispatched_lines, listener, rabbitmqctl, service_url, spawn, stack,
-                      url_of, wait_dispatched, wait_for)
+from conftest import (SecondService, dispatch_log, dispatched_ids, dispatched_lines, rabbitmqctl, service_url, stack,
+                      wait_dispatched, wait_for)
 
-SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
 
 
@@ -75,44 +72,21 @@ def make_cart(http, cart_id):
     return r.json()
 
 
-class Dispatch:
+class Dispatch(SecondService):
     """A second dispatch process with extra environment and its own HTTP port and log."""
 
     def __init__(self, **env):
-        self.log = tempfile.NamedTemporaryFile(prefix="dispatch-", suffix=".log", delete=False)
-        e = dict(os.environ)
-        e.update({k: str(v) for k, v in env.items()})
-        with listener() as sock:  # its HTTP port, bound here and handed over: nothing probed
-            self.proc = spawn([os.path.join(BIN, "dispatch")], sock, env=e, stdout=self.log,
-                              stderr=subprocess.STDOUT)
-            self.url = url_of(sock)
+        super().__init__("dispatch", **env)
 
     def wait_consuming(self):
-        def up():
-            try:
-                return requests.get(self.url + "/health", timeout=2).status_code == 200
-            except requests.RequestException:
-                return self.proc.poll() is not None
-        assert wait_for(up, 15), self.text()
-        assert self.proc.poll() is None, self.text()
-        return self
-
-    def text(self):
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
+        return self.wait_ready(15)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(60)
+        return self.signal_and_wait(sig)
 
     def finish(self):
         """Stops it (if needed); asserts exit 0 and no sanitizer report; removes the log."""
-        rc = self.stop()
-        text = self.text()
-        os.unlink(self.log.name)
-        assert rc == 0, text[-3000:]
-        assert not SANITIZER.search(text), text[-6000:]
+        self.assert_clean_exit(self.stop())
 
 
 @pytest.fixture
@@ -259,9 +233,4 @@ def test_sigterm_leaves_unfinished_orders_to_the_broker(stack_dispatch_stopped):
     ({"DISPATCH_SERVER_PORT": "x"}, "DISPATCH_SERVER_PORT"),
 ])
 def test_bad_configuration_stops_at_start(env, name):
-    d = Dispatch(**env)
-    rc = d.proc.wait(10)
-    text = d.text()
-    os.unlink(d.log.name)
-    assert rc == 1
-    assert name in text
+    Dispatch(**env).assert_stops_naming(name)

@@ -7,8 +7,6 @@ dispatch running (try/finally).
 import os
 import re
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -16,11 +14,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (dispatch_log, dispatched_ids, dispatched_lines, listener, service_url, spawn, stack, url_of,
-                      wait_dispatched, wait_for)
-from test_dispatch import wait_held
-
-BIN = os.environ.get("SHOP_BIN_DIR", "build/bin")
+from conftest import dispatch_log, dispatched_ids, dispatched_lines, service_url, stack, wait_dispatched, wait_for
+from test_dispatch import Dispatch, wait_held
 
 
 def in_stock_sku():
@@ -189,23 +184,6 @@ def test_broker_restart_while_payments_flow(restore_rabbitmq):
     assert missing == set(), "%d of %d orders answered 200 were never dispatched" % (len(missing), len(ok))
 
 
-class Dispatch:
-    def __init__(self, **env):
-        self.log = tempfile.NamedTemporaryFile(prefix="dispatch-", suffix=".log", delete=False)
-        e = dict(os.environ)
-        e.update({k: str(v) for k, v in env.items()})
-        with listener() as sock:  # its HTTP port, bound here and handed over: nothing probed
-            self.proc = spawn([os.path.join(BIN, "dispatch")], sock, env=e, stdout=self.log,
-                              stderr=subprocess.STDOUT)
-            self.url = url_of(sock)
-
-    def healthy(self):
-        try:
-            return requests.get(self.url + "/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-
 def test_dispatch_killed_with_orders_in_flight_loses_nothing(http, restore_rabbitmq):
     sku = in_stock_sku()
     carts = {}
@@ -215,7 +193,7 @@ def test_dispatch_killed_with_orders_in_flight_loses_nothing(http, restore_rabbi
     stack("stop", "dispatch")
     d = Dispatch(DISPATCH_DELAY_MS=5000)
     try:
-        assert wait_for(d.healthy, 15)
+        d.wait_consuming()
         orderids = []
         for cid, cart in carts.items():
             r = pay(http, cid, cart)

@@ -11,10 +11,7 @@ import http.server
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import (closed_port, dispatch_log, dispatched_ids, listener, sanitizer_reports, self_signed_cert,
-                      service_url, spawn, stack, url_of, wait_dispatched, wait_for)
+from conftest import SecondService, closed_port, self_signed_cert, service_url, stack, wait_dispatched, wait_for
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:")
 
 
 # ---- helpers (the dispatch and fault tests carry their own copies) -------------------------------
@@ -61,43 +56,15 @@ def metrics(http, base=None):
     return out
 
 
-class Payment:
-    """A second payment process with extra environment, on its own port. Talk to it without a
-    keep-alive session (plain requests.get/post), so nothing holds a connection at SIGTERM."""
+class Payment(SecondService):
+    """A second payment process with extra environment, on its own port."""
 
     def __init__(self, **env):
-        self.log = tempfile.NamedTemporaryFile(prefix="payment-", suffix=".log", delete=False)
-        e = dict(os.environ)
-        e.update({k: str(v) for k, v in env.items()})
-        binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "payment")
-        with listener() as sock:  # its listening socket, passed by the test (no port to probe)
-            self.proc = spawn([binary], sock, env=e, stdout=self.log, stderr=subprocess.STDOUT)
-            self.url = url_of(sock)
-
-    def wait_ready(self):
-        def up():
-            try:
-                return requests.get(self.url + "/health", timeout=10).status_code == 200
-            except requests.RequestException:
-                return self.proc.poll() is not None
-        assert wait_for(up, 30), "payment did not start"
-        assert self.proc.poll() is None, self.text()
-        return self
-
-    def text(self):
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
+        super().__init__("payment", **env)
 
     def stop(self):
         """SIGTERM; asserts a clean exit and a log without sanitizer reports."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(30)
-        text = self.text()
-        os.unlink(self.log.name)
-        assert rc == 0, text[-3000:]
-        assert not SANITIZER.search(text), text[-6000:]
-        assert not sanitizer_reports(self.proc.pid)  # where tests/run's log_path puts them
+        self.assert_clean_exit(self.signal_and_wait())
 
 
 class Gateway:
@@ -540,12 +507,7 @@ def test_gateway_ok_with_redirect_and_delay_places_the_order(http):
     ({"USER_PORT": "0"}, "USER_PORT"),
 ])
 def test_bad_configuration_stops_at_start(env, name):
-    p = Payment(**env)
-    rc = p.proc.wait(30)
-    text = p.text()
-    os.unlink(p.log.name)
-    assert rc == 1
-    assert name in text
+    Payment(**env).assert_stops_naming(name)
 
 
 # ---- user service answers (user check, order history), with a fake user service ----------------------

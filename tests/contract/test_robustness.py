@@ -26,10 +26,7 @@ import json
 import os
 import random
 import re
-import signal
 import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from urllib.parse import unquote_to_bytes
@@ -37,7 +34,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 import requests
 
-from conftest import answered_yet, request_read, service_url, wait_for
+from conftest import SecondService, answered_yet, request_read, service_url, wait_for
 
 _seed_env = os.environ.get("SHOP_FUZZ_SEED", "").strip()
 if _seed_env == "random":
@@ -1022,40 +1019,6 @@ def test_requests_near_the_header_limit_are_answered_or_not_run():
         "for %d answers of 200" % (closed, hung, added, ok))
 
 
-class PrivateService:
-    """A second instance of a service on a free port (the shared one must not be disturbed),
-    stopped with SIGTERM; its exit must be clean (sanitizer reports land in log_path)."""
-
-    def __init__(self, name, port_vars):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        env = dict(os.environ, **{v: str(self.port) for v in port_vars})
-        self.log = tempfile.NamedTemporaryFile(prefix="%s-" % name, suffix=".log", delete=False)
-        binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), name)
-        self.proc = subprocess.Popen([binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = "http://127.0.0.1:%d" % self.port
-
-        def up():
-            try:
-                return requests.get(self.url + "/health", timeout=2).status_code == 200
-            except requests.RequestException:
-                return self.proc.poll() is not None
-        assert wait_for(up, 20) and self.proc.poll() is None, self.text()
-
-    def text(self):
-        with open(self.log.name, errors="replace") as fh:
-            return fh.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(30)
-        text = self.text()
-        os.unlink(self.log.name)
-        assert rc == 0, text[-3000:]
-
-
 PROM_VALUE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]Inf$|^NaN$")
 
 
@@ -1075,7 +1038,7 @@ def test_forged_carts_keep_payment_metrics_valid():
     Infinity (two items of qty 1e308) makes `sold_count_total` +Inf for the life of the process,
     printed as `null`, which no Prometheus parser accepts; a negative qty makes the counter go
     backwards. Every later scrape of payment fails."""
-    p = PrivateService("payment", ["PAYMENT_SERVER_PORT", "SHOP_PAYMENT_PORT"])
+    p = SecondService("payment").wait_ready()
     try:
         ship = {"qty": 1, "sku": "SHIP", "name": "shipping", "price": 1, "subtotal": 1}
         forged = [
@@ -1094,14 +1057,14 @@ def test_forged_carts_keep_payment_metrics_valid():
                 "forged cart %d: sold_count_total went %s -> %s" % (i, last, sold))
             last = sold
     finally:
-        p.stop()
+        p.assert_clean_exit(p.signal_and_wait())
 
 
 def test_huge_quantities_keep_cart_metrics_valid():
     """KNOWN BUG (libshop/metrics.c, cart): `items_added` adds the parsed quantity; 256 adds of
     the largest quantity a 256-byte segment can spell (0x + 254 f's, about 7e305) overflow it to
     +Inf, which /metrics prints as `null` from then on: the exposition is no longer valid."""
-    c = PrivateService("cart", ["CART_SERVER_PORT"])
+    c = SecondService("cart").wait_ready()
     try:
         qty = "0x" + "f" * 254
 
@@ -1115,4 +1078,4 @@ def test_huge_quantities_keep_cart_metrics_valid():
         samples = prometheus_samples(requests.get(c.url + "/metrics", timeout=SLOW).text)
         assert "items_added" in samples
     finally:
-        c.stop()
+        c.assert_clean_exit(c.signal_and_wait())

@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import listener, sanitizer_reports, service_url, spawn, stack, start_service, url_of, wait_for
+from conftest import SecondService, listener, sanitizer_reports, service_url, stack, start_service, url_of, wait_for
 
 pymongo = pytest.importorskip("pymongo", reason="needs Debian python3-pymongo")
 
@@ -423,15 +423,7 @@ def test_redis_url_database_and_mongo_db_from_url():
 @pytest.mark.parametrize("var,value", [("REDIS_URL", "rediss://x"), ("REDIS_HOST", "h:0"),
                                        ("MONGO_URL", "nosuch://x"), ("USER_SERVER_PORT", "65536")])
 def test_bad_configuration_stops_with_its_name(var, value):
-    binary = os.path.join(os.environ.get("SHOP_BIN_DIR", "build/bin"), "user")
-    env = dict(os.environ)
-    env.pop("REDIS_URL", None)
-    env[var] = value
-    with listener() as sock:  # should it start after all, it answers here, on no one's port
-        p = spawn([binary], sock, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, err = p.communicate(timeout=30)
-    assert p.returncode == 1
-    assert var.encode() in err
+    SecondService("user", **{"REDIS_URL": None, var: value}).assert_stops_naming(var)
 
 
 # ---- backends down and back (D16) ----------------------------------------------------------

@@ -1,6 +1,6 @@
 /* passwd.c - yescrypt hashing through libxcrypt (crypt_gensalt_ra + crypt_ra), verification
  * of yescrypt, legacy bcrypt and legacy plaintext records, the upgrade test, and the bound on
- * hashes running at once (admission, a dummy record for unknown names). */
+ * hashes running at once (admission, a dummy setting for unknown names). */
 #include "libshop/passwd.h"
 #include "libshop/log.h"
 #include "libshop/util.h"
@@ -125,7 +125,8 @@ static char *run_crypt(const char *password, const char *setting)
         out = shop_xstrdup(h);
     sem_post(&hash_slots);
     atomic_fetch_sub(&admitted, 1);
-    shop_counter_add(&shop_passwd_hashes, 1);
+    if (out) /* only a hash crypt(3) really computed: a refused setting costs nothing */
+        shop_counter_add(&shop_passwd_hashes, 1);
     if (data) {
         explicit_bzero(data, (size_t)size);
         free(data);
@@ -161,29 +162,15 @@ enum shop_passwd_rc shop_passwd_make(const char *password, char **out)
     return 0;
 }
 
-/* A record no password matches, of the current cost: a fresh setting and a hash part of the right
- * length that crypt(3) never makes ('*' is outside its alphabet). Heap, or NULL. */
-static char *dummy_record(void)
-{
-    char *setting = new_setting();
-    if (!setting)
-        return NULL;
-    size_t n = strlen(setting);
-    char *rec = shop_xmalloc(n + 45);
-    memcpy(rec, setting, n);
-    rec[n] = '$';
-    memset(rec + n + 1, '*', 43);
-    rec[n + 44] = '\0';
-    free(setting);
-    return rec;
-}
-
 enum shop_passwd_rc shop_passwd_check(const char *password, const char *stored)
 {
     if (!password)
         return SHOP_PASSWD_MISMATCH;
     bool real = stored && shop_passwd_is_hash(stored);
-    char *dummy = real ? NULL : dummy_record();
+    /* No record to check against: hash with a fresh setting of the current cost, compare nothing.
+     * (A setting followed by a hash part crypt(3) cannot have made, such as '*'s, is refused at
+     * once, without hashing: the dummy must be a bare setting.) */
+    char *dummy = real ? NULL : new_setting();
     const char *setting = real ? stored : dummy;
     if (!setting)
         return SHOP_PASSWD_FAILED;

@@ -40,7 +40,7 @@ void shop_passwd_set_limit(unsigned n);
 
 /* Checks password against stored and always computes exactly one hash, whatever stored is:
  * a yescrypt or bcrypt record is checked with crypt(3); a legacy plaintext record is compared in
- * constant time after a hash of a dummy record; NULL (no such user) hashes against a dummy record
+ * constant time after a hash with a fresh setting; NULL (no such user) hashes with a fresh setting
  * and answers MISMATCH. So every failed login costs the same. MATCH, MISMATCH, BUSY or FAILED. */
 enum shop_passwd_rc shop_passwd_check(const char *password, const char *stored);
 

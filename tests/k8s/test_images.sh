@@ -120,6 +120,11 @@ live_checks() {
     check "seed mongo (twice): $(mongo 'c.catalogue.products.count_documents({})' 2>/dev/null) products, $(mongo 'c.users.users.count_documents({})' 2>/dev/null) users" \
         eval '(( $(mongo "c.catalogue.products.count_documents({})") == $(grep -o "\"sku\"" schema/mongo/catalogue.json | wc -l) ))'
 
+    start catalogue MONGO_URL=mongodb://127.0.0.1:27017/catalogue CATALOGUE_SERVER_PORT=8081
+    products() { curl -s --max-time 5 http://127.0.0.1:8081/products | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+    check "catalogue: the service image serves the seeded products from the mongodb image ($(waitfor 30 products; products 2>/dev/null) products)" \
+        eval '(( $(products) == $(grep -o "\"sku\"" schema/mongo/catalogue.json | wc -l) ))'
+
     start mariadb MARIADB_ROOT_PASSWORD='r00t"s \pw'"'"
     check "mariadb: root logs in over TCP with MARIADB_ROOT_PASSWORD (read-only image, uid 10001, data in /data)" \
         waitfor 90 sql -uroot "-pr00t\"s \\pw'" -e 'SELECT 1'
@@ -145,7 +150,7 @@ if ((LIVE)); then
         printf '%s\n' "$out" | grep -E '^(ok|FAIL) '
         PASS=$((PASS + $(grep -c '^ok ' <<<"$out"))) FAIL=$((FAIL + $(grep -c '^FAIL ' <<<"$out")))
         if grep -q '^FAIL ' <<<"$out"; then
-            for n in web redis mongodb seed mariadb rabbitmq; do
+            for n in web redis mongodb seed catalogue mariadb rabbitmq; do
                 [[ -s $WORK/$n.log ]] && { echo "--- $n.log (last lines)"; tail -n 15 "$WORK/$n.log"; }
             done
         fi

@@ -290,6 +290,8 @@ static int pipe_round_trip(int n, const char *const *cmds, const int *lens, redi
         if (rc == REDIS_PIPE_OK)
             return SHOP_REDIS_OK;
         set_err("%s", msg);
+        if (rc == REDIS_PIPE_NOCONN) /* conn_open opened the fail-fast window, or it was open */
+            return SHOP_REDIS_UNAVAILABLE;
         if (rc != REDIS_PIPE_STALE || attempt > 0) {
             mark_down();
             return SHOP_REDIS_UNAVAILABLE;
@@ -670,7 +672,7 @@ void shop_redis_init_conf(const struct shop_redis_conf *conf)
 {
     g_conf = *conf;
     redis_pipe_free(g_pipe); /* a configuration given again (tests): before any command */
-    g_pipe = redis_pipe_new(pipe_connect, g_conf.command_timeout_ms);
+    g_pipe = redis_pipe_new(pipe_connect);
     shop_log_info("redis %s:%d db=%d%s", g_conf.host, g_conf.port, g_conf.db,
                   g_conf.pass[0] ? " auth=yes" : "");
 }

@@ -9,7 +9,6 @@
 #include "libshop/util.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-enum waiter_state { W_WAITING, W_DONE, W_FAILED, W_STALE };
+enum waiter_state { W_WAITING, W_DONE, W_FAILED, W_STALE, W_NOCONN };
 
 /* A thread waiting for the replies of its commands (on its own stack). */
 struct waiter {
@@ -45,7 +44,6 @@ struct link {
 struct redis_pipe {
     pthread_mutex_t mu;
     redis_pipe_connect_fn connect;
-    long timeout_ms;
     struct link *link;   /* NULL before the first command and after a failure */
     struct wlist queued; /* not sent yet; their commands in buf */
     char *buf, *out;     /* out: the bytes the writer is sending (the writer's only) */
@@ -156,19 +154,19 @@ static void read_role(struct redis_pipe *p, struct link *l, struct waiter *me)
     l->refs++;
     while (me->state == W_WAITING && !l->broken) {
         pthread_mutex_unlock(&p->mu);
-        struct pollfd pfd = {.fd = l->ctx->fd, .events = POLLIN};
-        int ready = poll(&pfd, 1, (int)p->timeout_ms);
-        int poll_errno = errno;
-        ssize_t got = ready > 0 ? recv(l->ctx->fd, buf, sizeof(buf), 0) : 0;
+        /* the socket's receive timeout is the command timeout (SO_RCVTIMEO, set on connect) */
+        ssize_t got = recv(l->ctx->fd, buf, sizeof(buf), 0);
+        int recv_errno = errno;
         bool fed = got > 0 && redisReaderFeed(l->ctx->reader, buf, (size_t)got) == REDIS_OK;
         pthread_mutex_lock(&p->mu);
-        if (ready < 0 && poll_errno == EINTR)
+        if (got < 0 && recv_errno == EINTR)
             continue;
+        bool timeout = got < 0 && (recv_errno == EAGAIN || recv_errno == EWOULDBLOCK);
         if (!fed)
-            link_fail(p, l, ready == 0,
-                      ready == 0 ? "command timed out" : "connection lost while reading");
+            link_fail(p, l, timeout,
+                      timeout ? "redis command timed out" : "redis connection lost while reading");
         else if (dispatch(l) == -1)
-            link_fail(p, l, false, "protocol error in a reply");
+            link_fail(p, l, false, "redis protocol error in a reply");
     }
     l->reading = false;
     if (l->sent.head)
@@ -185,7 +183,8 @@ static const char *send_all(int fd, const char *buf, size_t len, bool *timeout)
             continue;
         if (n <= 0) {
             *timeout = errno == EAGAIN || errno == EWOULDBLOCK;
-            return *timeout ? "command timed out (send)" : "connection lost while sending";
+            return *timeout ? "redis command timed out (send)"
+                            : "redis connection lost while sending";
         }
         buf += n;
         len -= (size_t)n;
@@ -201,7 +200,7 @@ static int open_link(struct redis_pipe *p)
     redisContext *ctx = p->connect(msg, sizeof(msg));
     pthread_mutex_lock(&p->mu);
     if (!ctx) {
-        fail_all(&p->queued, W_FAILED, msg);
+        fail_all(&p->queued, W_NOCONN, msg);
         p->len = 0;
         return -1;
     }
@@ -276,15 +275,16 @@ int redis_pipe_run(struct redis_pipe *p, int n, const char *const *cmds, const i
     if (w.state == W_DONE)
         return REDIS_PIPE_OK;
     snprintf(err, errlen, "%s", w.err);
-    return w.state == W_STALE ? REDIS_PIPE_STALE : REDIS_PIPE_FAILED;
+    return w.state == W_STALE    ? REDIS_PIPE_STALE
+           : w.state == W_NOCONN ? REDIS_PIPE_NOCONN
+                                 : REDIS_PIPE_FAILED;
 }
 
-struct redis_pipe *redis_pipe_new(redis_pipe_connect_fn connect, long read_timeout_ms)
+struct redis_pipe *redis_pipe_new(redis_pipe_connect_fn connect)
 {
     struct redis_pipe *p = shop_xcalloc(1, sizeof(*p));
     pthread_mutex_init(&p->mu, NULL);
     p->connect = connect;
-    p->timeout_ms = read_timeout_ms;
     return p;
 }
 

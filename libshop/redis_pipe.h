@@ -16,14 +16,16 @@ struct redis_pipe;
 
 enum redis_pipe_rc {
     REDIS_PIPE_OK = 0,
-    REDIS_PIPE_FAILED = -1, /* Redis unreachable, the connection lost or timed out */
+    REDIS_PIPE_FAILED = -1, /* the connection lost or timed out */
     REDIS_PIPE_STALE = -2,  /* lost a connection that had answered before (Redis restarted?):
                              * worth one more try on a new one */
+    REDIS_PIPE_NOCONN = -3, /* no connection: connect failed (as the connect function said) */
 };
 
-/* A pipe reading with a timeout of read_timeout_ms (no byte for that long fails the connection
- * and every command waiting on it). No connection is opened before the first command. */
-struct redis_pipe *redis_pipe_new(redis_pipe_connect_fn connect, long read_timeout_ms);
+/* A pipe; no connection is opened before the first command. The connections connect opens
+ * must have their send and receive timeouts set (SO_SNDTIMEO, SO_RCVTIMEO: no byte for that long
+ * fails the connection and every command waiting on it). */
+struct redis_pipe *redis_pipe_new(redis_pipe_connect_fn connect);
 /* Frees the pipe; no thread may be using it. */
 void redis_pipe_free(struct redis_pipe *p);
 

@@ -696,3 +696,40 @@ def test_redis_password_and_database_from_the_url(tmp_path):
     finally:
         srv.terminate()
         srv.wait(15)
+
+
+def test_concurrent_reads_share_one_redis_connection(cart, tmp_path):
+    """Issue 21: the single commands of concurrent requests are pipelined on one connection. A
+    second cart on a Redis of its own answers 64 reads of 8 carts from 16 clients at once, each
+    with its own cart (no reply handed to the wrong request), over one connection to Redis (the
+    build before kept one per worker thread)."""
+    port = free_port()
+    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                            "--appendonly", "no", "--dir", str(tmp_path)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def own(*args):
+        return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        assert wait_for(lambda: own("PING") == "PONG", 10)
+        carts = {}
+        for k in range(1, 9):  # real carts made by the stack's cart, copied into the own Redis
+            c = cid("pipe%d" % k)
+            assert requests.get("%s/add/%s/RMC/%d" % (cart, c, k), timeout=10).status_code == 200
+            carts[c] = requests.get("%s/cart/%s" % (cart, c), timeout=10).json()
+            assert own("SET", c, json.dumps(carts[c])) == "OK"
+        proc, url = start_cart(REDIS_URL="redis://127.0.0.1:%d" % port)
+        try:
+            ids = sorted(carts) * 8
+            with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+                got = list(pool.map(lambda c: requests.get("%s/cart/%s" % (url, c), timeout=30), ids))
+            assert [r.status_code for r in got] == [200] * len(ids)
+            assert [r.json() for r in got] == [carts[c] for c in ids]
+            clients = [line for line in own("CLIENT", "LIST").splitlines() if "cmd=client" not in line]
+            assert len(clients) == 1, clients
+        finally:
+            stop_cart(proc)
+    finally:
+        srv.terminate()
+        srv.wait(15)

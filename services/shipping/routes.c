@@ -356,28 +356,65 @@ static void forward_to_cart(struct shop_req *req, json_t *line)
     shop_http_result_cleanup(&res);
 }
 
-/* The body /confirm forwards: the quoted city's cost, or NULL when the body's distance, cost
- * and location are not those of a city quoted to this client (D19). */
-static json_t *quoted_body(struct shop_req *req, const struct ship_index *ix, json_t *body)
+/* Whether the body's distance, cost and "<country> <city>" location are those of a city at km
+ * whose display name is name and whose country is country (NULL: none known). */
+static bool line_is_city(json_t *body, long km, const char *country, const char *name)
 {
-    json_t *distance = json_object_get(body, "distance"), *cost = json_object_get(body, "cost");
     const char *location = json_string_value(json_object_get(body, "location"));
+    if (!country || !name || json_number_value(json_object_get(body, "distance")) != (double)km ||
+        json_number_value(json_object_get(body, "cost")) != calc_cost(km))
+        return false;
+    size_t n = strlen(country);
+    return strncmp(location, country, n) == 0 && location[n] == ' ' &&
+           strcmp(location + n + 1, name) == 0;
+}
+
+/* line_is_city for city id read from the database (no index: SHIPPING_INDEX_CHECK_S=0, or the
+ * first load failed); its country is the codes row the index would link (the first in /codes
+ * order whose code equals it). 1 or 0, or -1 with err on a database error. */
+static int line_is_city_sql(json_t *body, long long id, struct shop_err *err)
+{
+    struct shop_mysql_param p[] = {SHOP_MYSQL_INT(id)};
+    json_t *rows;
+    if (shop_mysql_query(
+            "SELECT c.latitude, c.longitude, c.name, (SELECT k.name FROM codes k"
+            " WHERE k.code = c.country_code ORDER BY k.name, k.uuid LIMIT 1) AS country"
+            " FROM cities c WHERE c.uuid = ?",
+            p, 1, &rows, err) == -1)
+        return -1;
+    json_t *c = json_array_get(rows, 0);
+    int rc = c && line_is_city(body,
+                               calc_distance(json_number_value(json_object_get(c, "latitude")),
+                                             json_number_value(json_object_get(c, "longitude"))),
+                               json_string_value(json_object_get(c, "country")),
+                               json_string_value(json_object_get(c, "name")));
+    json_decref(rows);
+    return rc;
+}
+
+/* The line /confirm forwards: the quoted city's cost, in *line, when the body's distance, cost
+ * and location are those of a city quoted to this client (D19), checked against the index, or
+ * the database when ix is NULL. 1 with *line, 0 when not quoted, -1 with err. */
+static int quoted_line(struct shop_req *req, const struct ship_index *ix, json_t *body,
+                       json_t **line, struct shop_err *err)
+{
     struct quote_set q;
-    if (!json_is_number(distance) || !json_is_number(cost) || !location ||
-        !quote_parse(shop_req_header(req, "Cookie"), (long long)time(NULL), &q))
-        return NULL;
+    if (!quote_parse(shop_req_header(req, "Cookie"), (long long)time(NULL), &q))
+        return 0;
     for (size_t i = 0; i < q.n; i++) {
-        const struct ship_city *c = ship_index_city(ix, q.ids[i]);
-        if (!c || !c->country_name || json_number_value(distance) != (double)c->km ||
-            json_number_value(cost) != calc_cost(c->km))
-            continue;
-        size_t nlen = strlen(c->country_name);
-        if (strncmp(location, c->country_name, nlen) == 0 && location[nlen] == ' ' &&
-            strcmp(location + nlen + 1, c->name) == 0)
-            return json_pack("{s:I,s:f,s:s}", "distance", (json_int_t)c->km, "cost",
-                             calc_cost(c->km), "location", location);
+        const struct ship_city *c = ix ? ship_index_city(ix, q.ids[i]) : NULL;
+        int rc = ix ? c && line_is_city(body, c->km, c->country_name, c->name)
+                    : line_is_city_sql(body, q.ids[i], err);
+        if (rc == -1)
+            return -1;
+        if (rc == 1) { /* the body's figures are the city's: checked equal */
+            long km = (long)json_number_value(json_object_get(body, "distance"));
+            *line = json_pack("{s:I,s:f,s:O}", "distance", (json_int_t)km, "cost", calc_cost(km),
+                              "location", json_object_get(body, "location"));
+            return 1;
+        }
     }
-    return NULL;
+    return 0;
 }
 
 /* Checks the body against the client's quotes, then sends the quoted line to cart's POST
@@ -409,19 +446,19 @@ void route_confirm(struct shop_req *req)
         return;
     }
     /* a quote is checked against the index: a confirm that comes while the first load runs (the
-     * seconds after a start or a redeploy) waits for it rather than fail */
+     * seconds after a start or a redeploy) waits for it; without an index (turned off, or the
+     * database was down all that time) against the database */
     struct ship_index *ix = shipping_index_wait(CONFIRM_INDEX_WAIT_MS);
-    if (!ix) {
-        json_decref(body);
-        struct shop_err err;
-        shop_err_set(&err, SHOP_ERR_UNAVAILABLE, 0, "shipping index not loaded yet");
+    json_t *line = NULL;
+    struct shop_err err;
+    int rc = quoted_line(req, ix, body, &line, &err);
+    ship_index_drop(ix);
+    json_decref(body);
+    if (rc == -1) {
         shop_reply_err(req, &err, &db_error);
         return;
     }
-    json_t *line = quoted_body(req, ix, body);
-    ship_index_drop(ix);
-    json_decref(body);
-    if (!line) {
+    if (rc == 0) {
         shop_log_warnx("rid=%s /confirm refused: not a quoted cost", shop_req_id(req));
         spring_error(req, 403);
         return;

@@ -13,6 +13,7 @@
 #include "services/user/records.h"
 #include "services/user/session.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,19 @@ void route_register_user(struct shop_req *req)
 
 /* ---- routes: orders ------------------------------------------------------------------------ */
 
+/* The order count's updates, one at a time in this process: a conditional $inc is atomic on
+ * MongoDB, but FerretDB reads and writes the document in two steps, and concurrent orders lost
+ * increments (300 orders at once counted 175), letting a user past the bound. */
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int update_order_count(json_t *filter, json_t *upd, struct shop_err *err)
+{
+    pthread_mutex_lock(&slot_lock);
+    int rc = shop_mongo_update_one("users", filter, upd, err);
+    pthread_mutex_unlock(&slot_lock);
+    return rc;
+}
+
 /* Takes one of the user's order slots: the user document's order count goes up by one unless
  * it has reached orders_max, atomically (so the bound is exact under concurrency, and costs
  * one small update rather than a count of the orders). 1 when taken, 0 when the user is at the
@@ -332,7 +346,7 @@ static int take_order_slot(struct shop_req *req, const char *name)
                                "$lt", (json_int_t)orders_max, "orders", "$exists", 0);
     json_t *upd = json_pack("{s:{s:i}}", "$inc", "orders", 1);
     struct shop_err err;
-    int rc = filter && upd ? shop_mongo_update_one("users", filter, upd, &err) : 0;
+    int rc = filter && upd ? update_order_count(filter, upd, &err) : 0;
     json_decref(filter);
     json_decref(upd);
     if (rc == -1)
@@ -348,7 +362,7 @@ static void give_back_slot(const char *name)
     json_t *filter = json_pack("{s:s,s:{s:i}}", "name", name, "orders", "$gt", 0);
     json_t *upd = json_pack("{s:{s:i}}", "$inc", "orders", -1);
     struct shop_err err;
-    if (filter && upd && shop_mongo_update_one("users", filter, upd, &err) == -1)
+    if (filter && upd && update_order_count(filter, upd, &err) == -1)
         shop_log_warnx("order count of a refused order not given back: %s", err.msg);
     json_decref(filter);
     json_decref(upd);

@@ -2,12 +2,14 @@
 in bounded memory; orders per user and the /users list are bounded; a full Redis answers 503 and
 loses nothing.
 
-The history and /users floods are served by a user process of the plain build that the test
+The history and /users floods are served by user processes of the plain build that the test
 starts (its VmHWM is the claim; the stack's own runs under ASan, whose shadow memory and
-quarantine would measure the sanitizer) on a database of its own on the stack's MongoDB server:
-FerretDB on SQLite reads a whole collection for each query, so a few hundred 64 KiB orders in the
+quarantine would measure the sanitizer) on a database of their own on the stack's MongoDB server:
+FerretDB on SQLite reads a whole collection for each query, so thousands of 64 KiB orders in the
 shared `users.orders` would slow every later test. The front door's paging is tested on the stack
 with small orders."""
+import concurrent.futures
+import contextlib
 import json
 import os
 import subprocess
@@ -22,18 +24,21 @@ from conftest import ROOT, listener, sanitizer_reports, service_url, start_servi
 TIMEOUT = 120
 PAGE = 50
 MB = 1024 * 1024
-BIG_ORDERS = 400  # of 64 KiB: 25 MiB of history, which a process holding it whole cannot keep in 64 MB
-USERS = 1100      # more than a /users page (1000)
+BIG_ORDERS = 2000  # of 64 KiB (issue 14): 125 MiB of history, which a process holding it whole cannot keep in 64 MB
+SEEDERS = 4        # parallel calls that store the big history through the service's own order route
+USERS = 1100       # more than a /users page (1000)
 
 
-ORDERS_MAX = 3    # USER_ORDERS_MAX of the test's own user process
+ORDERS_MAX = 3    # USER_ORDERS_MAX of the small test process
 
 
 def big_order(i):
-    """A 64 KiB order body (a cart line with a 63 KiB name: one long string keeps FerretDB's
-    reading of it cheap)."""
-    line = {"sku": "SKU-%d" % i, "name": "x" * (63 * 1024), "qty": 1, "price": 1, "subtotal": 1}
-    body = {"orderid": "big-%05d" % i, "cart": {"total": 1, "tax": 0.17, "items": [line]}}
+    """A 64 KiB order as payment sends it (orderid, user, cart), padded by one long string of the
+    order itself: FerretDB decodes each nesting level of a document again, so the padding sits
+    as high as it can, which keeps the 2,000 full-collection reads of the paging affordable."""
+    line = {"sku": "SKU-%d" % i, "name": "Robot %d" % i, "qty": 1, "price": 1, "subtotal": 1}
+    body = {"orderid": "big-%05d" % i, "user": "big", "cart": {"total": 1, "tax": 0.17, "items": [line]}}
+    body["note"] = "x" * (64 * 1024 - len(json.dumps(body)) - 16)
     assert 63 * 1024 < len(json.dumps(body)) <= 64 * 1024
     return body
 
@@ -60,17 +65,17 @@ def pages(url, path, limit=None):
     return out
 
 
-@pytest.fixture(scope="module")
-def own_user():
+@contextlib.contextmanager
+def user_process(orders_max):
     """(url, pid, database) of a plain-build user process on a database of its own, with
-    USER_ORDERS_MAX=ORDERS_MAX; the database is dropped at the end."""
+    USER_ORDERS_MAX=orders_max; the database is dropped at the end."""
     binary = os.path.join(ROOT, "build", "bin", "user")
     assert os.access(binary, os.X_OK), "no plain build at %s (tests/run builds it)" % binary
     dbname = "attack_bounded_%s" % uuid.uuid4().hex[:8]
     base = os.environ["MONGO_URL"].rstrip("/")
     client = pymongo.MongoClient(base, serverSelectionTimeoutMS=10000)
     env = dict(os.environ, MONGO_URL="%s/%s?socketTimeoutMS=300000" % (base, dbname),
-               USER_ORDERS_MAX=str(ORDERS_MAX), LOG_LEVEL="warn")
+               USER_ORDERS_MAX=str(orders_max), LOG_LEVEL="warn")
     with listener() as sock:
         url = env["SHOP_TEST_URL"] = url_of(sock)
         proc = start_service("user", "/health", env, out=subprocess.PIPE, sock=sock,
@@ -86,33 +91,52 @@ def own_user():
     assert not sanitizer_reports(proc.pid)
 
 
-def test_big_history_answers_page_by_page_in_bounded_memory(own_user):
-    url, pid, db = own_user
-    name = "big-%s" % uuid.uuid4().hex[:8]
-    db.users.insert_one({"name": name, "password": "x", "email": "big@example.com"})
-    # stored as the service stores an order (one document each, D10), straight into its database
-    for start in range(0, BIG_ORDERS, 50):
-        db.orders.insert_many([{"name": name, "order": big_order(i)}
-                               for i in range(start, min(start + 50, BIG_ORDERS))])
-    # the last one as payment sends it
-    r = requests.post("%s/order/%s" % (url, name), json=big_order(BIG_ORDERS), timeout=TIMEOUT)
-    assert (r.status_code, r.text) == (200, "OK")
-    answers = pages(url, "/history/" + name)
-    got = []
-    for i, a in enumerate(answers):
-        body = a.json()
-        assert body["name"] == name and "_id" in body
-        assert len(body["history"]) <= PAGE
-        got += [o["orderid"] for o in body["history"]]
-    # every order once, oldest first (_id order: the last one, made by another process within the
-    # same second as the last planted ones, may sort among them: ObjectIds order by time, then by
-    # process)
-    want = ["big-%05d" % i for i in range(BIG_ORDERS + 1)]
-    assert sorted(got) == want
-    assert [g for g in got if g != want[-1]] == want[:-1]
-    assert len(answers) == (BIG_ORDERS + 1 + PAGE - 1) // PAGE
-    hwm = vm_hwm_mb(pid)
-    assert hwm < 64, "user service VmHWM %.1f MB after reading a 25 MiB history" % hwm
+@pytest.fixture(scope="module")
+def own_user():
+    with user_process(ORDERS_MAX) as u:
+        yield u
+
+
+def store_orders(url, name, count):
+    """Posts orders 0..count-1 to the user service's own order route (payment's call), SEEDERS at
+    a time; each answer must be 200 OK."""
+    def post(session, i):
+        r = session.post("%s/order/%s" % (url, name), json=big_order(i), timeout=TIMEOUT)
+        assert (r.status_code, r.text) == (200, "OK"), (i, r.status_code, r.text[:200])
+    sessions = [requests.Session() for _ in range(SEEDERS)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(SEEDERS) as pool:
+            for f in [pool.submit(post, sessions[i % SEEDERS], i) for i in range(count)]:
+                f.result()
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def test_big_history_answers_page_by_page_in_bounded_memory():
+    """2,000 orders of 64 KiB, stored through the service's own route by one process (with room
+    for exactly that many), read back through the history's Link headers by the same process:
+    every page 200, every order once, oldest first, and the process never held more than 64 MB."""
+    with user_process(BIG_ORDERS) as (url, pid, db):
+        name = "big-%s" % uuid.uuid4().hex[:8]
+        db.users.insert_one({"name": name, "password": "x", "email": "big@example.com"})
+        store_orders(url, name, BIG_ORDERS)
+        answers = pages(url, "/history/" + name)
+        got = []
+        for a in answers:
+            body = a.json()
+            assert body["name"] == name and "_id" in body
+            assert len(body["history"]) <= PAGE
+            got += [o["orderid"] for o in body["history"]]
+        hwm = vm_hwm_mb(pid)
+        assert sorted(got) == ["big-%05d" % i for i in range(BIG_ORDERS)]  # every order once
+        assert len(answers) == (BIG_ORDERS + PAGE - 1) // PAGE
+        stored = db.orders.find({}, {"order.orderid": 1}).sort("_id", 1)  # the order they were stored in
+        assert got == [d["order"]["orderid"] for d in stored]
+        assert hwm < 64, "user service VmHWM %.1f MB after reading a 125 MiB history" % hwm
+        # posted 4 at a time, every order took its slot: the 2,001st has none
+        r = requests.post("%s/order/%s" % (url, name), json=big_order(BIG_ORDERS), timeout=TIMEOUT)
+        assert (r.status_code, r.text) == (409, "order limit reached")
 
 
 def test_orders_per_user_are_bounded(own_user):

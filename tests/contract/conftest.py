@@ -16,7 +16,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -96,6 +98,38 @@ def self_signed_cert(directory):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     return cert, ctx
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """The request handler of a test's own HTTP server (serve_http): answer() writes a whole reply;
+    nothing is logged."""
+
+    def answer(self, status, body=b"OK", ctype="text/plain"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_http(handler, tls=None):
+    """A test's own HTTP server: handler (a QuietHandler class) on 127.0.0.1 at a port of its own
+    (server.server_port), each request in a thread, served from a daemon thread; with tls (an
+    ssl.SSLContext) over HTTPS. Stop it with close_server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if tls:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def close_server(server):
+    server.shutdown()
+    server.server_close()
 
 
 def free_port():

@@ -5,7 +5,6 @@ A second cart process (started here) talks to a small local HTTP server standing
 misbehaving catalogue, to reach the error paths the real catalogue never produces.
 """
 import concurrent.futures
-import http.server
 import json
 import os
 import socket
@@ -16,7 +15,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import SecondService, free_port, listener, sanitizer_reports, service_url, spawn, stack, url_of, wait_for
+from conftest import (QuietHandler, SecondService, close_server, free_port, listener, sanitizer_reports, serve_http,
+                      service_url, spawn, stack, url_of, wait_for)
 
 RUN = uuid.uuid4().hex[:8]
 CONTRACT_CART = (
@@ -486,7 +486,7 @@ def test_hung_redis_times_out_then_recovers(cart):
 
 # ---- a second cart in front of a misbehaving catalogue ------------------------------------
 
-class FakeCatalogue(http.server.BaseHTTPRequestHandler):
+class FakeCatalogue(QuietHandler):
     """Answers /product/<case> with the odd replies a broken catalogue could give."""
     replies = {
         "GARBAGE": (200, "this is not json"),
@@ -515,23 +515,14 @@ class FakeCatalogue(http.server.BaseHTTPRequestHandler):
             FakeCatalogue.rising += 10
             self.replies[key] = (200, '{"sku":"RISING","name":"r","price":%d,"instock":1}' % self.rising)
         status, body = self.replies.get(key, (404, "SKU not found"))
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.answer(status, body.encode(), "application/json")
 
 
 @pytest.fixture(scope="module")
 def fake_catalogue():
-    fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeCatalogue)
-    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    fake = serve_http(FakeCatalogue)
     yield fake.server_port
-    fake.shutdown()
+    close_server(fake)
 
 
 def start_cart(**env_vars):

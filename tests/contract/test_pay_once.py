@@ -7,7 +7,6 @@ written later by payment's outbox, across a payment restart).
 line per order the broker confirmed. Tests that need another configuration start a second payment
 process (test_payment.Payment) on the stack's Redis, RabbitMQ, user and cart services.
 """
-import http.server
 import os
 import re
 import socket
@@ -18,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import closed_port, service_url, stack, wait_dispatched, wait_for
+from conftest import QuietHandler, close_server, closed_port, serve_http, service_url, stack, wait_dispatched, wait_for
 from test_payment import Payment, anon_id, cart_status, make_cart, metrics, pay, stop_all
 
 
@@ -44,7 +43,7 @@ class CartProxy:
         target = service_url("cart")
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def relay(self):
@@ -59,26 +58,13 @@ class CartProxy:
                                               if k.lower() in ("content-type", "cookie")})
                 self.answer(r.status_code, r.content, r.headers.get("Content-Type", "text/plain"))
 
-            def answer(self, status, body, ctype):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
             do_GET = do_POST = do_DELETE = relay
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler)
+        self.port = self.server.server_port
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        close_server(self.server)
 
 
 def test_pay_retried_after_the_connection_dropped_mid_answer(http):

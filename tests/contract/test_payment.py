@@ -7,7 +7,6 @@ payment process themselves, on a listening socket the test binds and passes to i
 environment, and check that it stops cleanly on SIGTERM with no sanitizer report (in its log, or in
 the report files tests/run's log_path names, when run from build/asan/bin).
 """
-import http.server
 import json
 import os
 import re
@@ -19,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import SecondService, closed_port, self_signed_cert, service_url, stack, wait_dispatched, wait_for
+from conftest import (QuietHandler, SecondService, close_server, closed_port, self_signed_cert, serve_http, service_url,
+                      stack, wait_dispatched, wait_for)
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -77,7 +77,7 @@ class Gateway:
         self.released = threading.Event()
         gw = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 gw.hits += 1
                 if hold:
@@ -90,32 +90,18 @@ class Gateway:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = b"gateway says hi"
-                self.send_response(200 if self.path != "/" else status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(200 if self.path != "/" else status, b"gateway says hi")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        scheme = "http"
-        if tls_dir:  # a self-signed certificate
-            _, ctx = self_signed_cert(tls_dir)
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-            scheme = "https"
-        self.url = "%s://127.0.0.1:%d/" % (scheme, self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        ctx = self_signed_cert(tls_dir)[1] if tls_dir else None  # a self-signed certificate
+        self.server = serve_http(Handler, tls=ctx)
+        self.url = "%s://127.0.0.1:%d/" % ("https" if ctx else "http", self.server.server_port)
 
     def release(self):
         self.released.set()
 
     def close(self):
         self.release()
-        self.server.shutdown()
-        self.server.server_close()
+        close_server(self.server)
 
 
 VALID = {"total": 1000.5, "tax": 166.75,
@@ -521,20 +507,13 @@ class FakeUser:
         self.requests = []
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def reply(self, status, body=b"OK"):
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 fake.requests.append(("GET", self.path, None))
                 if self.path.startswith("/check/"):
-                    self.reply(check_status)
+                    self.answer(check_status)
                 else:
-                    self.reply(404, b"not found")
+                    self.answer(404, b"not found")
 
             def do_POST(self):
                 data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -547,22 +526,16 @@ class FakeUser:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)  # no status line, nothing
                     return
-                self.reply(order_status if self.path.startswith("/order/") else 404)
+                self.answer(order_status if self.path.startswith("/order/") else 404)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler)
+        self.port = self.server.server_port
 
     def posts(self):
         return [(p, b) for m, p, b in self.requests if m == "POST"]
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        close_server(self.server)
 
 
 def pay_with_fake_user(http, fake):

@@ -418,6 +418,36 @@ def test_quotes_across_replicas(http):
     assert out.returncode == 1 and "SHIPPING_QUOTE_SECRET" in out.stderr + out.stdout
 
 
+def test_confirm_without_the_index(http):
+    """With the in-memory index off (SHIPPING_INDEX_CHECK_S=0) /confirm checks the quote against
+    the database: a quoted city's line reaches the cart, a changed cost, another city's location
+    or no quote cookie are 403 and leave the cart as it was."""
+    if not cart_up(http):
+        pytest.skip("cart is not running on this stack")
+    proc, url = start_replica(None, period="0")
+    try:
+        cart = service_url("cart")
+        cid = "ship-noix-" + uuid.uuid4().hex[:8]
+        assert http.get("%s/add/%s/Watson/1" % (cart, cid)).status_code == 200
+        before = http.get("%s/cart/%s" % (cart, cid)).json()
+        body = quote(http, url, "ch", "zurich", "Zürich")
+        forged = [dict(body, cost=body["cost"] - 1), dict(body, location="United Kingdom London")]
+        for bad in forged:
+            assert_spring_error(http.post("%s/confirm/%s" % (url, cid), json=bad), 403, "/confirm/" + cid)
+        r = requests.post("%s/confirm/%s" % (url, cid), json=body, timeout=30)  # no quote cookie
+        assert_spring_error(r, 403, "/confirm/" + cid)
+        assert http.get("%s/cart/%s" % (cart, cid)).json() == before
+        r = http.post("%s/confirm/%s" % (url, cid), json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"][-1] == {"qty": 1, "sku": "SHIP", "name": "shipping to Switzerland Zürich",
+                                         "price": body["cost"], "subtotal": body["cost"]}
+        loads = re.search(r"^shipping_index_loads_total (\S+)$", http.get(url + "/metrics").text, re.M)
+        assert not loads or float(loads.group(1)) == 0  # no index was built: the database answered
+        http.delete("%s/cart/%s" % (cart, cid))
+    finally:
+        stop_service(proc)
+
+
 def test_course_variables(http):
     """D9: SERVER_PORT is the port when SHIPPING_SERVER_PORT is unset, DB_PASS is the
     password when DB_PASSWORD is unset, CART_ENDPOINT defaults to cart:8080 (Q-SH6)."""

@@ -105,6 +105,19 @@ def test_anonymous_add_then_login_rename_history(browser):
     assert [h["orderid"] for h in history] == [orderid]
 
 
+def test_login_without_a_cart_renames_nothing(browser):
+    """Row 17 when the anonymous id has no cart: the rename the UI makes after login answers 404
+    (which it ignores), not the gateway's 401 or 403: both ids are the session's."""
+    b = browser
+    name = new_name()
+    requests.post(b.web + "/api/user/register", json={"name": name, "email": name + "@example.com",
+                                                      "password": "pw"}, timeout=TIMEOUT)  # elsewhere
+    uid = b.page_load()
+    b.call("POST", "/api/user/login", {"name": name, "password": "pw"})
+    b.call("GET", "/api/cart/rename/%s/%s" % (uid, name), want=404)
+    b.call("GET", "/api/user/history/" + name, want=404)
+
+
 def test_login_failures_keep_their_texts(browser):
     """Login's error path: the UI shows "ERROR " + the text body."""
     b = browser

@@ -102,13 +102,21 @@ def note_version(body):
                 stats["versions"][v] = stats["versions"].get(v, 0) + 1
 
 
-def new_id(conn, n, i, jar):
-    """An anonymous id from /api/user/uniqueid, owned by the thread's session (jar). Returns (conn, id or None)."""
+def thread_id(conn, cart, n, i, jar):
+    """The id a thread shops with: cart while it has one, else a new anonymous id from /api/user/uniqueid, owned by
+    the thread's session (jar), the call counted in i; when none came, waits a moment. Returns (conn, id or None,
+    i)."""
+    if cart is not None:
+        return conn, cart, i
+    i += 1
     conn, status, body = request(conn, "GET", "/api/user/uniqueid", n, i, jar=jar)
     try:
-        return conn, json.loads(body)["uuid"] if status == 200 else None
+        cart = json.loads(body)["uuid"] if status == 200 else None
     except (ValueError, KeyError, TypeError):
-        return conn, None
+        cart = None
+    if cart is None:
+        time.sleep(0.2)
+    return conn, cart, i
 
 
 def running():
@@ -119,12 +127,9 @@ def browse(n):
     conn, jar, cart = None, {}, None
     i = 0
     while running():
+        conn, cart, i = thread_id(conn, cart, n, i, jar)
         if cart is None:
-            i += 1
-            conn, cart = new_id(conn, n, i, jar)
-            if cart is None:
-                time.sleep(0.2)
-                continue
+            continue
         paths = ["/api/catalogue/products", "/api/catalogue/product/Watson", f"/api/cart/add/{cart}/EMM/1",
                  f"/api/cart/cart/{cart}", "/metrics"]
         path = paths[i % len(paths)]
@@ -143,12 +148,9 @@ def checkout(n):
     conn, jar, cart = None, {}, None
     i = rounds = 0
     while running():
+        conn, cart, i = thread_id(conn, cart, n, i, jar)
         if cart is None:
-            i += 1
-            conn, cart = new_id(conn, n, i, jar)
-            if cart is None:
-                time.sleep(0.2)
-                continue
+            continue
         i += 1
         conn, status, body = request(conn, "GET", f"/api/cart/add/{cart}/Watson/1", n, i, jar=jar)
         if status in (401, 403):

@@ -113,6 +113,7 @@ def store_orders(url, name, count):
             s.close()
 
 
+@pytest.mark.timeout(1500)  # FerretDB (SQLite) reads the whole orders collection for each of the 40 pages
 def test_big_history_answers_page_by_page_in_bounded_memory():
     """2,000 orders of 64 KiB, stored through the service's own route by one process (with room
     for exactly that many), read back through the history's Link headers by the same process:

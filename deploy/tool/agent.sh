@@ -5,6 +5,7 @@
 #   agent.sh apply COMPONENT      mongodb redis mysql rabbitmq mongodata mysqldata <service> web
 #   agent.sh redeploy SVC VERSION zero-downtime switch of a service to another release (canary, handover, rollback)
 #   agent.sh doctor | status      checks as an instructor would / one line per component
+#   agent.sh firewall             prints the nftables rules this host gets (deploy/roboshop render)
 # Every change prints "changed: <what>"; the last line is "CHANGES <n>". The plan (what this host runs, ports,
 # versions, addresses) is $STAGE/plan.sh, written by deploy/roboshop.
 set -euo pipefail
@@ -377,19 +378,48 @@ CNF
     finish
 }
 
-# RabbitMQ: on the private address; a user per service. payment may publish to the exchange only, dispatch may
-# consume the queue only (and publish to its dead-letter exchange, AMQP_DEAD_LETTER). The services still declare
-# the topology themselves (not passively yet, D22), so each gets "configure" on exactly those names and the
-# queue.bind it does (write on the queue, read on the exchange) - never read on the queue for payment, never write
-# on the exchange for dispatch. The course's user roboshop and the guest user are removed (lab mode keeps roboshop).
-EXCHANGE=robot-shop QUEUE=orders
+# RabbitMQ: on the private address; a user per service. The deploy tool declares the topology (D22: the exchange
+# robot-shop, the queue orders bound to it with the key orders, and dispatch's dead letters: the exchange
+# AMQP_DEAD_LETTER, default orders.dead, to the queue orders.dead) and the services only check it (AMQP_DECLARE=passive
+# in their env files), so no service user may configure anything: payment may publish to the exchange only, dispatch
+# may consume the queue only and publish to its dead-letter exchange. The course's user roboshop and the guest user
+# are removed (lab mode keeps roboshop, with every permission, as the course has it).
+EXCHANGE=robot-shop QUEUE=orders DEAD_QUEUE=orders.dead
 rabbit_perms() { # rabbit_perms USER: "configure write read"
     local dl=${AMQP_DEAD_LETTER//./\\.}
     case $1 in
-        payment) echo "^($EXCHANGE|$QUEUE)\$ ^($EXCHANGE|$QUEUE)\$ ^$EXCHANGE\$" ;;
-        dispatch) echo "^($EXCHANGE|$QUEUE|$dl)\$ ^($QUEUE|$dl)\$ ^($EXCHANGE|$QUEUE)\$" ;;
+        payment) echo "^\$ ^$EXCHANGE\$ ^\$" ;;
+        dispatch) echo "^\$ ^$dl\$ ^$QUEUE\$" ;;
         roboshop) echo ".* .* .*" ;;
     esac
+}
+# rabbit_bindings: "exchange queue key" per line, as the broker has them
+rabbit_bindings() { { rabbitmqctl -q list_bindings source_name destination_name routing_key 2>/dev/null || true; } | awk 'NF == 3 {print $1, $2, $3}'; }
+rabbit_topology_ok() {
+    local b
+    b=$(rabbit_bindings)
+    grep -qxF "$EXCHANGE $QUEUE $QUEUE" <<<"$b" && grep -qxF "$AMQP_DEAD_LETTER $DEAD_QUEUE $DEAD_QUEUE" <<<"$b"
+}
+# The topology, declared with the release's own tool (schema archive: shop-amqp-publish --count declares what it
+# names, the way the services' active mode does) as a one-off user that may configure exactly those names and is
+# deleted right after: no standing user holds "configure". Nothing happens when the bindings are already there.
+rabbit_topology() {
+    local tool=$SCHEMA/shop-amqp-publish u=roboshop-topology pw names rc=0
+    rabbit_topology_ok && return 0
+    schema_unpack
+    [[ -x $tool ]] || die "no $tool in the schema archive (a release from before D22: rebuild it with this deploy/dist)"
+    pw=$(head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-24)
+    names="^($EXCHANGE|$QUEUE|${AMQP_DEAD_LETTER//./\\.}|${DEAD_QUEUE//./\\.})\$"
+    rabbit_has_user "$u" && rabbitmqctl -q delete_user "$u" >/dev/null
+    rabbitmqctl -q add_user "$u" "$pw" >/dev/null && rabbitmqctl -q set_permissions -p / "$u" "$names" "$names" "$names" >/dev/null ||
+        die "cannot make the one-off topology user $u"
+    export AMQP_HOST=$(bind_of rabbitmq) AMQP_PORT=$(port_of rabbitmq) AMQP_USER=$u AMQP_PASS=$pw
+    "$tool" --count >/dev/null 2>/tmp/roboshop-amqp.log &&
+        "$tool" -e "$AMQP_DEAD_LETTER" -q "$DEAD_QUEUE" -k "$DEAD_QUEUE" --count >/dev/null 2>>/tmp/roboshop-amqp.log || rc=1
+    unset AMQP_HOST AMQP_PORT AMQP_USER AMQP_PASS
+    rabbitmqctl -q delete_user "$u" >/dev/null || rc=1
+    ((rc == 0)) && rabbit_topology_ok || die "declaring the broker topology failed: $(tr '\n' '|' </tmp/roboshop-amqp.log)"
+    changed "rabbitmq topology: $EXCHANGE -> $QUEUE, $AMQP_DEAD_LETTER -> $DEAD_QUEUE (durable; the services only check it)"
 }
 rabbit_log() { tail -n 15 /var/log/rabbitmq/rabbit@*.log 2>/dev/null | grep -iE 'error|fail|crash|eaddr|reason' | tail -n 6 | tr '\n' '|'; }
 # rabbit_has_user NAME (the list is read whole first: a "| grep -q" under pipefail fails when grep leaves early)
@@ -432,6 +462,7 @@ ENV
             rabbitmqctl -q delete_user "$u" >/dev/null; changed "rabbitmq user $u removed"
         done
     fi
+    rabbit_topology
     finish
 }
 
@@ -902,6 +933,8 @@ check_rabbitmq() {
         [[ $(rabbitmqctl -q list_user_permissions "$u" 2>/dev/null | awk '$1 == "/" {print $2, $3, $4}') == "$want" ]] &&
             ok "rabbitmq user $u: configure/write/read $want" || bad "rabbitmq user $u missing or with other permissions (want $want): run deploy/roboshop deploy"
     done
+    rabbit_topology_ok && ok "rabbitmq topology: $EXCHANGE -> $QUEUE, $AMQP_DEAD_LETTER -> $DEAD_QUEUE (declared here; the services only check it)" ||
+        bad "rabbitmq lacks the binding $EXCHANGE -> $QUEUE or $AMQP_DEAD_LETTER -> $DEAD_QUEUE: payments answer 503 (run deploy/roboshop deploy)"
     for u in guest roboshop; do
         rabbit_has_user "$u" && bad "rabbitmq still has the user $u (a published password): rabbitmqctl delete_user $u" ||
             ok "rabbitmq has no user $u"
@@ -994,6 +1027,8 @@ cmd_status() {
 
 verb=${1:-}
 shift || true
+# (deploy/roboshop render runs this one on the control machine: it only prints, so it takes no lock)
+[[ $verb == firewall ]] && { render_firewall; exit 0; }
 exec 9>/run/roboshop-agent.lock
 flock -w 600 9 || die "another deploy/roboshop run holds /run/roboshop-agent.lock"
 case $verb in

@@ -44,7 +44,7 @@ void shop_amqp_conf_from_env(struct shop_amqp_conf *c)
     *c = (struct shop_amqp_conf){
         .host = shop_conf_str("AMQP_HOST", "rabbitmq"),
         .port = shop_conf_port("AMQP_PORT", 5672),
-        .vhost = "/",
+        .vhost = shop_conf_str("AMQP_VHOST", "/"),
         .user = shop_conf_str("AMQP_USER", "guest"),
         .pass = shop_conf_str("AMQP_PASS", "guest"),
         .exchange = "robot-shop",
@@ -54,6 +54,10 @@ void shop_amqp_conf_from_env(struct shop_amqp_conf *c)
         .timeout_ms = 5000,
         .confirm_timeout_ms = 5000,
     };
+    const char *declare = shop_conf_str("AMQP_DECLARE", "active");
+    if (strcmp(declare, "active") != 0 && strcmp(declare, "passive") != 0)
+        shop_fatalx("AMQP_DECLARE must be active or passive, not '%s'", declare);
+    c->passive = strcmp(declare, "passive") == 0;
 }
 
 long shop_amqp_backoff_next(long cur_ms, long min_ms, long max_ms)
@@ -118,7 +122,8 @@ struct open_opts {
 };
 
 /* Connects, logs in, opens channel 1 (in confirm mode when asked) and declares the exchange,
- * the queue and the binding. Returns the connection, or NULL with err set. */
+ * the queue and the binding (passive: checks the exchange and the queue). Returns the
+ * connection, or NULL with err set. */
 static amqp_connection_state_t amqp_open(const struct shop_amqp_conf *c, const struct open_opts *o,
                                          char *err, size_t errlen)
 {
@@ -155,22 +160,31 @@ static amqp_connection_state_t amqp_open(const struct shop_amqp_conf *c, const s
         if (!rpc_ok(conn, "confirm.select", err, errlen))
             goto fail;
     }
+    /* passive (D22): the deploy tool declared the topology; a user without "configure" may check it
+     */
+    const char *how = c->passive ? " (passive: the deploy tool declares it)" : "";
+    char what[96];
     amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(c->exchange),
-                          amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
-    if (!rpc_ok(conn, "exchange.declare", err, errlen))
+                          amqp_cstring_bytes("direct"), c->passive, 1, 0, 0, amqp_empty_table);
+    snprintf(what, sizeof(what), "exchange.declare %s%s", c->exchange, how);
+    if (!rpc_ok(conn, what, err, errlen))
         goto fail;
-    amqp_queue_declare_ok_t *q = amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(c->queue), 0,
-                                                    1, 0, 0, amqp_empty_table);
-    if (!rpc_ok(conn, "queue.declare", err, errlen))
+    amqp_queue_declare_ok_t *q = amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(c->queue),
+                                                    c->passive, 1, 0, 0, amqp_empty_table);
+    snprintf(what, sizeof(what), "queue.declare %s%s", c->queue, how);
+    if (!rpc_ok(conn, what, err, errlen))
         goto fail;
     if (o->messages)
         *o->messages = q->message_count;
     if (o->consumers)
         *o->consumers = q->consumer_count;
-    amqp_queue_bind(conn, CHANNEL, amqp_cstring_bytes(c->queue), amqp_cstring_bytes(c->exchange),
-                    amqp_cstring_bytes(c->routing_key), amqp_empty_table);
-    if (!rpc_ok(conn, "queue.bind", err, errlen))
-        goto fail;
+    if (!c->passive) { /* passive: a missing binding shows as an unroutable (returned) publish */
+        amqp_queue_bind(conn, CHANNEL, amqp_cstring_bytes(c->queue),
+                        amqp_cstring_bytes(c->exchange), amqp_cstring_bytes(c->routing_key),
+                        amqp_empty_table);
+        if (!rpc_ok(conn, "queue.bind", err, errlen))
+            goto fail;
+    }
     amqp_maybe_release_buffers(conn);
     return conn;
 fail:

@@ -13,7 +13,7 @@
 struct shop_amqp_conf {
     const char *host;        /* AMQP_HOST, default "rabbitmq" */
     int port;                /* AMQP_PORT, default 5672 */
-    const char *vhost;       /* "/" */
+    const char *vhost;       /* AMQP_VHOST, default "/" */
     const char *user;        /* AMQP_USER, default "guest" */
     const char *pass;        /* AMQP_PASS, default "guest" */
     const char *exchange;    /* "robot-shop" (direct, durable) */
@@ -22,11 +22,14 @@ struct shop_amqp_conf {
     int heartbeat_s;         /* consumer heartbeat; 0 = off (the publisher never uses one) */
     long timeout_ms;         /* connect, handshake and every RPC */
     long confirm_timeout_ms; /* how long a publish waits for the broker's ack */
+    bool passive;            /* AMQP_DECLARE=passive: only check the topology (D22) */
 };
 
-/* Fills c from AMQP_HOST, AMQP_PORT, AMQP_USER, AMQP_PASS (fatal on a bad value, D9) and the
- * robot-shop defaults: exchange robot-shop, queue and key orders, heartbeat 30 s,
- * timeouts 5 s. */
+/* Fills c from AMQP_HOST, AMQP_PORT, AMQP_VHOST, AMQP_USER, AMQP_PASS, AMQP_DECLARE (fatal on a bad
+ * value, D9) and the robot-shop defaults: exchange robot-shop, queue and key orders, heartbeat 30
+ * s, timeouts 5 s. AMQP_DECLARE=active (the default) declares the exchange, queue and binding;
+ * passive (hosts prepared by the deploy tool, D22) only checks that the exchange and queue
+ * exist, binds nothing, and a missing one fails the connection like a broker that is down. */
 void shop_amqp_conf_from_env(struct shop_amqp_conf *c);
 
 /* Back-off step used by both sides: the delay after cur_ms (0 = first failure gives min_ms),

@@ -5,6 +5,7 @@
 #   agent.sh apply COMPONENT      mongodb redis mysql rabbitmq mongodata mysqldata <service> web
 #   agent.sh redeploy SVC VERSION zero-downtime switch of a service to another release (canary, handover, rollback)
 #   agent.sh doctor | status      checks as an instructor would / one line per component
+#   agent.sh firewall             prints the nftables rules this host gets (deploy/roboshop render)
 # Every change prints "changed: <what>"; the last line is "CHANGES <n>". The plan (what this host runs, ports,
 # versions, addresses) is $STAGE/plan.sh, written by deploy/roboshop.
 set -euo pipefail
@@ -66,9 +67,12 @@ put_text() {
 # The one package-name table: a logical name -> the apt (Debian/Ubuntu) name | the dnf (RHEL 9, Amazon Linux) name.
 # The application tier needs no package (static releases; an older archive's DEPENDS lists Debian names, apt only).
 declare -A PKG_APT=([redis]=redis-server [mysql]="mariadb-server mariadb-client" [rabbitmq]=rabbitmq-server
-    [web]="nginx openssl" [firewall]=nftables [tools]="unzip curl")
+    [web]="nginx openssl" [firewall]=nftables [tools]="unzip curl" [prometheus]=prometheus
+    [redis-exporter]=prometheus-redis-exporter [mysql-exporter]=prometheus-mysqld-exporter
+    [web-exporter]=prometheus-nginx-exporter)
 declare -A PKG_DNF=([redis]=redis [mysql]="mariadb-server mariadb" [rabbitmq]=rabbitmq-server
-    [web]="nginx openssl" [firewall]=nftables [tools]="unzip curl")
+    [web]="nginx openssl" [firewall]=nftables [tools]="unzip curl" [prometheus]=golang-github-prometheus
+    [redis-exporter]=redis_exporter [mysql-exporter]=mysqld_exporter [web-exporter]=nginx-prometheus-exporter)
 # ... and the names that differ between the two families once installed (units, config places, nginx's user)
 pkg_manager() { if command -v apt-get >/dev/null; then echo apt; elif command -v dnf >/dev/null; then echo dnf; else echo none; fi; }
 PKG_MANAGER=$(pkg_manager)
@@ -216,6 +220,10 @@ render_firewall() {
     echo "    # 'set monitor ADDR...' may reach the services' ports; further monitoring rules belong here."
     echo "    chain monitoring {"
     [[ -z ${MONITOR_PORTS// /} ]] || nft_from "$FW_MONITOR" "tcp dport $(nft_set "$MONITOR_PORTS") accept"
+    # the inventory's prometheus host scrapes the services and exporters of this host; the OTLP collector's host
+    # (when it is one of ours) takes the services' spans
+    [[ -z $PROM_IP || -z ${PROM_PORTS//[[:space:]]/} ]] || nft_from "$PROM_IP" "tcp dport $(nft_set "$PROM_PORTS") accept comment \"prometheus: scrapes\""
+    [[ -z $OTLP_PORT || -z ${OTLP_SOURCES// /} ]] || nft_from "$OTLP_SOURCES" "tcp dport $OTLP_PORT accept comment \"tracing: the services' spans (OTLP)\""
     echo "    }"
     echo "    chain input {"
     echo "        type filter hook input priority filter; policy drop;"
@@ -331,6 +339,9 @@ redis_acl() {
     echo "user payment on resetpass >$CRED_REDIS_PAYMENT resetkeys ~payment/* resetchannels -@all +get +set +setex +expire +del +rpush +lindex +lrem +llen +ping +select"
     # dispatch: one record per order (dispatch:order:<id>, D21)
     echo "user dispatch on resetpass >$CRED_REDIS_DISPATCH resetkeys ~dispatch:* resetchannels -@all +get +setex +watch +unwatch +multi +exec +ping +select"
+    # exporter (issue 19, with a prometheus host): server statistics only, no key
+    [[ -z ${CRED_REDIS_EXPORTER:-} ]] ||
+        echo "user exporter on resetpass >$CRED_REDIS_EXPORTER resetkeys resetchannels -@all +info +ping +select +dbsize +config|get +client|list +slowlog|get +slowlog|len +latency|latest +memory|stats +lastsave +cluster|info"
 }
 apply_redis() {
     local p b restart=0 binds tmp
@@ -356,6 +367,13 @@ apply_redis() {
     if ((restart)) && systemctl is-active -q "$REDIS_UNIT"; then systemctl restart "$REDIS_UNIT"; changed "restarted redis"; fi
     unit_start "$REDIS_UNIT"
     wait_for 20 eval "[[ \$(redis_cli ping 2>/dev/null) == PONG ]]" || die "redis does not answer on $b:$p"
+    local auth="-redis.user exporter" pw=${CRED_REDIS_EXPORTER:-}
+    ((LAB_MODE)) && auth="" pw="" # (the course's Redis: no users, no password)
+    has_exporter redis && exporter_apply prometheus-redis-exporter 9121 0600 <<ENV
+# RoboShop (deploy/roboshop): Redis statistics for Prometheus, as the ACL user exporter (no key access). Root only.
+ARGS="-redis.addr redis://127.0.0.1:$p $auth -web.listen-address $EXPORTER_BIND:9121"
+REDIS_PASSWORD=$pw
+ENV
     finish
 }
 
@@ -374,22 +392,52 @@ CNF
     if ((restart)) && systemctl is-active -q mariadb; then systemctl restart mariadb; changed "restarted mariadb"; fi
     unit_start mariadb.service
     wait_for 30 mariadb-admin ping || die "mariadb does not answer"
+    has_exporter mariadb && mysql_exporter
     finish
 }
 
-# RabbitMQ: on the private address; a user per service. payment may publish to the exchange only, dispatch may
-# consume the queue only (and publish to its dead-letter exchange, AMQP_DEAD_LETTER). The services still declare
-# the topology themselves (not passively yet, D22), so each gets "configure" on exactly those names and the
-# queue.bind it does (write on the queue, read on the exchange) - never read on the queue for payment, never write
-# on the exchange for dispatch. The course's user roboshop and the guest user are removed (lab mode keeps roboshop).
-EXCHANGE=robot-shop QUEUE=orders
+# RabbitMQ: on the private address; a user per service. The deploy tool declares the topology (D22: the exchange
+# robot-shop, the queue orders bound to it with the key orders, and dispatch's dead letters: the exchange
+# AMQP_DEAD_LETTER, default orders.dead, to the queue orders.dead) and the services only check it (AMQP_DECLARE=passive
+# in their env files), so no service user may configure anything: payment may publish to the exchange only, dispatch
+# may consume the queue only and publish to its dead-letter exchange. The course's user roboshop and the guest user
+# are removed (lab mode keeps roboshop, with every permission, as the course has it).
+EXCHANGE=robot-shop QUEUE=orders DEAD_QUEUE=orders.dead
 rabbit_perms() { # rabbit_perms USER: "configure write read"
     local dl=${AMQP_DEAD_LETTER//./\\.}
     case $1 in
-        payment) echo "^($EXCHANGE|$QUEUE)\$ ^($EXCHANGE|$QUEUE)\$ ^$EXCHANGE\$" ;;
-        dispatch) echo "^($EXCHANGE|$QUEUE|$dl)\$ ^($QUEUE|$dl)\$ ^($EXCHANGE|$QUEUE)\$" ;;
+        payment) echo "^\$ ^$EXCHANGE\$ ^\$" ;;
+        dispatch) echo "^\$ ^$dl\$ ^$QUEUE\$" ;;
         roboshop) echo ".* .* .*" ;;
     esac
+}
+# rabbit_bindings: "exchange queue key" per line, as the broker has them
+rabbit_bindings() { { rabbitmqctl -q list_bindings source_name destination_name routing_key 2>/dev/null || true; } | awk 'NF == 3 {print $1, $2, $3}'; }
+rabbit_topology_ok() {
+    local b
+    b=$(rabbit_bindings)
+    grep -qxF "$EXCHANGE $QUEUE $QUEUE" <<<"$b" && grep -qxF "$AMQP_DEAD_LETTER $DEAD_QUEUE $DEAD_QUEUE" <<<"$b"
+}
+# The topology, declared with the release's own tool (schema archive: shop-amqp-publish --count declares what it
+# names, the way the services' active mode does) as a one-off user that may configure exactly those names and is
+# deleted right after: no standing user holds "configure". Nothing happens when the bindings are already there.
+rabbit_topology() {
+    local tool=$SCHEMA/shop-amqp-publish u=roboshop-topology pw names rc=0
+    rabbit_topology_ok && return 0
+    schema_unpack
+    [[ -x $tool ]] || die "no $tool in the schema archive (a release from before D22: rebuild it with this deploy/dist)"
+    pw=$(head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-24)
+    names="^($EXCHANGE|$QUEUE|${AMQP_DEAD_LETTER//./\\.}|${DEAD_QUEUE//./\\.})\$"
+    rabbit_has_user "$u" && rabbitmqctl -q delete_user "$u" >/dev/null
+    rabbitmqctl -q add_user "$u" "$pw" >/dev/null && rabbitmqctl -q set_permissions -p / "$u" "$names" "$names" "$names" >/dev/null ||
+        die "cannot make the one-off topology user $u"
+    export AMQP_HOST=$(bind_of rabbitmq) AMQP_PORT=$(port_of rabbitmq) AMQP_USER=$u AMQP_PASS=$pw
+    "$tool" --count >/dev/null 2>/tmp/roboshop-amqp.log &&
+        "$tool" -e "$AMQP_DEAD_LETTER" -q "$DEAD_QUEUE" -k "$DEAD_QUEUE" --count >/dev/null 2>>/tmp/roboshop-amqp.log || rc=1
+    unset AMQP_HOST AMQP_PORT AMQP_USER AMQP_PASS
+    rabbitmqctl -q delete_user "$u" >/dev/null || rc=1
+    ((rc == 0)) && rabbit_topology_ok || die "declaring the broker topology failed: $(tr '\n' '|' </tmp/roboshop-amqp.log)"
+    changed "rabbitmq topology: $EXCHANGE -> $QUEUE, $AMQP_DEAD_LETTER -> $DEAD_QUEUE (durable; the services only check it)"
 }
 rabbit_log() { tail -n 15 /var/log/rabbitmq/rabbit@*.log 2>/dev/null | grep -iE 'error|fail|crash|eaddr|reason' | tail -n 6 | tr '\n' '|'; }
 # rabbit_has_user NAME (the list is read whole first: a "| grep -q" under pipefail fails when grep leaves early)
@@ -415,6 +463,13 @@ apply_rabbitmq() {
 NODE_IP_ADDRESS=$b
 NODE_PORT=$p
 ENV
+    if has_exporter rabbitmq; then # its own exporter (rabbitmq_prometheus) on the exporters' address
+        if ! grep -q rabbitmq_prometheus /etc/rabbitmq/enabled_plugins 2>/dev/null; then
+            rabbitmq-plugins -q --offline enable rabbitmq_prometheus >/dev/null || die "rabbitmq-plugins enable rabbitmq_prometheus failed"
+            changed "rabbitmq plugin rabbitmq_prometheus"; restart=1
+        fi
+        put_text /etc/rabbitmq/advanced.config 0644 <<<"[{rabbitmq_prometheus, [{tcp_config, [{port, 15692}, {ip, \"$EXPORTER_BIND\"}]}]}]." && restart=1
+    fi
     unit_enable rabbitmq-server.service
     if ((restart)) && systemctl is-active -q rabbitmq-server; then
         systemctl restart rabbitmq-server || die "rabbitmq-server did not restart: $(journal rabbitmq-server) $(rabbit_log)"
@@ -432,6 +487,8 @@ ENV
             rabbitmqctl -q delete_user "$u" >/dev/null; changed "rabbitmq user $u removed"
         done
     fi
+    rabbit_topology
+    has_exporter rabbitmq && { wait_for 30 curl -sf -o /dev/null "http://$EXPORTER_BIND:15692/metrics" || die "rabbitmq_prometheus does not answer on $EXPORTER_BIND:15692"; }
     finish
 }
 
@@ -789,7 +846,7 @@ ensure_tls() {
     return $rc
 }
 apply_web() {
-    local html=/usr/share/nginx/html sum reload=0
+    local html=/usr/share/nginx/html sum reload=0 f
     sum=$(sha256sum "$STAGE/files/web.zip" | cut -d' ' -f1)
     if [[ ! -f $html/.roboshop-web.sha256 || $(<"$html/.roboshop-web.sha256") != "$sum" ]]; then
         rm -rf "$html.new" && mkdir -p "$html.new"
@@ -801,6 +858,10 @@ apply_web() {
         changed "web content $(basename "$html")"
     fi
     ensure_tls && reload=1
+    if [[ -d $STAGE/files/ops ]]; then # the operations page (issue 19): its own server in nginx.conf
+        install -d -m 0755 /usr/share/roboshop-ops
+        for f in "$STAGE"/files/ops/*; do put "$f" "/usr/share/roboshop-ops/$(basename "$f")" 0644 || true; done
+    fi
     sed -i "s/^user www-data;/user $NGINX_USER;/" "$STAGE/files/nginx.conf" # this host family's nginx user
     if ! cmp -s "$STAGE/files/nginx.conf" /etc/nginx/nginx.conf; then
         nginx -t -q -c "$STAGE/files/nginx.conf" 2>/tmp/roboshop-nginx-t.log || die "nginx -t: $(tr '\n' '|' </tmp/roboshop-nginx-t.log)"
@@ -813,13 +874,73 @@ apply_web() {
         unit_start nginx.service
     fi
     wait_for 15 eval "[[ \$(http_code http://127.0.0.1:$(port_of web)/) == 200 ]]" || die "nginx does not serve / on port $(port_of web)"
+    has_exporter nginx && exporter_apply prometheus-nginx-exporter 9113 0644 <<ENV
+# RoboShop (deploy/roboshop): nginx's stub_status for Prometheus.
+ARGS="-nginx.scrape-uri http://127.0.0.1:$(port_of web)/nginx_status -web.listen-address $EXPORTER_BIND:9113"
+ENV
+    finish
+}
+
+# ---- monitoring (issue 19: the inventory names a prometheus host) ------------------------------------------------
+has_exporter() { [[ " $EXPORTERS " == *" $1:"* ]]; } # has_exporter JOB
+# exporter_apply UNIT PORT MODE [restart] <<< /etc/default/UNIT: Debian's exporter unit with these arguments,
+# (re)started when they changed (or when asked: its credentials file changed), answering on the exporters' address.
+exporter_apply() {
+    local u=$1 p=$2 mode=$3 restart=${4:-0}
+    put_text "/etc/default/$u" "$mode" && restart=1
+    unit_enable "$u.service"
+    if ((restart)) && systemctl is-active -q "$u"; then systemctl restart "$u"; changed "restarted $u"; fi
+    unit_start "$u.service"
+    wait_for 20 curl -sf -o /dev/null "http://$EXPORTER_BIND:$p/metrics" || die "$u does not answer on $EXPORTER_BIND:$p: $(journal "$u")"
+}
+# The MariaDB account of the exporter: server status only (PROCESS, REPLICATION CLIENT), through the socket.
+mysql_exporter() {
+    local cnf=/etc/prometheus/roboshop-mysqld.cnf tmp again=0
+    if ! mariadb -N -u exporter -p"$CRED_MYSQL_EXPORTER" -e 'SHOW GRANTS' 2>/dev/null | grep -q '^GRANT PROCESS, '; then
+        mariadb -e "CREATE USER IF NOT EXISTS 'exporter'@'localhost' IDENTIFIED BY '$CRED_MYSQL_EXPORTER' WITH MAX_USER_CONNECTIONS 3;
+            ALTER USER 'exporter'@'localhost' IDENTIFIED BY '$CRED_MYSQL_EXPORTER';
+            GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'exporter'@'localhost';" || die "cannot make the MariaDB user exporter"
+        changed "mysql user exporter (PROCESS, REPLICATION CLIENT)"
+    fi
+    install -d -m 0755 /etc/prometheus
+    tmp=$(mktemp)
+    printf '[client]\nuser=exporter\npassword=%s\nsocket=/run/mysqld/mysqld.sock\n' "$CRED_MYSQL_EXPORTER" >"$tmp"
+    put "$tmp" "$cnf" 0640 && again=1
+    rm -f "$tmp"
+    [[ $(stat -c %G "$cnf") == prometheus ]] || chgrp prometheus "$cnf"
+    exporter_apply prometheus-mysqld-exporter 9104 0644 "$again" <<ENV
+# RoboShop (deploy/roboshop): MariaDB status for Prometheus ($cnf: the exporter's account, root:prometheus 0640).
+ARGS="--config.my-cnf=$cnf --web.listen-address=$EXPORTER_BIND:9104"
+ENV
+}
+PROM_ETC=/etc/prometheus
+prom_scraped_all() { local t; t=$(curl -s --max-time 3 "$1/api/v1/targets?state=active") && [[ $t == *'"health"'* && $t != *'"health":"unknown"'* ]]; }
+apply_prometheus() {
+    local p b restart=0 f
+    p=$(port_of prometheus) b=$(bind_of prometheus)
+    put "$STAGE/files/prometheus.yml" "$PROM_ETC/prometheus.yml" 0644 && restart=1
+    install -d -m 0755 "$PROM_ETC/rules"
+    for f in "$STAGE"/files/rules/*.yml; do put "$f" "$PROM_ETC/rules/$(basename "$f")" 0644 && restart=1; done
+    for f in "$PROM_ETC"/rules/*.yml; do
+        [[ -e $f ]] || continue
+        [[ -f $STAGE/files/rules/$(basename "$f") ]] || { rm -f "$f"; changed "removed $f"; restart=1; }
+    done
+    put_text /etc/default/prometheus 0644 <<<"ARGS=\"--web.listen-address=$b:$p --storage.tsdb.retention.time=15d\"" && restart=1
+    promtool check config "$PROM_ETC/prometheus.yml" >/tmp/roboshop-promtool.log 2>&1 ||
+        die "promtool check config: $(tr '\n' '|' </tmp/roboshop-promtool.log)"
+    unit_enable prometheus.service
+    if ((restart)) && systemctl is-active -q prometheus; then systemctl restart prometheus; changed "restarted prometheus"; fi
+    unit_start prometheus.service
+    wait_for 60 curl -sf -o /dev/null "http://$b:$p/-/ready" || die "prometheus is not ready on $b:$p: $(journal prometheus)"
+    # after a (re)start, until every target had its first scrape (so doctor right after a deploy sees real health)
+    ((restart)) && { wait_for 30 prom_scraped_all "http://$b:$p" || say "prometheus: some targets not scraped yet"; }
     finish
 }
 
 cmd_apply() {
     local c=$1
     case $c in
-        mongodb | redis | mysql | rabbitmq | mongodata | mysqldata | web) "apply_$c" ;;
+        mongodb | redis | mysql | rabbitmq | mongodata | mysqldata | web | prometheus) "apply_$c" ;;
         *) is_service "$c" || die "unknown component $c"; apply_service "$c" ;;
     esac
 }
@@ -902,10 +1023,27 @@ check_rabbitmq() {
         [[ $(rabbitmqctl -q list_user_permissions "$u" 2>/dev/null | awk '$1 == "/" {print $2, $3, $4}') == "$want" ]] &&
             ok "rabbitmq user $u: configure/write/read $want" || bad "rabbitmq user $u missing or with other permissions (want $want): run deploy/roboshop deploy"
     done
+    rabbit_topology_ok && ok "rabbitmq topology: $EXCHANGE -> $QUEUE, $AMQP_DEAD_LETTER -> $DEAD_QUEUE (declared here; the services only check it)" ||
+        bad "rabbitmq lacks the binding $EXCHANGE -> $QUEUE or $AMQP_DEAD_LETTER -> $DEAD_QUEUE: payments answer 503 (run deploy/roboshop deploy)"
     for u in guest roboshop; do
         rabbit_has_user "$u" && bad "rabbitmq still has the user $u (a published password): rabbitmqctl delete_user $u" ||
             ok "rabbitmq has no user $u"
     done
+}
+# Prometheus's own view: every target it scrapes is up (its API), else the ones that are not and why.
+check_prometheus() {
+    local out
+    check_unit prometheus.service; check_bind prometheus prometheus
+    out=$(curl -s --max-time 5 "http://$(bind_of prometheus):$(port_of prometheus)/api/v1/targets?state=active") || out=""
+    local n up down
+    # (|| true: a grep that finds nothing must not end the doctor under set -e and pipefail)
+    n=$({ grep -o '"health":"[a-z]*"' <<<"$out" || true; } | wc -l) up=$({ grep -o '"health":"up"' <<<"$out" || true; } | wc -l)
+    # (each target's scrapeUrl, lastError and health share one {...} level once split at '{')
+    down=$(tr '{' '\n' <<<"$out" | { grep '"health":' || true; } | { grep -v '"health":"up"' || true; } |
+        sed -n 's/.*"scrapeUrl":"\([^"]*\)".*"lastError":"\(\([^"\\]\|\\.\)*\)".*/\1 (\2)/p' | sed 's/\\"/"/g' | tr '\n' ';')
+    if [[ $n == 0 ]]; then bad "prometheus API does not answer on $(bind_of prometheus):$(port_of prometheus) or has no targets (journalctl -u prometheus)"
+    elif [[ $n == "$up" ]]; then ok "prometheus: all $n targets up"
+    else bad "prometheus: $((n - up)) of $n targets down: ${down%;} (is the exporter or service running? its host's firewall? run deploy/roboshop deploy)"; fi
 }
 check_web() {
     local svc n
@@ -947,6 +1085,7 @@ cmd_doctor() {
             mysql) check_mysql ;;
             rabbitmq) check_rabbitmq ;;
             web) check_web ;;
+            prometheus) check_prometheus ;;
         esac
     done
     for svc in $HOST_SERVICES; do
@@ -986,7 +1125,7 @@ cmd_status() {
                 "$(served_version "$c" "$port")"
         else
             local u
-            case $c in mongodb) u=ferretdb ;; redis) u=$REDIS_UNIT ;; mysql) u=mariadb ;; rabbitmq) u=rabbitmq-server ;; web) u=nginx ;; *) continue ;; esac
+            case $c in mongodb) u=ferretdb ;; redis) u=$REDIS_UNIT ;; mysql) u=mariadb ;; rabbitmq) u=rabbitmq-server ;; web) u=nginx ;; prometheus) u=prometheus ;; *) continue ;; esac
             printf '%-10s %-10s port %-5s %s\n' "$HOST_NAME" "$c" "$(port_of "$c")" "$(systemctl is-active "$u" 2>/dev/null)"
         fi
     done
@@ -994,6 +1133,8 @@ cmd_status() {
 
 verb=${1:-}
 shift || true
+# (deploy/roboshop render runs this one on the control machine: it only prints, so it takes no lock)
+[[ $verb == firewall ]] && { render_firewall; exit 0; }
 exec 9>/run/roboshop-agent.lock
 flock -w 600 9 || die "another deploy/roboshop run holds /run/roboshop-agent.lock"
 case $verb in

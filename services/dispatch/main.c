@@ -39,9 +39,11 @@ int main(int argc, char **argv)
     dispatch_cfg.record_ttl_s = shop_conf_long("DISPATCH_RECORD_TTL_S", 604800, 60, 31622400);
     dispatch_cfg.ack_delay_ms = shop_conf_long("DISPATCH_ACK_DELAY_MS", 0, 0, 600000);
     shop_redis_init();
-    /* dead letters go through the confirming publisher, to their own queue */
+    /* dead letters go through the confirming publisher, to their own queue; on hosts prepared by
+     * the deploy tool through their own exchange (D22: dispatch may not publish to robot-shop) */
     struct shop_amqp_conf dead = amqp;
     dead.queue = dead.routing_key = DISPATCH_DEAD_LETTER_QUEUE;
+    dead.exchange = shop_conf_str("DISPATCH_DEAD_LETTER_EXCHANGE", amqp.exchange);
     shop_amqp_publisher_init(&dead);
     shop_counter_register(&orders_dispatched);
     shop_counter_register(&orders_failed);

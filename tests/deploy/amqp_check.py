@@ -3,7 +3,9 @@
 
     amqp_check.py HOST PORT USER PASSWORD ACTION
 ACTION: login (log in and open a channel), consume (basic.consume on the queue "orders"), publish (a confirmed
-publish to the exchange "robot-shop"). Prints one word: "allowed", "refused" (the broker said no: a failed login,
+publish to the exchange "robot-shop"), declare (declare the exchange "robot-shop" and the queue "orders" as the
+services' active mode does: "configure" on them, which D22 leaves to the deploy tool), passive (check them passively,
+as the services do on the hosts). Prints one word: "allowed", "refused" (the broker said no: a failed login,
 ACCESS_REFUSED) or "error: ..." (anything else, e.g. no connection). Never leaves a message behind when refused; a
 publish that is allowed sends an order-less body dispatch drops ("lockdown-probe").
 """
@@ -33,6 +35,9 @@ def main():
         elif action == "publish":
             ch.confirm_delivery()
             ch.basic_publish("robot-shop", "orders", b"lockdown-probe")
+        elif action in ("declare", "passive"):
+            ch.exchange_declare("robot-shop", "direct", passive=action == "passive", durable=True)
+            ch.queue_declare("orders", passive=action == "passive", durable=True)
         print("allowed")
     except px.ChannelClosedByBroker as e:
         print("refused" if e.reply_code == 403 else f"error: channel closed {e.reply_code} {e.reply_text}")

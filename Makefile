@@ -49,6 +49,12 @@ OPT     := -O2 -g -D_FORTIFY_SOURCE=2
 SANLD   :=
 endif
 
+ifneq ($(filter images,$(MAKECMDGOALS)),)
+ifneq ($(BUILD),build)
+$(error make images takes the plain build in build/ (no SAN, COV, ARCH or BUILD))
+endif
+endif
+
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wpointer-arith \
         -Wcast-qual -Wsign-compare -Wformat=2 -Wno-missing-field-initializers
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(DEP_CFLAGS))
@@ -75,7 +81,7 @@ TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/shop-%)
 VERSION_H := $(BUILD)/gen/shop_version.h
 
-.PHONY: all services unit tools run stop status demo-async test coverage install clean distclean format format-check dist bench load
+.PHONY: all services unit tools run stop status demo-async test coverage install clean distclean format format-check dist bench load images
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -142,6 +148,11 @@ coverage:
 # Release archives per service and the web bundle (deploy/dist), benchmarks, load generator.
 dist: all
 	BUILD=$(BUILD) ARCH=$(ARCH) deploy/dist $(VERSION)
+
+# OCI images of every service, the web tier, the backends and the seed Job: build/images/<name>.tar
+# (tools/images/build, docs/KUBERNETES.md). `make images IMAGES="catalogue web"` builds only those.
+images: services tools
+	BUILD=$(BUILD) VERSION=$(VERSION) tools/images/build $(IMAGES)
 
 bench: all
 	bench/run

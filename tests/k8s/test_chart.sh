@@ -78,7 +78,40 @@ else
     bad "helm template with persistence: $(cat "$work/err")"
 fi
 
-# 4. every value of values.yaml is documented in the chart's README
+# 4. the other switches: no policies, an Ingress, a NodePort, Redis without ACL users, MongoDB URLs from a Secret,
+#    a fixed replica count without autoscaler
+if "$HELM" template shop "$CHART" --set networkPolicy.enabled=false --set ingress.enabled=true \
+    --set ingress.host=shop.example.com --set web.service.type=NodePort --set web.service.nodePort=30080 \
+    --set external.redis.url=redis://r:6379 --set external.redis.acl=false --set external.mongodb.url=mongodb://m:27017 \
+    --set external.mongodb.existingSecret=mongo-urls --set external.mongodb.catalogueUrlKey=cat \
+    --set external.mongodb.usersUrlKey=users --set catalogue.hpa.enabled=false --set catalogue.replicas=3 \
+    >"$work/variants.yaml" 2>"$work/err"; then
+    out=$(python3 - "$work/variants.yaml" <<'EOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+env = lambda n: {e["name"]: e for e in by[("Deployment", n)]["spec"]["template"]["spec"]["containers"][0]["env"]}
+checks = {
+    "networkPolicy.enabled=false: no NetworkPolicy": not any(d["kind"] == "NetworkPolicy" for d in docs),
+    "ingress.enabled: an Ingress to web for its host": by.get(("Ingress", "web"), {}).get("spec", {}).get("rules", [{}])[0].get("host") == "shop.example.com",
+    "web.service.type=NodePort with its nodePort": by[("Service", "web")]["spec"]["ports"][0].get("nodePort") == 30080,
+    "external.redis.acl=false: REDIS_URL without user": env("cart")["REDIS_URL"].get("value") == "redis://r:6379",
+    "external.mongodb.existingSecret: MONGO_URL from the Secret": env("catalogue")["MONGO_URL"].get("valueFrom", {}).get("secretKeyRef") == {"name": "mongo-urls", "key": "cat"},
+    "hpa disabled: the Deployment has the replicas, no HPA": by[("Deployment", "catalogue")]["spec"].get("replicas") == 3 and ("HorizontalPodAutoscaler", "catalogue") not in by,
+    "hpa enabled: the Deployment leaves replicas to the HPA": "replicas" not in by[("Deployment", "cart")]["spec"],
+    "two backends external: two StatefulSets": sorted(n for k, n in by if k == "StatefulSet") == ["mysql", "rabbitmq"],
+}
+for what, ok in checks.items():
+    print(("ok   " if ok else "FAIL ") + what)
+EOF
+)
+    echo "$out"
+    pass=$((pass + $(grep -c '^ok' <<<"$out"))) fail=$((fail + $(grep -c '^FAIL' <<<"$out")))
+else
+    bad "helm template with the other switches: $(cat "$work/err")"
+fi
+
+# 5. every value of values.yaml is documented in the chart's README
 missing=$(python3 - "$CHART" <<'EOF'
 import re, sys, yaml
 chart = sys.argv[1]

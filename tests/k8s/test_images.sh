@@ -37,13 +37,17 @@ ix = json.load(open(f"{d}/oci/index.json"))
 m = ix["manifests"][0]
 open(f"{d}/ref", "w").write(m.get("annotations", {}).get("org.opencontainers.image.ref.name", ""))
 man = json.load(open(blob(m["digest"])))
-json.dump(json.load(open(blob(man["config"]["digest"]))), open(f"{d}/config.json", "w"))
+conf = json.load(open(blob(man["config"]["digest"])))
+json.dump(conf, open(f"{d}/config.json", "w"))
+c = conf.get("config", {})
+open(f"{d}/argv", "w").write("".join(a + "\0" for a in (c.get("Entrypoint") or []) + (c.get("Cmd") or [])))
+open(f"{d}/env", "w").write("".join(e + "\0" for e in c.get("Env") or []))
 for layer in man["layers"]:
     subprocess.run(["tar", "-xzf" if layer["mediaType"].endswith("gzip") else "-xf", blob(layer["digest"]),
                     "-C", f"{d}/rootfs"], check=True)
 EOF
 }
-cfg() { python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["config"]; print(json.dumps(c.get(sys.argv[2])) if sys.argv[2] in c else "")' "$WORK/$1/config.json" "$2"; }
+cfg() { /usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["config"]; print(json.dumps(c.get(sys.argv[2])) if sys.argv[2] in c else "")' "$WORK/$1/config.json" "$2"; }
 
 echo "== images in $IMAGES (reference localhost/roboshop/NAME:$VERSION)"
 printf '%-10s %10s %10s\n' image archive unpacked
@@ -86,6 +90,71 @@ if [[ -s $IMAGES/catalogue.tar ]]; then
     SHOP_IMAGES_DIR=$WORK/again tools/images/build catalogue >"$WORK/again.log" 2>&1
     check "catalogue: built again, the archive is byte for byte the same ($(sha256sum <"$IMAGES/catalogue.tar" | cut -c1-16))" \
         cmp -s "$IMAGES/catalogue.tar" "$WORK/again/catalogue.tar"
+fi
+
+# live: the servers start from their read-only images and answer; the seed Jobs load them, twice.
+live_checks() {
+    . tests/k8s/imagerun.bash
+    ip link set lo up
+    mount --make-rprivate /
+    pass() { printf 'ok   %s\n' "$*"; }
+    fail() { printf 'FAIL %s\n' "$*"; }
+    check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+    code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:8080$1"; }
+    mongo() { /usr/bin/python3 -c 'import pymongo,sys; c=pymongo.MongoClient("mongodb://127.0.0.1:27017/", serverSelectionTimeoutMS=2000); print(eval(sys.argv[1]))' "$1"; }
+    sql() { mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P3306 "$@"; }
+    redis_ping() { exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && read -r -t 5 line <&3 && [[ $line == +PONG* ]]; }
+
+    start web
+    check "web: nginx serves the storefront from the read-only image as uid 10001 on 8080" waitfor 30 eval '[[ $(code /) == 200 ]]'
+    check "web: the gateway is closed (/api/catalogue/health is the gateway's 404)" eval '[[ $(code /api/catalogue/health) == 404 ]]'
+    check "web: an allowed call goes to the Service name catalogue:8080 (nothing there: 502)" eval '[[ $(code /api/catalogue/products) == 502 ]]'
+    check "web: an id-owning call asks the user service first (auth_request; nothing there: 5xx)" eval '[[ $(code /api/cart/cart/x) == 50? ]]'
+
+    start redis
+    check "redis: answers PING on 6379 (read-only image, uid 10001, data in /data)" waitfor 30 redis_ping
+
+    start mongodb
+    check "mongodb: FerretDB answers ping on 27017 (read-only image, uid 10001, SQLite in /data)" waitfor 60 mongo 'c.admin.command("ping")["ok"]'
+    run seed MONGO_URL=mongodb://127.0.0.1:27017/ -- mongo && run seed MONGO_URL=mongodb://127.0.0.1:27017/ -- mongo
+    check "seed mongo (twice): $(mongo 'c.catalogue.products.count_documents({})' 2>/dev/null) products, $(mongo 'c.users.users.count_documents({})' 2>/dev/null) users" \
+        eval '(( $(mongo "c.catalogue.products.count_documents({})") == $(grep -o "\"sku\"" schema/mongo/catalogue.json | wc -l) ))'
+
+    start catalogue MONGO_URL=mongodb://127.0.0.1:27017/catalogue CATALOGUE_SERVER_PORT=8081
+    products() { curl -s --max-time 5 http://127.0.0.1:8081/products | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+    check "catalogue: the service image serves the seeded products from the mongodb image ($(waitfor 30 products; products 2>/dev/null) products)" \
+        eval '(( $(products) == $(grep -o "\"sku\"" schema/mongo/catalogue.json | wc -l) ))'
+
+    start mariadb MARIADB_ROOT_PASSWORD='r00t"s \pw'"'"
+    check "mariadb: root logs in over TCP with MARIADB_ROOT_PASSWORD (read-only image, uid 10001, data in /data)" \
+        waitfor 90 sql -uroot "-pr00t\"s \\pw'" -e 'SELECT 1'
+    run seed DB_HOST=127.0.0.1 MYSQL_ROOT_PASSWORD='r00t"s \pw'"'" SHIPPING_DB_PASSWORD=ship-pw -- mysql &&
+        run seed DB_HOST=127.0.0.1 MYSQL_ROOT_PASSWORD='r00t"s \pw'"'" SHIPPING_DB_PASSWORD=ship-pw -- mysql
+    n=$(sql -ushipping -pship-pw -N -B -e 'SELECT COUNT(*) FROM cities.codes' 2>/dev/null)
+    check "seed mysql (twice): shipping logs in with SHIPPING_DB_PASSWORD and sees ${n:-no} codes" eval '(( ${n:-0} > 0 ))'
+    check "seed mysql: the ratings table exists for the ratings user" sql -uratings -piloveit -e 'SELECT COUNT(*) FROM ratings.ratings'
+
+    start rabbitmq AMQP_USER=shop AMQP_PASS=s3cret
+    check "rabbitmq: the AMQP_USER logs in on 5672 (read-only image, uid 10001, mnesia in /data)" waitfor 120 /usr/bin/python3 -c '
+import pika
+pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, "/", pika.PlainCredentials("shop", "s3cret"))).close()'
+    stop_all
+}
+if ((LIVE)); then
+    if [[ $(id -u) != 0 ]]; then
+        fail "live checks need root (unshare, chroot, mount); run with --no-live to skip them"
+    else
+        export WORK
+        export -f live_checks
+        out=$(unshare --mount --net --fork bash -c live_checks 2>&1)
+        printf '%s\n' "$out" | grep -E '^(ok|FAIL) '
+        PASS=$((PASS + $(grep -c '^ok ' <<<"$out"))) FAIL=$((FAIL + $(grep -c '^FAIL ' <<<"$out")))
+        if grep -q '^FAIL ' <<<"$out"; then
+            for n in web redis mongodb seed catalogue mariadb rabbitmq; do
+                [[ -s $WORK/$n.log ]] && { echo "--- $n.log (last lines)"; tail -n 15 "$WORK/$n.log"; }
+            done
+        fi
+    fi
 fi
 
 echo "$PASS passed, $FAIL failed"

@@ -1,14 +1,11 @@
-/* redis.c - Redis through hiredis 0.14: single commands of every thread pipelined on one shared
- * connection (redis_pipe.c), optimistic WATCH/MULTI/EXEC updates on a connection of the worker
- * thread's own (a WATCH on a shared connection would be dropped by another request's EXEC);
- * short connect/command timeouts, AUTH/SELECT on connect, one silent retry on a new connection
- * when a connection that had answered is lost (Redis restarted), and a shared fail-fast window
- * after a failed connect (a dead Redis answers in milliseconds). */
+/* redis.c - hiredis 0.14 connections kept per worker thread: short connect/command timeouts,
+ * AUTH/SELECT on connect, one silent reconnect for a stale connection, a shared fail-fast
+ * window after a failed connect (a dead Redis answers in milliseconds), and optimistic
+ * WATCH/MULTI/EXEC updates. */
 #include "libshop/redis.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/log.h"
-#include "libshop/redis_pipe.h"
 #include "libshop/trace.h"
 #include "libshop/util.h"
 
@@ -44,7 +41,6 @@ static struct shop_redis_conf g_conf = {
     .command_timeout_ms = 2000,
     .retry_after_ms = 250,
 };
-static struct redis_pipe *g_pipe; /* the shared connection of the single commands */
 static _Atomic long long down_until_ns;
 static atomic_bool g_down;
 static _Thread_local char last_err[200];
@@ -189,13 +185,11 @@ static int classify(redisReply *r, redisReply **out)
     return rc;
 }
 
-/* Sends n pre-formatted commands in one round trip and collects n replies: on the thread's
- * connection c, or on the shared pipelined one when c is NULL. On a transport failure the
- * connection is dropped; a reused connection is retried once when may_retry (a stale socket
- * after a Redis restart) unless the failure was a timeout. */
+/* Sends n pre-formatted commands in one round trip and collects n replies. On a transport
+ * failure the connection is dropped; a reused connection is retried once when may_retry
+ * (a stale socket after a Redis restart) unless the failure was a timeout. */
 static int run_round_trip(struct conn *c, int n, const char *const *cmds, const int *lens,
                           redisReply **replies, bool may_retry);
-static int pipe_round_trip(int n, const char *const *cmds, const int *lens, redisReply **replies);
 
 /* The command's name from its RESP encoding ("*2\r\n$3\r\nGET\r\n..." gives GET). */
 static void command_name(const char *cmd, int len, char *out, size_t size)
@@ -222,8 +216,7 @@ static int run(struct conn *c, int n, const char *const *cmds, const int *lens,
     shop_span_attr_str(&span, "db.operation.name", span.name);
     shop_span_attr_str(&span, "server.address", g_conf.host);
     shop_span_attr_int(&span, "server.port", g_conf.port);
-    int rc = c ? run_round_trip(c, n, cmds, lens, replies, may_retry)
-               : pipe_round_trip(n, cmds, lens, replies);
+    int rc = run_round_trip(c, n, cmds, lens, replies, may_retry);
     if (rc != SHOP_REDIS_OK)
         shop_span_fail(&span, "redis unavailable");
     shop_span_end(&span);
@@ -272,33 +265,6 @@ static int run_round_trip(struct conn *c, int n, const char *const *cmds, const 
     }
 }
 
-/* The shared connection's connect: the same as a thread's connection. */
-static redisContext *pipe_connect(char *err, size_t size)
-{
-    struct conn c = {0};
-    if (conn_open(&c) == SHOP_REDIS_OK)
-        return c.ctx;
-    snprintf(err, size, "%s", last_err);
-    return NULL;
-}
-
-static int pipe_round_trip(int n, const char *const *cmds, const int *lens, redisReply **replies)
-{
-    for (int attempt = 0;; attempt++) {
-        char msg[160];
-        int rc = redis_pipe_run(g_pipe, n, cmds, lens, replies, msg, sizeof(msg));
-        if (rc == REDIS_PIPE_OK)
-            return SHOP_REDIS_OK;
-        set_err("%s", msg);
-        if (rc == REDIS_PIPE_NOCONN) /* conn_open opened the fail-fast window, or it was open */
-            return SHOP_REDIS_UNAVAILABLE;
-        if (rc != REDIS_PIPE_STALE || attempt > 0) {
-            mark_down();
-            return SHOP_REDIS_UNAVAILABLE;
-        }
-    }
-}
-
 static int run_one(struct conn *c, const char *cmd, int len, redisReply **reply, bool may_retry)
 {
     redisReply *r = NULL;
@@ -323,7 +289,7 @@ static int cmd_typed(redisReply **reply, int want, const char *what, const char 
         set_err("bad redis command format");
         return SHOP_REDIS_ERROR;
     }
-    int rc = run_one(NULL, cmd, len, reply, true);
+    int rc = run_one(thread_conn(), cmd, len, reply, true);
     redisFreeCommand(cmd);
     if (rc == SHOP_REDIS_OK && (*reply)->type != want && (*reply)->type != REDIS_REPLY_NIL) {
         set_err("%s: unexpected answer type %d", what, (*reply)->type);
@@ -395,25 +361,26 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
     return 0;
 }
 
-/* Two commands in one round trip (on c, or the shared connection when c is NULL) where one
- * reads a string: every reply classified, the other one freed. Returns OK with *val (the reply at
- * index vi: nil or a string) or a failure. Frees the commands. */
-static int run_pair(struct conn *c, char **cmds, const int *lens, int vi, const char *key,
-                    redisReply **val)
+/* GET and EXPIRE pipelined. Returns OK with *val (the GET reply: nil or string) or a failure. */
+static int get_expire(const char *key, long ttl, redisReply **val)
 {
-    redisReply *rep[2] = {NULL, NULL}, *other = NULL;
+    char *cmds[2] = {NULL, NULL};
+    int lens[2];
+    redisReply *rep[2] = {NULL, NULL}, *ex = NULL;
+    lens[0] = redisFormatCommand(&cmds[0], "GET %s", key);
+    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", key, ttl);
     *val = NULL;
     int rc = SHOP_REDIS_ERROR;
     if (lens[0] > 0 && lens[1] > 0)
-        rc = run(c, 2, (const char *const *)cmds, lens, rep, true);
+        rc = run(thread_conn(), 2, (const char *const *)cmds, lens, rep, true);
     if (rc == SHOP_REDIS_OK) {
-        rc = classify(rep[1 - vi], &other); /* consumes rep[1 - vi] */
-        if (other)
-            freeReplyObject(other);
+        rc = classify(rep[1], &ex); /* consumes rep[1] */
+        if (ex)
+            freeReplyObject(ex);
         if (rc == SHOP_REDIS_OK)
-            rc = classify(rep[vi], val); /* consumes rep[vi] */
+            rc = classify(rep[0], val); /* consumes rep[0] */
         else
-            freeReplyObject(rep[vi]);
+            freeReplyObject(rep[0]);
     }
     if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
         (*val)->type != REDIS_REPLY_STRING) {
@@ -425,16 +392,6 @@ static int run_pair(struct conn *c, char **cmds, const int *lens, int vi, const 
     redisFreeCommand(cmds[0]);
     redisFreeCommand(cmds[1]);
     return rc;
-}
-
-/* GET and EXPIRE pipelined. Returns OK with *val (the GET reply: nil or string) or a failure. */
-static int get_expire(const char *key, long ttl, redisReply **val)
-{
-    char *cmds[2] = {NULL, NULL};
-    int lens[2];
-    lens[0] = redisFormatCommand(&cmds[0], "GET %s", key);
-    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", key, ttl);
-    return run_pair(NULL, cmds, lens, 0, key, val);
 }
 
 int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err)
@@ -536,9 +493,31 @@ static int watch_get(struct conn *c, const char *key, redisReply **val)
 {
     char *cmds[2] = {NULL, NULL};
     int lens[2];
+    redisReply *rep[2], *w;
     lens[0] = redisFormatCommand(&cmds[0], "WATCH %s", key);
     lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
-    int rc = run_pair(c, cmds, lens, 1, key, val);
+    *val = NULL;
+    int rc = SHOP_REDIS_ERROR;
+    if (lens[0] > 0 && lens[1] > 0)
+        rc = run(c, 2, (const char *const *)cmds, lens, rep, true);
+    if (rc == SHOP_REDIS_OK) {
+        rc = classify(rep[0], &w); /* consumes rep[0] */
+        if (rc == SHOP_REDIS_OK) {
+            freeReplyObject(w);
+            rc = classify(rep[1], val); /* consumes rep[1] */
+        } else {
+            freeReplyObject(rep[1]);
+        }
+    }
+    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
+        (*val)->type != REDIS_REPLY_STRING) {
+        set_err("key %s holds a non-string value", key);
+        freeReplyObject(*val);
+        *val = NULL;
+        rc = SHOP_REDIS_ERROR;
+    }
+    redisFreeCommand(cmds[0]);
+    redisFreeCommand(cmds[1]);
     if (rc != SHOP_REDIS_OK)
         unwatch(c);
     return rc;
@@ -671,8 +650,6 @@ int shop_redis_conf_parse(const char *value, int def_port, struct shop_redis_con
 void shop_redis_init_conf(const struct shop_redis_conf *conf)
 {
     g_conf = *conf;
-    redis_pipe_free(g_pipe); /* a configuration given again (tests): before any command */
-    g_pipe = redis_pipe_new(pipe_connect);
     shop_log_info("redis %s:%d db=%d%s", g_conf.host, g_conf.port, g_conf.db,
                   g_conf.pass[0] ? " auth=yes" : "");
 }

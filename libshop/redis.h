@@ -1,10 +1,9 @@
 /* redis.h - the Redis connection: configuration from the course's variables, one connection
- * shared by every thread for the single commands (those of concurrent requests pipelined),
- * one per worker thread for the atomic updates, short timeouts, reconnect with a fail-fast window
- * while Redis is down, a PING health probe, and calls on one key that take and return bytes: get,
- * set with a TTL, del, incr and an atomic read-modify-write. Failures are a struct shop_err
- * (err.h): UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN,
- * OOM; answer 503, D16), FAILED when it answered with an error (answer 500). */
+ * per worker thread, short timeouts, reconnect with a fail-fast window while Redis is down,
+ * a PING health probe, and calls on one key that take and return bytes: get, set with a TTL,
+ * del, incr and an atomic read-modify-write. Failures are a struct shop_err (err.h):
+ * UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN, OOM;
+ * answer 503, D16), FAILED when it answered with an error (answer 500). */
 #ifndef SHOP_REDIS_H
 #define SHOP_REDIS_H
 
@@ -34,8 +33,7 @@ int shop_redis_conf_parse(const char *value, int def_port, struct shop_redis_con
 void shop_redis_init(void);
 /* Same with an explicit configuration (tests, tools). */
 void shop_redis_init_conf(const struct shop_redis_conf *conf);
-/* Frees the calling thread's update connection (other threads' go with their thread; the shared
- * connection stays until exit: a thread may still use it). */
+/* Frees the calling thread's connection (other threads' go with their thread). */
 void shop_redis_cleanup(void);
 
 /* GET key. Returns 1 with *val (a heap copy, NUL-terminated, freed by the caller) and *len,

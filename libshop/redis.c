@@ -361,26 +361,25 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
     return 0;
 }
 
-/* GET and EXPIRE pipelined. Returns OK with *val (the GET reply: nil or string) or a failure. */
-static int get_expire(const char *key, long ttl, redisReply **val)
+/* Sends the two commands cmds (freed here) in one round trip on c; the answer of cmds[value] is
+ * the string value (nil or string) returned in *val, the other one's must not be an error. OK or a
+ * failure (nothing returned). */
+static int run_pair(struct conn *c, char **cmds, const int *lens, int value, const char *key,
+                    redisReply **val)
 {
-    char *cmds[2] = {NULL, NULL};
-    int lens[2];
-    redisReply *rep[2] = {NULL, NULL}, *ex = NULL;
-    lens[0] = redisFormatCommand(&cmds[0], "GET %s", key);
-    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", key, ttl);
-    *val = NULL;
+    redisReply *rep[2] = {NULL, NULL}, *other = NULL;
     int rc = SHOP_REDIS_ERROR;
+    *val = NULL;
     if (lens[0] > 0 && lens[1] > 0)
-        rc = run(thread_conn(), 2, (const char *const *)cmds, lens, rep, true);
+        rc = run(c, 2, (const char *const *)cmds, lens, rep, true);
     if (rc == SHOP_REDIS_OK) {
-        rc = classify(rep[1], &ex); /* consumes rep[1] */
-        if (ex)
-            freeReplyObject(ex);
+        rc = classify(rep[1 - value], &other); /* consumes it */
+        if (other)
+            freeReplyObject(other);
         if (rc == SHOP_REDIS_OK)
-            rc = classify(rep[0], val); /* consumes rep[0] */
+            rc = classify(rep[value], val); /* consumes it */
         else
-            freeReplyObject(rep[0]);
+            freeReplyObject(rep[value]);
     }
     if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
         (*val)->type != REDIS_REPLY_STRING) {
@@ -392,6 +391,16 @@ static int get_expire(const char *key, long ttl, redisReply **val)
     redisFreeCommand(cmds[0]);
     redisFreeCommand(cmds[1]);
     return rc;
+}
+
+/* GET and EXPIRE pipelined. Returns OK with *val (the GET reply: nil or string) or a failure. */
+static int get_expire(const char *key, long ttl, redisReply **val)
+{
+    char *cmds[2] = {NULL, NULL};
+    int lens[2];
+    lens[0] = redisFormatCommand(&cmds[0], "GET %s", key);
+    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", key, ttl);
+    return run_pair(thread_conn(), cmds, lens, 0, key, val);
 }
 
 int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err)
@@ -493,31 +502,9 @@ static int watch_get(struct conn *c, const char *key, redisReply **val)
 {
     char *cmds[2] = {NULL, NULL};
     int lens[2];
-    redisReply *rep[2], *w;
     lens[0] = redisFormatCommand(&cmds[0], "WATCH %s", key);
     lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
-    *val = NULL;
-    int rc = SHOP_REDIS_ERROR;
-    if (lens[0] > 0 && lens[1] > 0)
-        rc = run(c, 2, (const char *const *)cmds, lens, rep, true);
-    if (rc == SHOP_REDIS_OK) {
-        rc = classify(rep[0], &w); /* consumes rep[0] */
-        if (rc == SHOP_REDIS_OK) {
-            freeReplyObject(w);
-            rc = classify(rep[1], val); /* consumes rep[1] */
-        } else {
-            freeReplyObject(rep[1]);
-        }
-    }
-    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
-        (*val)->type != REDIS_REPLY_STRING) {
-        set_err("key %s holds a non-string value", key);
-        freeReplyObject(*val);
-        *val = NULL;
-        rc = SHOP_REDIS_ERROR;
-    }
-    redisFreeCommand(cmds[0]);
-    redisFreeCommand(cmds[1]);
+    int rc = run_pair(c, cmds, lens, 1, key, val);
     if (rc != SHOP_REDIS_OK)
         unwatch(c);
     return rc;

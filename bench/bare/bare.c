@@ -12,6 +12,14 @@
  *   mongo|DB.COLL|FIELD|VALUE      find {FIELD: VALUE} limit 1 -> one document or 404
  *   redis|CMD|ARG...               one command; a nil answer is 404 only in the last step
  *                                  (REDIS_HOST, REDIS_PORT)
+ *   redis-loop|CMD|ARG...          the same answer, but the request waits in a coroutine while
+ *                                  its thread's event loop pipelines every queued command on the
+ *                                  thread's one non-blocking connection (issue 21 item 1's
+ *                                  prototype). Any such step switches the whole responder to
+ *                                  that design: one libmicrohttpd daemon and one epoll loop per
+ *                                  thread on a shared listening socket, each handler in a
+ *                                  coroutine, its connection suspended while it waits
+ *                                  (BARE_LOOP=1: that design without a redis-loop step)
  *   mysql|DB|USER|PASS|SQL|ARG...  prepared once per thread, ARGs bound as strings, all rows
  *                                  -> JSON array of arrays            (DB_HOST, DB_PORT)
  *   http|METHOD|URL[|any]          libcurl, one reused handle per thread; status >= 400 -> 502
@@ -26,6 +34,9 @@
 #include <microhttpd.h>
 #include <mongoc/mongoc.h>
 #include <mysql.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -42,7 +55,7 @@
 #define MAX_COLS  16
 #define OUT_MAX   (4 * 1024 * 1024)
 
-enum kind { K_HELLO, K_MONGO, K_REDIS, K_MYSQL, K_HTTP, K_AMQP };
+enum kind { K_HELLO, K_MONGO, K_REDIS, K_MYSQL, K_HTTP, K_AMQP, K_RLOOP };
 
 struct step {
     enum kind kind;
@@ -58,6 +71,7 @@ struct out {
 };
 
 struct req {
+    struct co *co; /* loop mode: the coroutine running this request */
     char path[1024];
     char body[64 * 1024];
     size_t body_len;
@@ -192,6 +206,25 @@ static void run_mongo(const struct step *st, const struct req *r, struct out *o)
 
 static __thread redisContext *t_redis;
 
+/* The answer of a step from its reply (freed here). */
+static void redis_answer(redisReply *rep, struct out *o, bool last)
+{
+    if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) {
+        o->len = 0;
+        o->status = 200;
+        out_add(o, rep->str, rep->len);
+    } else if (rep->type == REDIS_REPLY_INTEGER) {
+        char num[64];
+        snprintf(num, sizeof(num), "{\"n\":%lld}", rep->integer);
+        out_set(o, 200, num);
+    } else if (rep->type == REDIS_REPLY_NIL) {
+        out_set(o, last ? 404 : 200, last ? "not found" : "null");
+    } else {
+        out_set(o, 500, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    }
+    freeReplyObject(rep);
+}
+
 static void run_redis(const struct step *st, const struct req *r, struct out *o, bool last)
 {
     if (!t_redis) {
@@ -220,20 +253,7 @@ static void run_redis(const struct step *st, const struct req *r, struct out *o,
         out_set(o, 503, "redis down");
         return;
     }
-    if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) {
-        o->len = 0;
-        o->status = 200;
-        out_add(o, rep->str, rep->len);
-    } else if (rep->type == REDIS_REPLY_INTEGER) {
-        char num[64];
-        snprintf(num, sizeof(num), "{\"n\":%lld}", rep->integer);
-        out_set(o, 200, num);
-    } else if (rep->type == REDIS_REPLY_NIL) {
-        out_set(o, last ? 404 : 200, last ? "not found" : "null");
-    } else {
-        out_set(o, 500, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-    }
-    freeReplyObject(rep);
+    redis_answer(rep, o, last);
 }
 
 /* ---- MariaDB ------------------------------------------------------------------------------- */
@@ -434,6 +454,395 @@ static void run_amqp(const struct step *st, const struct req *r, struct out *o)
     out_set(o, 200, "{\"orderid\":\"bare\"}");
 }
 
+/* ---- Redis on a per-thread event loop (step redis-loop) ------------------------------------ */
+
+/* Each thread owns one libmicrohttpd daemon (external epoll mode, the listening socket shared),
+ * one non-blocking Redis connection and an epoll loop over both. A request runs in a coroutine;
+ * a redis-loop step appends its command to the thread's output buffer and switches back to the
+ * loop, which suspends the connection. Once per iteration the loop writes every queued command
+ * in one write and reads every reply there is; each reply switches into its coroutine (in the
+ * order the commands went out), and a coroutine that finished resumes its connection, whose
+ * handler then queues the answer. No thread ever waits for another. */
+
+#define CO_STACK (256 * 1024)
+
+#if defined(__x86_64__) && !defined(BARE_UCONTEXT)
+typedef struct {
+    void *sp;
+} co_ctx;
+#else
+#include <ucontext.h>
+typedef ucontext_t co_ctx;
+#endif
+
+struct co {
+    co_ctx ctx; /* saved while switched out */
+    char *stack;
+    struct MHD_Connection *conn;
+    struct req *r;
+    struct out o;
+    redisReply *reply; /* handed over by the loop; NULL when the connection failed */
+    bool done;
+    struct co *next; /* in the loop's queue of waiters, or its free list */
+};
+
+struct loop {
+    struct MHD_Daemon *d;
+    int ep, rfd;
+    bool want_out;
+    redisContext *rc;
+    redisReader *reader;
+    char *obuf;
+    size_t olen, ocap;
+    struct co *wait_head, *wait_tail, *free;
+    struct co *cur;
+    co_ctx main;
+    unsigned long long requests, commands, writes, reads, iterations; /* printed at the end */
+};
+
+static bool loop_mode;
+static int loop_listen_fd = -1;
+static __thread struct loop *t_loop;
+static struct loop *loops[256];
+static unsigned nloops;
+
+static void run_steps(const struct req *r, struct out *o);
+
+#if defined(__x86_64__) && !defined(BARE_UCONTEXT)
+/* co_switch(save, to): pushes the callee-saved registers and the SSE/x87 control words, stores
+ * the stack pointer in *save, loads to and pops the same from there. No system call (glibc's
+ * swapcontext makes one, sigprocmask). */
+void co_switch(void **save, void *to);
+__asm__(".text\n"
+        ".globl co_switch\n"
+        ".type co_switch,@function\n"
+        "co_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size co_switch, .-co_switch\n");
+
+static void ctx_switch(co_ctx *save, co_ctx *to)
+{
+    co_switch(&save->sp, to->sp);
+}
+
+/* A fresh stack whose first switch "returns" into fn. */
+static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
+{
+    uint64_t *sp = (uint64_t *)(((uintptr_t)stack + size) & ~(uintptr_t)15);
+    *--sp = 0;                       /* fn's return address: it never returns */
+    *--sp = (uint64_t)(uintptr_t)fn; /* where co_switch's ret goes first */
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;             /* rbp rbx r12 r13 r14 r15 */
+    *--sp = 0x037F00001F80ULL; /* MXCSR and the x87 control word, their defaults */
+    ctx->sp = sp;
+}
+#else
+/* Elsewhere (or built with -DBARE_UCONTEXT) glibc's ucontext: a sigprocmask system call per
+ * switch. */
+static void ctx_switch(co_ctx *save, co_ctx *to)
+{
+    swapcontext(save, to);
+}
+
+static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
+{
+    getcontext(ctx);
+    ctx->uc_stack.ss_sp = stack;
+    ctx->uc_stack.ss_size = size;
+    ctx->uc_link = NULL;
+    makecontext(ctx, fn, 0);
+}
+#endif
+
+/* A coroutine's life: one request after another, back to the loop after each. */
+static void co_main(void)
+{
+    struct loop *l = t_loop;
+    struct co *co = l->cur;
+    for (;;) {
+        run_steps(co->r, &co->o);
+        co->done = true;
+        ctx_switch(&co->ctx, &l->main);
+    }
+}
+
+static void co_enter(struct loop *l, struct co *co)
+{
+    l->cur = co;
+    ctx_switch(&l->main, &co->ctx);
+    l->cur = NULL;
+}
+
+static struct co *co_get(struct loop *l)
+{
+    struct co *co = l->free;
+    if (co) {
+        l->free = co->next;
+        return co;
+    }
+    co = calloc(1, sizeof(*co));
+    if (!co || !(co->stack = malloc(CO_STACK)))
+        die("out of memory");
+    ctx_init(&co->ctx, co->stack, CO_STACK, co_main);
+    return co;
+}
+
+static void co_put(struct loop *l, struct co *co)
+{
+    co->next = l->free;
+    l->free = co;
+}
+
+static void loop_watch_redis(struct loop *l, int op, bool out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.u32 = 1};
+    epoll_ctl(l->ep, op, l->rfd, &ev);
+    l->want_out = out;
+}
+
+static bool loop_connect(struct loop *l)
+{
+    struct timeval tv = {2, 0};
+    l->rc = redisConnectWithTimeout(env_or("REDIS_HOST", "127.0.0.1"),
+                                    atoi(env_or("REDIS_PORT", "6379")), tv);
+    if (!l->rc || l->rc->err) {
+        redisFree(l->rc);
+        l->rc = NULL;
+        return false;
+    }
+    l->rfd = l->rc->fd;
+    fcntl(l->rfd, F_SETFL, fcntl(l->rfd, F_GETFL) | O_NONBLOCK);
+    l->reader = redisReaderCreate();
+    loop_watch_redis(l, EPOLL_CTL_ADD, false);
+    return true;
+}
+
+/* A coroutine whose request is answered goes back to the pool and its connection resumes. */
+static void loop_run(struct loop *l, struct co *co)
+{
+    co_enter(l, co);
+    if (co->done)
+        MHD_resume_connection(co->conn);
+}
+
+/* The connection broke: every waiter gets NULL (503), a later command reconnects. */
+static void loop_fail(struct loop *l)
+{
+    epoll_ctl(l->ep, EPOLL_CTL_DEL, l->rfd, NULL);
+    redisFree(l->rc); /* closes rfd */
+    redisReaderFree(l->reader);
+    l->rc = NULL;
+    l->reader = NULL;
+    l->rfd = -1;
+    l->olen = 0;
+    struct co *co = l->wait_head;
+    l->wait_head = l->wait_tail = NULL;
+    while (co) {
+        struct co *next = co->next;
+        co->reply = NULL;
+        loop_run(l, co);
+        co = next;
+    }
+}
+
+/* Called from a coroutine: queues the command, waits for its reply (NULL: Redis is down). */
+static redisReply *loop_command(int argc, const char **argv, const size_t *lens)
+{
+    struct loop *l = t_loop;
+    struct co *co = l->cur;
+    char *cmd;
+    if (l->rfd < 0 && !loop_connect(l))
+        return NULL;
+    long long n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (n < 0)
+        return NULL;
+    if (l->olen + (size_t)n > l->ocap) {
+        l->ocap = (l->olen + (size_t)n) * 2;
+        l->obuf = realloc(l->obuf, l->ocap);
+        if (!l->obuf)
+            die("out of memory");
+    }
+    memcpy(l->obuf + l->olen, cmd, (size_t)n);
+    l->olen += (size_t)n;
+    l->commands++;
+    redisFreeCommand(cmd);
+    co->next = NULL;
+    co->reply = NULL;
+    if (l->wait_tail)
+        l->wait_tail->next = co;
+    else
+        l->wait_head = co;
+    l->wait_tail = co;
+    ctx_switch(&co->ctx, &l->main);
+    return co->reply;
+}
+
+static void run_redis_loop(const struct step *st, const struct req *r, struct out *o, bool last)
+{
+    char bufs[MAX_ARGS][1024];
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    for (int i = 0; i < st->nargs; i++) {
+        expand(st->args[i], r, bufs[i], sizeof(bufs[i]));
+        argv[i] = bufs[i];
+        lens[i] = strlen(bufs[i]);
+    }
+    redisReply *rep = loop_command(st->nargs, argv, lens);
+    if (!rep)
+        out_set(o, 503, "redis down");
+    else
+        redis_answer(rep, o, last);
+}
+
+/* Writes what is queued, in one write when the socket takes it all. */
+static void loop_flush(struct loop *l)
+{
+    if (l->rfd < 0)
+        return;
+    if (l->olen) {
+        ssize_t n = send(l->rfd, l->obuf, l->olen, MSG_NOSIGNAL);
+        l->writes++;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            loop_fail(l);
+            return;
+        }
+        if (n > 0) {
+            memmove(l->obuf, l->obuf + n, l->olen - (size_t)n);
+            l->olen -= (size_t)n;
+        }
+    }
+    if ((l->olen > 0) != l->want_out)
+        loop_watch_redis(l, EPOLL_CTL_MOD, l->olen > 0);
+}
+
+/* Reads every reply there is and hands each to its waiter, in order. */
+static void loop_read(struct loop *l)
+{
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(l->rfd, buf, sizeof(buf), 0);
+        l->reads++;
+        if (n > 0) {
+            redisReaderFeed(l->reader, buf, (size_t)n);
+            if ((size_t)n < sizeof(buf))
+                break;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            break;
+        } else {
+            loop_fail(l);
+            return;
+        }
+    }
+    void *rep;
+    while (l->reader && redisReaderGetReply(l->reader, &rep) == REDIS_OK && rep) {
+        struct co *co = l->wait_head;
+        if (!co) {
+            freeReplyObject(rep);
+            continue;
+        }
+        l->wait_head = co->next;
+        if (!l->wait_head)
+            l->wait_tail = NULL;
+        co->reply = rep;
+        loop_run(l, co);
+    }
+}
+
+/* The handler's final call in loop mode: runs (or goes on with) the request's coroutine. */
+static enum MHD_Result loop_request(struct MHD_Connection *c, struct req *r)
+{
+    struct loop *l = t_loop;
+    struct co *co = r->co;
+    if (!co) {
+        co = r->co = co_get(l);
+        l->requests++;
+        co->r = r;
+        co->conn = c;
+        co->o = (struct out){0};
+        co->done = false;
+        co_enter(l, co);
+    }
+    if (!co->done) {
+        MHD_suspend_connection(c);
+        return MHD_YES;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(co->o.len, co->o.data, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)co->o.status, resp);
+    MHD_destroy_response(resp);
+    r->co = NULL;
+    co_put(l, co);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls);
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe);
+
+static void *loop_main(void *arg)
+{
+    struct loop *l = arg;
+    t_loop = l;
+    l->rfd = -1;
+    l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
+                            NULL, MHD_OPTION_LISTEN_SOCKET, loop_listen_fd,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                            MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, NULL, MHD_OPTION_END);
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!l->d || l->ep < 0)
+        die("cannot start a loop");
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
+    if (!info || epoll_ctl(l->ep, EPOLL_CTL_ADD, info->epoll_fd, &ev) != 0)
+        die("cannot watch the daemon");
+    loop_connect(l);
+    for (;;) {
+        MHD_UNSIGNED_LONG_LONG to;
+        int timeout = MHD_get_timeout(l->d, &to) == MHD_YES && to < 1000 ? (int)to : 1000;
+        struct epoll_event evs[4];
+        int n = epoll_wait(l->ep, evs, 4, timeout);
+        l->iterations++;
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.u32 == 1 && l->rfd >= 0)
+                loop_read(l);
+        MHD_run(l->d);
+        loop_flush(l);
+    }
+    return NULL;
+}
+
+/* Listens on port with one socket all the loops' daemons share. */
+static void loop_start(int port, unsigned threads)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0)
+        die("cannot listen");
+    loop_listen_fd = fd;
+    for (unsigned i = 0; i < threads && i < 256; i++) {
+        pthread_t t;
+        loops[nloops] = calloc(1, sizeof(struct loop));
+        if (!loops[nloops])
+            die("out of memory");
+        if (pthread_create(&t, NULL, loop_main, loops[nloops++]) != 0)
+            die("cannot start a thread");
+        pthread_detach(t);
+    }
+}
+
 /* ---- server -------------------------------------------------------------------------------- */
 
 static void run_steps(const struct req *r, struct out *o)
@@ -457,6 +866,9 @@ static void run_steps(const struct req *r, struct out *o)
             break;
         case K_AMQP:
             run_amqp(&steps[i], r, o);
+            break;
+        case K_RLOOP:
+            run_redis_loop(&steps[i], r, o, i == nsteps - 1);
             break;
         }
     }
@@ -484,6 +896,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (loop_mode)
+        return loop_request(c, r);
     struct out o = {0};
     run_steps(r, &o);
     struct MHD_Response *resp =
@@ -509,13 +923,14 @@ static void parse_step(const char *spec)
     struct step *st = &steps[nsteps++];
     char *copy = strdup(spec), *save = NULL;
     char *kind = strtok_r(copy, "|", &save);
-    static const char *names[] = {"hello", "mongo", "redis", "mysql", "http", "amqp"};
-    static const int min_args[] = {0, 1, 1, 4, 2, 2};
+    static const char *names[] = {"hello", "mongo", "redis", "mysql", "http", "amqp", "redis-loop"};
+    static const int min_args[] = {0, 1, 1, 4, 2, 2, 1};
     size_t k = 0;
-    while (k < 6 && strcmp(kind ? kind : "", names[k]) != 0)
+    while (k < 7 && strcmp(kind ? kind : "", names[k]) != 0)
         k++;
-    if (k == 6)
-        die("unknown step kind (hello mongo redis mysql http amqp)");
+    if (k == 7)
+        die("unknown step kind (hello mongo redis mysql http amqp redis-loop)");
+    loop_mode = loop_mode || k == K_RLOOP;
     st->kind = (enum kind)k;
     for (char *a; (a = strtok_r(NULL, "|", &save)) != NULL;) {
         if (st->nargs == MAX_ARGS)
@@ -550,6 +965,24 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     unsigned threads = (unsigned)atoi(env_or("BARE_THREADS", "4"));
+    if (loop_mode || atoi(env_or("BARE_LOOP", "0"))) {
+        loop_start(atoi(argv[1]), threads);
+        int sig;
+        sigwait(&set, &sig);
+        unsigned long long c = 0, w = 0, rd = 0, it = 0;
+        for (unsigned i = 0; i < nloops; i++) /* racy reads: figures for a person, not a test */
+            c += loops[i]->commands, w += loops[i]->writes, rd += loops[i]->reads,
+                it += loops[i]->iterations;
+        fprintf(stderr,
+                "bare: loop: %llu commands, %llu writes (%.1f per write), %llu reads, "
+                "%llu iterations\n",
+                c, w, w ? (double)c / (double)w : 0.0, rd, it);
+        fprintf(stderr, "bare: requests per loop:");
+        for (unsigned i = 0; i < nloops; i++)
+            fprintf(stderr, " %llu", loops[i]->requests);
+        fprintf(stderr, "\n");
+        _exit(0); /* the loops' daemons hold no state worth a clean stop */
+    }
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, (uint16_t)atoi(argv[1]), NULL, NULL,
         on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,

@@ -19,7 +19,8 @@
  *                                  that design: one libmicrohttpd daemon and one epoll loop per
  *                                  thread on a shared listening socket, each handler in a
  *                                  coroutine, its connection suspended while it waits
- *                                  (BARE_LOOP=1: that design without a redis-loop step)
+ *                                  (BARE_LOOP=1: that design without a redis-loop step;
+ *                                  BARE_REUSEPORT=1: a SO_REUSEPORT socket per thread)
  *   mysql|DB|USER|PASS|SQL|ARG...  prepared once per thread, ARGs bound as strings, all rows
  *                                  -> JSON array of arrays            (DB_HOST, DB_PORT)
  *   http|METHOD|URL[|any]          libcurl, one reused handle per thread; status >= 400 -> 502
@@ -488,7 +489,7 @@ struct co {
 
 struct loop {
     struct MHD_Daemon *d;
-    int ep, rfd;
+    int listen_fd, ep, rfd;
     bool want_out;
     redisContext *rc;
     redisReader *reader;
@@ -501,7 +502,6 @@ struct loop {
 };
 
 static bool loop_mode;
-static int loop_listen_fd = -1;
 static __thread struct loop *t_loop;
 static struct loop *loops[256];
 static unsigned nloops;
@@ -794,11 +794,11 @@ static void *loop_main(void *arg)
     struct loop *l = arg;
     t_loop = l;
     l->rfd = -1;
-    l->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
-                            NULL, MHD_OPTION_LISTEN_SOCKET, loop_listen_fd,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, NULL, MHD_OPTION_END);
+    l->d =
+        MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, NULL,
+                         MHD_OPTION_LISTEN_SOCKET, l->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)16384, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     if (!l->d || l->ep < 0)
         die("cannot start a loop");
@@ -822,22 +822,33 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* Listens on port with one socket all the loops' daemons share. */
-static void loop_start(int port, unsigned threads)
+static int listen_on(int port, bool reuseport)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0)
         die("cannot listen");
-    loop_listen_fd = fd;
+    return fd;
+}
+
+/* Listens on port with one socket all the loops' daemons share (as a socket systemd passes
+ * would be), or with BARE_REUSEPORT=1 one SO_REUSEPORT socket per loop (the kernel spreads the
+ * connections over them). */
+static void loop_start(int port, unsigned threads)
+{
+    bool reuseport = atoi(env_or("BARE_REUSEPORT", "0")) != 0;
+    int shared = reuseport ? -1 : listen_on(port, false);
     for (unsigned i = 0; i < threads && i < 256; i++) {
         pthread_t t;
-        loops[nloops] = calloc(1, sizeof(struct loop));
-        if (!loops[nloops])
+        struct loop *l = loops[nloops++] = calloc(1, sizeof(struct loop));
+        if (!l)
             die("out of memory");
-        if (pthread_create(&t, NULL, loop_main, loops[nloops++]) != 0)
+        l->listen_fd = reuseport ? listen_on(port, true) : shared;
+        if (pthread_create(&t, NULL, loop_main, l) != 0)
             die("cannot start a thread");
         pthread_detach(t);
     }

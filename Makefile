@@ -75,6 +75,7 @@ LIB_SRC   := $(wildcard libshop/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_A     := $(BUILD)/lib/libshop.a
 SVC_BINS  := $(SERVICES:%=$(BUILD)/bin/%)
+MULTI     := $(BUILD)/bin/roboshop
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC  := $(wildcard tools/*.c)
@@ -86,7 +87,7 @@ VERSION_H := $(BUILD)/gen/shop_version.h
 .SECONDARY:
 
 all: services unit tools
-services: $(SVC_BINS)
+services: $(MULTI) $(SVC_BINS)
 unit: $(UNIT_BINS)
 tools: $(TOOL_BINS)
 
@@ -107,13 +108,18 @@ $(LIB_A): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-svc_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c))
+# Every service is linked into one multi-call binary, $(MULTI) (services/roboshop.c dispatches on the
+# program's name), and $(BUILD)/bin/<svc> are hard links to it: one file, so the services of one host share
+# its pages (the library code above all) as they shared the libraries' when those were shared objects.
+MULTI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/*.c services/*/*.c))
 
-.SECONDEXPANSION:
-$(SVC_BINS): $(BUILD)/bin/%: $$(call svc_objs,$$*) $(LIB_A) $(DEP_FILES)
+$(MULTI): $(MULTI_OBJ) $(LIB_A) $(DEP_FILES)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(MULTI_OBJ) $(LIB_A) $(LIBS)
+
+$(SVC_BINS): $(BUILD)/bin/%: $(MULTI)
+	$(Q)ln -f $< $@
 
 $(BUILD)/bin/shop-%: $(BUILD)/obj/tools/%.o $(LIB_A) $(DEP_FILES)
 	@mkdir -p $(dir $@)
@@ -162,7 +168,8 @@ load:
 
 install: services tools
 	install -d $(DESTDIR)$(PREFIX)/bin
-	for s in $(SERVICES); do install -m 0755 $(BUILD)/bin/$$s $(DESTDIR)$(PREFIX)/bin/roboshop-$$s; done
+	install -m 0755 $(MULTI) $(DESTDIR)$(PREFIX)/bin/roboshop
+	for s in $(SERVICES); do ln -f $(DESTDIR)$(PREFIX)/bin/roboshop $(DESTDIR)$(PREFIX)/bin/roboshop-$$s; done
 	for t in $(TOOL_BINS); do install -m 0755 $$t $(DESTDIR)$(PREFIX)/bin/; done
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; find libshop services tests tools -name '*.[ch]' 2>/dev/null)

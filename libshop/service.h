@@ -6,7 +6,7 @@
 #include "libshop/http.h"
 
 /* A handler's function type, to declare a service's handlers in one line:
- *     shop_handler route_health, route_get_cart;  */
+ *     shop_handler cart_health, route_get_cart;  */
 typedef void shop_handler(struct shop_req *req);
 
 /* Runs shop_service_init(argc, argv, service) and returns a configuration for service with

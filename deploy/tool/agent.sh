@@ -571,6 +571,7 @@ release_install() {
     if [[ -f $dir/.zip.sha256 ]]; then
         [[ $(<"$dir/.zip.sha256") == "$(sha256sum "$zip" | cut -d' ' -f1)" ]] ||
             die "release $ver of $svc is already installed with other content; give the new build a new version"
+        share_binary "$svc" "$ver" && changed "release $svc $ver shares its binary with the other services of $ver"
         return 0
     fi
     mkdir -p "$OPT/releases/$ver"
@@ -578,7 +579,26 @@ release_install() {
     got=$("$dir/$svc" --version 2>/dev/null || true)
     [[ $got == "$svc $ver" ]] || { rm -rf "$dir"; die "$zip: the binary reports '$got', not '$svc $ver'"; }
     chmod -R go-w "$dir"
+    share_binary "$svc" "$ver" || true
     changed "release $svc $ver in $dir"
+}
+
+# share_binary SVC VERSION: the services are one multi-call binary (services/roboshop.c), so every archive of a
+# release holds the same file under its service's name. When another service of VERSION on this host has a
+# byte-identical binary, SVC's becomes a hard link to it: one file, whose pages (its library code above all) the
+# services of this host then share. Returns 0 when it linked (a running process keeps its file until it restarts).
+share_binary() {
+    local svc=$1 ver=$2 bin o
+    bin=$(release_dir "$svc" "$ver")/$svc
+    for o in "$OPT/releases/$ver"/*/; do
+        o=${o%/}; o=$o/${o##*/}
+        [[ $o != "$bin" && -f $o && ! -L $o ]] || continue
+        [[ $o -ef $bin ]] && return 1 # shared already
+        cmp -s "$o" "$bin" || continue
+        ln -f "$o" "$bin.new" && mv -f "$bin.new" "$bin"
+        return 0
+    done
+    return 1
 }
 
 current_version() { # the release the current link of SVC points at ("" if none)

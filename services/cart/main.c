@@ -4,11 +4,12 @@
 #include "libshop/metrics.h"
 #include "libshop/redis.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/cart/nonce.h"
 #include "services/cart/routes.h"
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", route_health},
+    {"GET", "/health", cart_health},
     {"GET", "/cart/:id", route_get_cart},
     {"DELETE", "/cart/:id", route_delete_cart},
     {"GET", "/rename/:from/:to", route_rename_cart},
@@ -29,7 +30,7 @@ static void catalogue_init(void)
     cart_cfg.catalogue_timeout_ms = shop_conf_long("SHOP_CATALOGUE_TIMEOUT_MS", 10000, 100, 600000);
 }
 
-int main(int argc, char **argv)
+int cart_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "cart", "CART_SERVER_PORT", routes);

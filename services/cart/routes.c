@@ -229,7 +229,7 @@ static int fetch_product(struct shop_req *req, const char *sku, json_t **product
 
 /* ---- routes ------------------------------------------------------------------------------- */
 
-void route_health(struct shop_req *req)
+void cart_health(struct shop_req *req)
 {
     bool up = shop_redis_ping();
     shop_reply_json(req, up ? 200 : 503, json_pack("{s:s,s:b}", "app", "OK", "redis", up));

@@ -20,7 +20,7 @@ extern struct shop_counter items_added;
 /* D11: the cart id may not name the user service's counter. Replies 400 and returns false. */
 bool cart_id_allowed(struct shop_req *req, const char *id);
 
-shop_handler route_add, route_delete_cart, route_get_cart, route_health, route_rename_cart,
+shop_handler route_add, route_delete_cart, route_get_cart, cart_health, route_rename_cart,
     route_shipping, route_update;
 
 #endif

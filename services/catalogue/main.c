@@ -5,16 +5,17 @@
 #include "libshop/conf.h"
 #include "libshop/mongo.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/catalogue/cache.h"
 #include "services/catalogue/routes.h"
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", route_health},         {"GET", "/products", route_products},
+    {"GET", "/health", catalogue_health},     {"GET", "/products", route_products},
     {"GET", "/product/:sku", route_product},  {"GET", "/products/:cat", route_by_category},
     {"GET", "/categories", route_categories}, {"GET", "/search/:text", route_search},
 };
 
-int main(int argc, char **argv)
+int catalogue_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "catalogue", "CATALOGUE_SERVER_PORT", routes);

@@ -39,7 +39,7 @@ int catalogue_load_all(json_t **out, struct shop_err *err)
 static const struct shop_err_reply down_avaiable = {.down = DOWN_AVAIABLE, .failed_json = true};
 static const struct shop_err_reply down_available = {.down = DOWN_AVAILABLE, .failed_json = true};
 
-void route_health(struct shop_req *req)
+void catalogue_health(struct shop_req *req)
 {
     bool up = shop_mongo_ping();
     if (!up)

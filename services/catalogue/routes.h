@@ -16,7 +16,7 @@ extern struct catalogue_config catalogue_cfg;
 /* Every product, in natural order (the snapshot's loader). 0, or -1 with err set. */
 int catalogue_load_all(json_t **out, struct shop_err *err);
 
-shop_handler route_by_category, route_categories, route_health, route_product, route_products,
+shop_handler route_by_category, route_categories, catalogue_health, route_product, route_products,
     route_search;
 
 #endif

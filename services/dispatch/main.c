@@ -13,16 +13,17 @@
 #include "libshop/metrics.h"
 #include "libshop/redis.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/dispatch/routes.h"
 
 #include <limits.h>
 #include <stdlib.h>
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", route_health},
+    {"GET", "/health", dispatch_health},
 };
 
-int main(int argc, char **argv)
+int dispatch_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "dispatch", "DISPATCH_SERVER_PORT", routes);

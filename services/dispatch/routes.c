@@ -228,7 +228,7 @@ bool dispatch_work(struct shop_consumer *p, void *ud, void *job, bool redelivere
     return ack;
 }
 
-void route_health(struct shop_req *req)
+void dispatch_health(struct shop_req *req)
 {
     bool amqp = shop_consumer_connected(dispatch_pool);
     bool redis = shop_redis_ping();

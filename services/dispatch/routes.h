@@ -35,6 +35,6 @@ void *dispatch_accept(void *ud, const struct shop_amqp_delivery *d);
 bool dispatch_work(struct shop_consumer *p, void *ud, void *job, bool redelivered);
 void dispatch_free_job(void *job);
 
-shop_handler route_health;
+shop_handler dispatch_health;
 
 #endif

@@ -10,15 +10,16 @@
 #include "libshop/metrics.h"
 #include "libshop/redis.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/payment/outbox.h"
 #include "services/payment/routes.h"
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", route_health},
+    {"GET", "/health", payment_health},
     {"POST", "/pay/:id", route_pay},
 };
 
-int main(int argc, char **argv)
+int payment_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "payment", "SHOP_PAYMENT_PORT|PAYMENT_SERVER_PORT", routes);

@@ -441,7 +441,7 @@ void route_pay(struct shop_req *req)
 
 /* GET /health: "OK" while RabbitMQ takes connections, else 503 naming it (D8). Payment cannot
  * place an order without the broker, so a load balancer should stop sending it payments. */
-void route_health(struct shop_req *req)
+void payment_health(struct shop_req *req)
 {
     struct shop_err err;
     if (shop_amqp_publisher_ping(&err))

@@ -22,6 +22,6 @@ extern struct shop_histogram units_sold;
 extern struct shop_histogram cart_value;
 extern struct shop_counter pay_replayed;
 
-shop_handler route_health, route_pay;
+shop_handler payment_health, route_pay;
 
 #endif

@@ -5,12 +5,13 @@
 #include "libshop/log.h"
 #include "libshop/mysql.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/ratings/routes.h"
 
 static const struct shop_route routes[] = {
-    {"GET", "/_health", route_health},       {"POST", "/_health", route_health},
-    {"PUT", "/_health", route_health},       {"DELETE", "/_health", route_health},
-    {"PATCH", "/_health", route_health},     {"OPTIONS", "/_health", route_health},
+    {"GET", "/_health", ratings_health},     {"POST", "/_health", ratings_health},
+    {"PUT", "/_health", ratings_health},     {"DELETE", "/_health", ratings_health},
+    {"PATCH", "/_health", ratings_health},   {"OPTIONS", "/_health", ratings_health},
     {"GET", "/api/fetch/:sku", route_fetch}, {"PUT", "/api/rate/:sku/:score", route_rate},
 };
 
@@ -26,7 +27,7 @@ static void db_conf(struct shop_mysql_conf *db)
                     dsn);
 }
 
-int main(int argc, char **argv)
+int ratings_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "ratings", "RATINGS_SERVER_PORT", routes);

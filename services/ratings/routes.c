@@ -33,7 +33,7 @@ static const char rate_sql[] =
 static const struct shop_err_reply db_error = {.down = DB_DOWN_TEXT, .failed = "database error"};
 
 /* ANY /_health: the reference's SELECT 1 + 1; 503 with false while MySQL is down (D8). */
-void route_health(struct shop_req *req)
+void ratings_health(struct shop_req *req)
 {
     struct shop_err err;
     json_t *rows;

@@ -10,6 +10,6 @@ struct ratings_config {
 };
 extern struct ratings_config ratings_cfg;
 
-shop_handler route_fetch, route_health, route_rate;
+shop_handler route_fetch, ratings_health, route_rate;
 
 #endif

@@ -7,6 +7,7 @@
 #include "libshop/log.h"
 #include "libshop/mysql.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/shipping/quote.h"
 #include "services/shipping/reload.h"
 #include "services/shipping/routes.h"
@@ -14,7 +15,7 @@
 #include <string.h>
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", route_health},
+    {"GET", "/health", shipping_health},
     {"GET", "/count", route_count},
     {"GET", "/codes", route_codes},
     {"GET", "/cities/:code", route_cities},
@@ -45,7 +46,7 @@ static void quote_key_init(void)
     quote_key_set(secret, strlen(secret));
 }
 
-int main(int argc, char **argv)
+int shipping_main(int argc, char **argv)
 {
     shipping_reload_block_signal(); /* before any thread: only the reload thread takes SIGHUP */
     struct shop_server_conf conf =

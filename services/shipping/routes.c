@@ -99,7 +99,7 @@ static void reply_string(struct shop_req *req, int status, const char *text)
     shop_reply(req, status, calc_text_type(shop_req_header(req, "Accept")), text, strlen(text));
 }
 
-void route_health(struct shop_req *req)
+void shipping_health(struct shop_req *req)
 {
     if (shop_mysql_ping(NULL))
         reply_string(req, 200, "OK");

@@ -19,7 +19,7 @@ void shipping_routes_init(void);
 void shipping_routes_cleanup(void);
 
 shop_handler route_actuator, route_actuator_health, route_actuator_info, route_calc, route_cities,
-    route_codes, route_confirm, route_count, route_free_memory, route_health, route_match,
+    route_codes, route_confirm, route_count, route_free_memory, shipping_health, route_match,
     route_memory;
 
 #endif

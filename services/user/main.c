@@ -8,18 +8,19 @@
 #include "libshop/passwd.h"
 #include "libshop/redis.h"
 #include "libshop/service.h"
+#include "services/roboshop.h"
 #include "services/user/routes.h"
 #include "services/user/session.h"
 
 static const struct shop_route routes[] = {
-    {"GET", "/health", route_health},    {"GET", "/uniqueid", route_uniqueid},
+    {"GET", "/health", user_health},     {"GET", "/uniqueid", route_uniqueid},
     {"GET", "/check/:id", route_check},  {"GET", "/users", route_users},
     {"POST", "/login", route_login},     {"POST", "/register", route_register_user},
     {"POST", "/order/:id", route_order}, {"GET", "/history/:id", route_history},
     {"GET", "/auth", route_auth},        {"POST", "/logout", route_logout},
 };
 
-int main(int argc, char **argv)
+int user_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "user", "USER_SERVER_PORT", routes);

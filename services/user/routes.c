@@ -53,7 +53,7 @@ static int find_user(const char *name, json_t **doc, struct shop_err *err)
 
 /* The reference's body {"app":"OK","mongo":…} (D8: the shape is kept); Redis, which user needs
  * too, shows in the status only, and in the log. */
-void route_health(struct shop_req *req)
+void user_health(struct shop_req *req)
 {
     bool mongo = shop_mongo_ping();
     bool redis = shop_redis_ping();

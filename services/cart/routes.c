@@ -12,6 +12,7 @@
 #include "services/cart/cartcalc.h"
 #include "services/cart/cartcheck.h"
 #include "services/cart/nonce.h"
+#include "services/cart/prodcache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -194,9 +195,28 @@ static bool out_of_stock(const json_t *v)
     return false;
 }
 
-/* Fetches the product. Returns 0 with *product set, or replies and returns -1. */
+/* The product object of a catalogue answer, or NULL. */
+static json_t *product_of(const char *text, size_t len)
+{
+    json_error_t err;
+    json_t *p = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &err);
+    if (json_is_object(p))
+        return p;
+    json_decref(p);
+    return NULL;
+}
+
+/* Fetches the product: from the product cache when the catalogue answered for it less than the
+ * window ago (prodcache.h), else from the catalogue (a product answer is then kept). Returns 0
+ * with *product set, or replies and returns -1. */
 static int fetch_product(struct shop_req *req, const char *sku, json_t **product)
 {
+    size_t clen;
+    char *cached = prodcache_get(sku, &clen);
+    *product = cached ? product_of(cached, clen) : NULL;
+    free(cached);
+    if (*product)
+        return 0;
     struct shop_http_result res;
     shop_http_result_init(&res, 256 * 1024);
     struct shop_peer_call call = {.method = "GET",
@@ -205,23 +225,19 @@ static int fetch_product(struct shop_req *req, const char *sku, json_t **product
                                   .id = sku,
                                   .timeout_ms = cart_cfg.catalogue_timeout_ms,
                                   .request_id = shop_req_id(req)};
+    long long asked_ns = shop_now_ns();
     int rc = shop_http_call_peer(&call, &res);
-    *product = NULL;
     if (rc == -1) {
         reply_error(req, 500, res.err.msg);
     } else if (res.status != 200) {
         shop_reply_text(req, 404, "product not found");
         rc = -1;
+    } else if (!(*product = product_of(res.body.data, res.body.len))) {
+        shop_log_warnx("rid=%s catalogue answered no product object", shop_req_id(req));
+        reply_error(req, 500, "catalogue answer is not a product");
+        rc = -1;
     } else {
-        json_error_t err;
-        *product = json_loadb(res.body.data, res.body.len, JSON_DECODE_INT_AS_REAL, &err);
-        if (!json_is_object(*product)) {
-            shop_log_warnx("rid=%s catalogue answered no product object", shop_req_id(req));
-            reply_error(req, 500, "catalogue answer is not a product");
-            json_decref(*product);
-            *product = NULL;
-            rc = -1;
-        }
+        prodcache_put(sku, res.body.data, res.body.len, asked_ns);
     }
     shop_http_result_cleanup(&res);
     return rc;

@@ -503,8 +503,11 @@ class FakeCatalogue(QuietHandler):
     # a SLOW request is held until this is set (at most 2 minutes, longer than a test waits)
     release = threading.Event()
 
+    fetches = {}  # SKU -> how many times the cart asked for it
+
     def do_GET(self):
         key = self.path.rsplit("/", 1)[-1]
+        FakeCatalogue.fetches[key] = FakeCatalogue.fetches.get(key, 0) + 1
         if key == "SLOW":
             FakeCatalogue.held += 1
             FakeCatalogue.release.wait(120)
@@ -634,14 +637,66 @@ def test_price_from_the_first_add(odd_cart):
 
 
 def test_catalogue_unreachable_is_500(http, cart):
+    """Without the catalogue an add answers 500 once the product cache's entry for the SKU (at
+    most CART_PRODUCT_CACHE_MS old, 1 s by default) has expired; until then the product the
+    catalogue gave less than the window ago may still be added."""
     stack("stop", "catalogue")
     try:
-        r = http.get("%s/add/%s/RMC/1" % (cart, cid("nocat")), timeout=15)
+        def refused():
+            r = http.get("%s/add/%s/RMC/1" % (cart, cid("nocat")), timeout=15)
+            return (r,) if r.status_code != 200 else None  # (a 500 Response is falsy)
+        got = wait_for(refused, 30)
+        assert got, "the catalogue's product was still added 30 s after it stopped"
+        r = got[0]
         assert r.status_code == 500
         assert r.headers["Content-Type"].startswith("application/json")
     finally:
         stack("start", "catalogue")
     assert http.get("%s/add/%s/RMC/1" % (cart, cid("nocat"))).status_code == 200
+
+
+def test_product_cache_bounds_staleness(fake_catalogue):
+    """CART_PRODUCT_CACHE_MS (docs/DECISIONS.md): adds of a product the catalogue gave less than
+    the window ago take it from the cart's cache (here 4 adds within a 60 s window ask the
+    catalogue once); after the catalogue's answer changes, the cart notices it once the window
+    has passed (a short window here, polled with a generous deadline); with 0, every add asks."""
+    cat = "127.0.0.1:%d" % fake_catalogue
+    sku = "CHANGING-%s" % uuid.uuid4().hex[:8]
+    FakeCatalogue.replies[sku] = (200, '{"sku":"%s","name":"c","price":10,"instock":1}' % sku)
+
+    def answer(url):
+        r = requests.get("%s/add/%s/%s/1" % (url, cid("pc-" + uuid.uuid4().hex[:8]), sku),
+                         timeout=10)  # a new cart each time: a cart keeps its first price
+        return r.status_code, r.json()["items"][0]["price"] if r.status_code == 200 else r.text
+
+    def price(url):
+        status, got = answer(url)
+        assert status == 200, got
+        return got
+
+    proc, url = start_cart(CATALOGUE_HOST=cat, CART_PRODUCT_CACHE_MS="60000")
+    try:
+        assert [price(url) for _ in range(4)] == [10] * 4
+        assert FakeCatalogue.fetches[sku] == 1
+    finally:
+        stop_cart(proc)
+    proc, url = start_cart(CATALOGUE_HOST=cat, CART_PRODUCT_CACHE_MS="300")
+    try:
+        assert price(url) == 10
+        FakeCatalogue.replies[sku] = (200, '{"sku":"%s","name":"c","price":20,"instock":0}' % sku)
+        assert wait_for(lambda: answer(url) == (404, "out of stock"), 30), \
+            "the cart kept the product's old answer"
+        FakeCatalogue.replies[sku] = (200, '{"sku":"%s","name":"c","price":20,"instock":1}' % sku)
+        assert wait_for(lambda: answer(url) == (200, 20), 30), "the cart kept the old price"
+    finally:
+        stop_cart(proc)
+    proc, url = start_cart(CATALOGUE_HOST=cat, CART_PRODUCT_CACHE_MS="0")
+    try:
+        before = FakeCatalogue.fetches[sku]
+        assert [price(url) for _ in range(3)] == [20] * 3
+        assert FakeCatalogue.fetches[sku] == before + 3
+    finally:
+        stop_cart(proc)
 
 
 @pytest.mark.parametrize("var,value", [("CART_TTL_SECONDS", "soon"), ("CATALOGUE_PORT", "99999"),

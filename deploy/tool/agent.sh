@@ -298,19 +298,94 @@ unpack() { # unpack ZIP DIR [quiet]
     return 0
 }
 
+# FerretDB: upstream's command, configured through its FERRETDB_* environment (/etc/roboshop/ferretdb.env): the
+# private address (loopback when its clients share this host) and, outside lab mode, SCRAM authentication (FerretDB
+# 1.24's experimental "new authentication", users kept in its own SQLite files). Its setup user admin is made at the
+# first start of an empty data directory from /etc/roboshop/ferretdb-admin.env; later password changes go through
+# updateUser (a changed password restarts nothing). The services' users catalogue and user are made by admin with the
+# release's own client (shop-mongo-seed from the schema archive), URLs and passwords in the environment, never in argv.
+# FerretDB has no per-database authorisation: every authenticated user reaches every database (docs/SECURITY.md).
+MONGO_USERS=("catalogue:catalogue" "user:users") # NAME:DATABASE
+FERRET_ENV=$ETC/ferretdb.env FERRET_ADMIN_ENV=$ETC/ferretdb-admin.env
+urlenc() { # urlenc STRING: percent-encoded for a URL's userinfo
+    local s=$1 i c out=""
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case $c in [A-Za-z0-9._~-]) out+=$c ;; *) out+=$(printf '%%%02X' "'$c") ;; esac
+    done
+    echo "$out"
+}
+# mongo_url [USER PASSWORD DB]: this host's FerretDB, as USER of DB (authSource DB), or without credentials
+mongo_url() {
+    local hp="$(bind_of mongodb):$(port_of mongodb)"
+    if (($#)); then echo "mongodb://$1:$(urlenc "$2")@$hp/$3?authSource=$3"; else echo "mongodb://$hp/"; fi
+}
+mongo_tool() { # mongo_tool URL ARGS...: shop-mongo-seed with MONGO_URL=URL (the environment, not argv)
+    local url=$1; shift
+    MONGO_URL=$url timeout 60 "$SCHEMA/shop-mongo-seed" "$@"
+}
+mongo_login() { mongo_tool "$(mongo_url "$1" "$2" "$3")" --login "$3" >/dev/null 2>&1; } # USER PASSWORD DB
+# mongo_admin OLD: admin logs in with this deployment's password; a data directory set up with OLD (the previous
+# rotation's, from ferretdb-admin.env) gets the new one first.
+mongo_admin() {
+    local old=$1 out
+    mongo_login admin "$CRED_MONGO_ADMIN" admin && return 0
+    [[ -n $old && $old != "$CRED_MONGO_ADMIN" ]] && mongo_login admin "$old" admin ||
+        die "FerretDB refuses its admin user with this deployment's password (a data directory from another deployment? see docs/DEPLOY.md, MongoDB)"
+    out=$(SHOP_MONGO_PASSWORD=$CRED_MONGO_ADMIN mongo_tool "$(mongo_url admin "$old" admin)" --user admin admin 2>&1) ||
+        die "setting FerretDB's admin password failed: $out"
+    changed "ferretdb: admin's password (updateUser)"
+}
+mongo_users() {
+    local e u db v out
+    for e in "${MONGO_USERS[@]}"; do
+        u=${e%%:*} db=${e#*:}; v="CRED_MONGO_${u^^}"
+        mongo_login "$u" "${!v}" "$db" && continue
+        out=$(SHOP_MONGO_PASSWORD=${!v} mongo_tool "$(mongo_url admin "$CRED_MONGO_ADMIN" admin)" --user "$db" "$u" 2>&1) ||
+            die "making the MongoDB user $u of $db failed: $out"
+        changed "ferretdb: $out"
+    done
+}
+ferret_env() { # ferret_env ADDR:PORT: the settings file
+    echo "# RoboShop (deploy/roboshop): FerretDB's settings (upstream's FERRETDB_* variables). Root only."
+    echo "FERRETDB_LISTEN_ADDR=$1"
+    if ((LAB_MODE)); then
+        echo "# lab mode (set lab_mode course-passwords): no authentication, as in the course"
+    else
+        printf 'FERRETDB_TEST_ENABLE_NEW_AUTH=true\nFERRETDB_SETUP_DATABASE=admin\nFERRETDB_SETUP_USERNAME=admin\n'
+    fi
+}
+ferret_admin_env() {
+    put_text "$FERRET_ADMIN_ENV" 0600 <<<"$(printf '%s\nFERRETDB_SETUP_PASSWORD=%s' \
+        "# FerretDB's setup user admin (used at the first start of an empty data directory only). Root only." \
+        "$CRED_MONGO_ADMIN")" || true
+}
 apply_mongodb() {
-    local p b restart=0
+    local p b restart=0 old=""
     p=$(port_of mongodb) b=$(bind_of mongodb)
     unpack "$STAGE/files/ferretdb.zip" "$OPT/ferretdb" && restart=1
     put "$OPT/ferretdb/ferretdb.service" "$UNITS/ferretdb.service" 0644 && restart=1
-    # FerretDB 1.24 has no authentication with its SQLite backend that the shop can use (docs/DEPLOY.md): it is
-    # kept to the private address (loopback when its clients share its host) and the firewall.
-    put_text "$ETC/ferretdb.env" 0644 <<<"FERRETDB_LISTEN=$b:$p" && restart=1
+    [[ -f $FERRET_ADMIN_ENV ]] && old=$(sed -n 's/^FERRETDB_SETUP_PASSWORD=//p' "$FERRET_ADMIN_ENV")
+    put_text "$FERRET_ENV" 0600 <<<"$(ferret_env "$b:$p")" && restart=1
+    if ((LAB_MODE)); then
+        [[ -f $FERRET_ADMIN_ENV ]] && { rm -f "$FERRET_ADMIN_ENV"; changed "removed $FERRET_ADMIN_ENV (lab mode)"; }
+    elif [[ ! -f $FERRET_ADMIN_ENV ]]; then
+        ferret_admin_env
+    fi
     ((restart)) && daemon_reload
     unit_enable ferretdb.service
     if ((restart)) && systemctl is-active -q ferretdb.service; then systemctl restart ferretdb.service; changed "restarted ferretdb"; fi
     unit_start ferretdb.service
     wait_for 30 tcp_open "$b" "$p" || die "FerretDB does not answer on $b:$p: $(journal ferretdb)"
+    if ((LAB_MODE == 0)); then
+        schema_unpack
+        [[ -x $SCHEMA/shop-mongo-seed ]] || die "no $SCHEMA/shop-mongo-seed in the schema archive"
+        wait_for 30 eval '[[ $(MONGO_URL=$(mongo_url) "$SCHEMA/shop-mongo-seed" --login admin >/dev/null 2>&1; echo $?) != 1 ]]' ||
+            die "FerretDB does not answer commands on $b:$p: $(journal ferretdb)"
+        mongo_admin "$old"
+        ferret_admin_env # (after the password change: a failed run still knows the password in use)
+        mongo_users
+    fi
     finish
 }
 
@@ -496,14 +571,15 @@ SCHEMA=$OPT/schema
 schema_unpack() { unpack "$STAGE/files/schema.zip" "$SCHEMA" || true; }
 
 apply_mongodata() {
-    local dir=$SCHEMA p b f out n
+    local dir=$SCHEMA p b f out n url
     schema_unpack
     p=$(port_of mongodb) b=$(bind_of mongodb)
     wait_for 30 tcp_open "$b" "$p" || die "no MongoDB on $b:$p"
     for f in catalogue:products:sku users:users:name; do
         IFS=: read -r db coll key <<<"$f"
         [[ -f $dir/mongo/$db.json ]] || continue
-        out=$("$dir/shop-mongo-seed" "mongodb://$b:$p/" "$db" "$coll" "$key" "$dir/mongo/$db.json") ||
+        url=$(mongo_url); ((LAB_MODE)) || url=$(mongo_url admin "$CRED_MONGO_ADMIN" admin)
+        out=$(mongo_tool "$url" - "$db" "$coll" "$key" "$dir/mongo/$db.json") ||
             die "loading $db.$coll failed: $out"
         n=${out#*: }; n=${n%% inserted*}
         if [[ $n =~ ^[0-9]+$ ]] && ((n > 0)); then changed "data $out"; else say "data $out"; fi
@@ -1018,9 +1094,28 @@ check_redis() {
     out=$(redis_cli config get maxmemory-policy 2>/dev/null | tail -n 1)
     [[ $out == noeviction ]] && ok "redis maxmemory-policy noeviction (a full Redis refuses writes, evicts nothing)" ||
         bad "redis maxmemory-policy is '$out', not noeviction: carts could be evicted before their TTL (run deploy)"
-    out=$(redis_cli acl list 2>/dev/null | grep -c '^user \(cart\|user\|payment\|dispatch\) on ')
+    out=$({ redis_cli acl list 2>/dev/null || true; } | { grep -c '^user \(cart\|user\|payment\|dispatch\) on ' || true; })
     [[ $out == 4 ]] && ok "redis ACL users cart, user, payment and dispatch" ||
         bad "redis lacks the ACL users cart, user, payment and dispatch (run deploy/roboshop deploy)"
+}
+check_mongodb() {
+    local rc e u db v
+    check_unit ferretdb.service; check_bind "mongodb (ferretdb)" mongodb
+    systemctl is-active -q ferretdb.service || return 0
+    check_secret "$FERRET_ENV" 600; check_secret "$FERRET_ADMIN_ENV" 600
+    if ((LAB_MODE)); then bad "mongodb (ferretdb) in lab mode: no authentication, anyone who reaches it reads and writes every database (labs only)"; return; fi
+    [[ -x $SCHEMA/shop-mongo-seed ]] || { bad "no $SCHEMA/shop-mongo-seed to check FerretDB's authentication with: run deploy/roboshop deploy"; return; }
+    rc=0; mongo_tool "$(mongo_url)" --login catalogue >/dev/null 2>&1 || rc=$?
+    case $rc in
+        3) ok "mongodb (ferretdb) refuses clients without credentials (SCRAM)" ;;
+        0) bad "mongodb (ferretdb) answers clients without credentials: authentication is off (FERRETDB_TEST_ENABLE_NEW_AUTH in $FERRET_ENV, a hand edit?): run deploy/roboshop deploy" ;;
+        *) bad "mongodb (ferretdb) does not answer commands on $(bind_of mongodb):$(port_of mongodb) (journalctl -u ferretdb)" ;;
+    esac
+    for e in "${MONGO_USERS[@]}"; do
+        u=${e%%:*} db=${e#*:}; v="CRED_MONGO_${u^^}"
+        mongo_login "$u" "${!v}" "$db" && ok "mongodb user $u of $db logs in with this deployment's password" ||
+            bad "mongodb user $u of $db is missing or has another password: run deploy/roboshop deploy"
+    done
 }
 check_mysql() {
     local e u g v
@@ -1100,7 +1195,7 @@ cmd_doctor() {
     check_firewall
     for c in $HOST_COMPONENTS; do
         case $c in
-            mongodb) check_unit ferretdb.service; check_bind "mongodb (ferretdb)" mongodb ;;
+            mongodb) check_mongodb ;;
             redis) check_redis ;;
             mysql) check_mysql ;;
             rabbitmq) check_rabbitmq ;;
@@ -1127,7 +1222,8 @@ cmd_doctor() {
         if [[ $v == "$want" && $cur == "$want" ]]; then ok "$svc version $v"
         else bad "$svc serves version '${v:-?}', current link '${cur:-none}', inventory wants $want"; fi
         if [[ $svc == catalogue && -f $STAGE/files/catalogue.count ]]; then
-            n=$(curl -s --max-time 3 "$(svc_url "$svc" "$port")/products" | grep -o '"sku"' | wc -l)
+            # (|| true: a catalogue answering 503 must not end the doctor under set -e and pipefail)
+            n=$({ curl -s --max-time 3 "$(svc_url "$svc" "$port")/products" || true; } | { grep -o '"sku"' || true; } | wc -l)
             [[ $n == "$(<"$STAGE/files/catalogue.count")" ]] && ok "catalogue data: $n products" ||
                 bad "catalogue lists $n products, the seed has $(<"$STAGE/files/catalogue.count") (data not loaded into MongoDB?)"
         fi

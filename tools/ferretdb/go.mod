@@ -1,4 +1,4 @@
-module shop.invalid/ferretdb-local
+module shop.invalid/ferretdb
 
 go 1.24
 

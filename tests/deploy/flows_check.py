@@ -9,6 +9,8 @@ port from every host running services). Each service unit's IPAddressAllow holds
 the prometheus and OTLP hosts and the hosts of its clients and dependencies, nothing more.
 
     flows_check.py DIR ADMIN MONITOR [OTLP]   prints one line per problem and "flows: N hosts, M flows, P problems"
+    flows_check.py --pairs COMPONENT...       prints "CLIENT SERVER" for each flow between the components named
+                                              (what the live one-host-per-component probe must find open)
 """
 import os
 import re
@@ -45,7 +47,17 @@ def ports_of(spec):
     return {int(p) for p in re.findall(r"\d+", spec)}
 
 
+def pairs(components):
+    for server, clients in FLOWS.items():
+        for c in clients:
+            if server in components and c in components:
+                print(c, server)
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--pairs":
+        return pairs(sys.argv[2:])
     root, admin, monitor = sys.argv[1], sys.argv[2].removesuffix("/32"), sys.argv[3]
     otlp = sys.argv[4].rsplit(":", 1) if len(sys.argv) > 4 else None
     plans = {h: plan_of(os.path.join(root, h, "plan.sh")) for h in sorted(os.listdir(root))}

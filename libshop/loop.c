@@ -324,11 +324,17 @@ struct shop_loop *shop_loop_new(void)
         free(l);
         return NULL;
     }
+    shop_loop_enter(l);
+    return l;
+}
+
+void shop_loop_enter(struct shop_loop *l)
+{
 #ifdef LOOP_TSAN
-    l->main_fiber = __tsan_get_current_fiber();
+    if (l)
+        l->main_fiber = __tsan_get_current_fiber();
 #endif
     t_loop = l;
-    return l;
 }
 
 void shop_loop_stop_sources(struct shop_loop *l)

@@ -23,10 +23,12 @@ struct shop_loop_source {
     void *arg;
 };
 
-/* A loop for the calling thread (it becomes the thread's loop). NULL when out of descriptors. */
+/* A loop, made the calling thread's (shop_loop_enter). NULL when out of descriptors. */
 struct shop_loop *shop_loop_new(void);
 /* Calls every source's stop and then destroy hook, and frees the loop. */
 void shop_loop_free(struct shop_loop *l);
+/* Makes l the calling thread's loop (the thread that runs it; NULL: none). */
+void shop_loop_enter(struct shop_loop *l);
 /* The calling thread's loop, or NULL on a thread without one. */
 struct shop_loop *shop_loop_current(void);
 

@@ -1,7 +1,7 @@
 /* server.c - the server's life: listen (SHOP_BIND, or the socket systemd passed), serve on a
  * libmicrohttpd epoll thread pool, or in loop mode on one libmicrohttpd daemon per worker thread
- * driven by that thread's event loop (loop.h; the socket systemd passed shared by every daemon,
- * else one SO_REUSEPORT socket each), announce readiness with sd_notify, and on SIGTERM/SIGINT
+ * driven by that thread's event loop (loop.h; every daemon on the one listening socket), announce
+ * readiness with sd_notify, and on SIGTERM/SIGINT
  * quiesce, drain the requests in flight and stop. */
 #include "libshop/http_internal.h"
 #include "libshop/conf.h"
@@ -49,8 +49,7 @@ static int passed_socket(void)
 }
 
 /* threads > 0: libmicrohttpd's own epoll thread pool. threads == 0: one daemon run by an event
- * loop (external epoll), on fd when >= 0, else bound to port with SO_REUSEPORT (the loops'
- * daemons share the port; the kernel spreads the connections), limit connections at most. */
+ * loop (external epoll). On fd when >= 0, else bound to port; limit connections at most. */
 static struct MHD_Daemon *start_daemon(int port, unsigned threads, int fd, unsigned limit)
 {
     unsigned flags = threads ? MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG
@@ -66,11 +65,7 @@ static struct MHD_Daemon *start_daemon(int port, unsigned threads, int fd, unsig
         MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, NULL, MHD_OPTION_NOTIFY_COMPLETED,
         http_on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, http_no_unescape, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_SOCK_ADDR, addr,
-        /* SO_REUSEPORT only for the loops' own sockets: the option's value 0 would not mean
-         * "the default" but "refuse reuse", which fails here, so the list simply ends first */
-        threads == 0 && fd < 0 ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
-        MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_END);
 }
 
 /* The port the listening socket is bound to (also for a socket passed by systemd, where
@@ -141,7 +136,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Starts n daemons and their threads; the first one's port is the others' (port 0: any). */
+/* Starts n daemons and their threads, all on one listening socket: the one systemd passed, or
+ * the one the first daemon binds. Only a loop that is polling accepts, so a loop held by a
+ * blocking call (a password hash, a catalogue lookup) takes no new connection meanwhile: the
+ * others do, as libmicrohttpd's own thread pool shares its socket. (One SO_REUSEPORT socket per
+ * loop spreads connections more evenly, but the kernel hands them to a busy loop too.) */
 static int workers_start(int port, unsigned n)
 {
     int fd = passed_socket();
@@ -168,8 +167,12 @@ static int workers_start(int port, unsigned n)
             return -1;
         }
         g_nworkers++;
-        if (i == 0 && fd < 0)
-            port = (int)bound_port(w->d);
+        if (i == 0 && fd < 0) {
+            const union MHD_DaemonInfo *li = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_LISTEN_FD);
+            if (!li)
+                return -1;
+            fd = li->listen_fd;
+        }
     }
     shop_loop_enter(NULL); /* the loops are their threads', not this one's */
     return 0;
@@ -183,18 +186,16 @@ static void workers_phase(int phase)
     }
 }
 
-/* Stops every worker and closes the listening sockets quiesce gave back (the shared one once). */
+/* Stops every worker and closes the listening socket. */
 static void workers_stop(void)
 {
     workers_phase(PHASE_STOP);
-    MHD_socket closed = MHD_INVALID_SOCKET;
-    for (unsigned i = 0; i < g_nworkers; i++) {
+    for (unsigned i = 0; i < g_nworkers; i++)
         pthread_join(g_workers[i].thread, NULL);
-        MHD_socket lfd = g_workers[i].lfd;
-        if (lfd != MHD_INVALID_SOCKET && lfd != closed)
-            close(lfd);
-        closed = lfd;
-    }
+    /* every daemon gave the one socket back: closed once, when no loop can touch it any more */
+    MHD_socket lfd = g_nworkers ? g_workers[0].lfd : MHD_INVALID_SOCKET;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     free(g_workers);
     g_workers = NULL;
     g_nworkers = 0;

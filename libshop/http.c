@@ -2,11 +2,15 @@
  * request objects reused across keep-alive requests, request accessors, replies, entity tags,
  * request ids, access log. Memory per open connection is kept small (RSS at 900 connections):
  * the path-parameter buffer and the reply scratch buffer are per worker thread, since a handler
- * runs to its reply on one thread; only the small request object and a body that was sent live
- * per connection. The route table is router.c's, the start and stop server.c's. */
+ * runs to its reply on one thread (in loop mode per coroutine: requests interleave there);
+ * only the small request object and a body that was sent live per connection. In loop mode a
+ * handler runs in a coroutine of the worker's event loop (loop.h); when it waits for a backend
+ * the connection is suspended, and resumed to send the answer once it is done. The route
+ * table is router.c's, the start and stop server.c's. */
 #include "libshop/http_internal.h"
 #include "libshop/json.h"
 #include "libshop/log.h"
+#include "libshop/loop.h"
 #include "libshop/trace.h"
 
 #include <ctype.h>
@@ -28,6 +32,7 @@
 const struct shop_server_conf *shop_http_conf;
 static atomic_bool g_stopping;
 static atomic_int g_inflight; /* requests begun and not yet completed */
+static bool g_loop;           /* handlers run in coroutines */
 
 static bool server_stopping(void)
 {
@@ -148,8 +153,12 @@ void shop_reply(struct shop_req *req, int status, const char *content_type, cons
         MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, req->etag);
     if (server_stopping())
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    MHD_queue_response(req->conn, (unsigned)status, r);
-    MHD_destroy_response(r);
+    if (shop_co_self()) {
+        req->resp = r; /* queued when the coroutine is done */
+    } else {
+        MHD_queue_response(req->conn, (unsigned)status, r);
+        MHD_destroy_response(r);
+    }
 
     double secs = (double)(shop_now_ns() - req->start_ns) / 1e9;
     if (req->stats)
@@ -228,9 +237,21 @@ static void scratch_free(void *p)
 
 static struct shop_tls scratches = SHOP_TLS(scratch_new, scratch_free);
 
+/* The coroutine's scratch in loop mode, else the thread's. */
 static struct thread_scratch *scratch(void)
 {
-    return shop_tls_get(&scratches);
+    void **slot = shop_co_slot();
+    if (!slot)
+        return shop_tls_get(&scratches);
+    if (!*slot)
+        *slot = scratch_new();
+    return *slot;
+}
+
+void http_loop_mode(bool on)
+{
+    g_loop = on;
+    shop_co_slot_free_fn(scratch_free);
 }
 
 void shop_reply_json_text(struct shop_req *req, int status, const char *json, size_t len)
@@ -394,6 +415,29 @@ static bool refuse_body_now(struct shop_req *req)
     return false;
 }
 
+/* Loop mode: the request's handler in a coroutine; when it had to wait, its connection is
+ * resumed once it is done (http_on_request then queues the answer). */
+static void co_dispatch(void *arg)
+{
+    http_dispatch(arg);
+}
+
+static void co_done(void *arg)
+{
+    struct shop_req *req = arg;
+    MHD_resume_connection(req->conn);
+}
+
+/* Queues the answer a handler made in a coroutine. */
+static void queue_made(struct shop_req *req)
+{
+    if (!req->resp)
+        return;
+    MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
+    MHD_destroy_response(req->resp);
+    req->resp = NULL;
+}
+
 enum MHD_Result http_on_request(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *upload_data,
                                 size_t *upload_size, void **con_cls)
@@ -425,6 +469,11 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *c, const char 
         *upload_size = 0;
         return req->too_big && req->received > DRAIN_MAX ? MHD_NO : MHD_YES;
     }
+    if (req->waiting) { /* resumed: its coroutine is done */
+        req->waiting = false;
+        queue_made(req);
+        return MHD_YES;
+    }
     if (req->replied)
         return MHD_YES;
     if (req->too_big) {
@@ -432,7 +481,14 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *c, const char 
         shop_reply_text(req, 413, "request body too large");
         return MHD_YES;
     }
-    http_dispatch(req);
+    if (!g_loop) {
+        http_dispatch(req);
+    } else if (shop_co_start(co_dispatch, co_done, req)) {
+        req->waiting = true;
+        MHD_suspend_connection(c);
+    } else {
+        queue_made(req);
+    }
     return MHD_YES;
 }
 
@@ -442,8 +498,15 @@ void http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     (void)toe;
-    if (*con_cls)
+    struct shop_req *req = *con_cls;
+    if (req) {
+        if (req->resp) { /* made, never queued: the connection went first */
+            MHD_destroy_response(req->resp);
+            req->resp = NULL;
+        }
+        req->waiting = false;
         atomic_fetch_sub(&g_inflight, 1);
+    }
     *con_cls = NULL;
 }
 

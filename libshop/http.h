@@ -1,6 +1,7 @@
-/* http.h - the HTTP server every service runs: libmicrohttpd epoll thread pool, router with
- * :param segments, bounded bodies, request ids, access log, per-route metrics, graceful stop,
- * sd_notify readiness and socket activation. */
+/* http.h - the HTTP server every service runs: libmicrohttpd epoll thread pool (or, with
+ * conf.loop, an event loop per worker thread whose handlers wait for Redis without holding it),
+ * router with :param segments, bounded bodies, request ids, access log, per-route metrics,
+ * graceful stop, sd_notify readiness and socket activation. */
 #ifndef SHOP_HTTP_H
 #define SHOP_HTTP_H
 
@@ -12,7 +13,8 @@ struct shop_req; /* one request; valid only inside its handler */
 struct shop_buf;
 
 /* A handler answers with exactly one shop_reply* call. Handlers run on worker threads
- * and may block on backends (the pool is sized for it). */
+ * and may block on backends (the pool is sized for it); in loop mode a handler runs in a
+ * coroutine, and its Redis calls let the thread serve other requests while they wait. */
 typedef void (*shop_handler_fn)(struct shop_req *req);
 
 struct shop_route {
@@ -34,6 +36,8 @@ struct shop_server_conf {
     bool options_bare;        /* OPTIONS: empty body, Allow with OPTIONS (Spring, Flask); else
                                  Express's: the method list as the body */
     int json_flags;           /* shop_json_flags for shop_reply_json */
+    bool loop; /* an event loop per worker thread: a handler waiting for Redis does not hold its
+                  thread (other backends' calls still block it); SHOP_LOOP=0/1 overrides */
 };
 
 /* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version, and blocks SIGTERM

@@ -43,6 +43,10 @@ struct shop_req {
     const char *hdr_names[MAX_HEADERS];
     char *hdr_values[MAX_HEADERS];
     size_t nhdr;
+    /* loop mode: a handler running in a coroutine makes its answer here, queued once the
+     * coroutine is done (after the connection's resume when it waited) */
+    struct MHD_Response *resp;
+    bool waiting; /* the connection is suspended while its coroutine waits */
 };
 
 /* The running server's configuration, defaults filled in (set by shop_server_run). */
@@ -62,6 +66,8 @@ void http_mhd_log(void *cls, const char *fmt, va_list ap);
 char *http_pathbuf(void);
 void http_stop_begin(void); /* replies from now on close their connection */
 int http_inflight(void);
+/* Loop mode (server.c): handlers run in coroutines of the worker's event loop. */
+void http_loop_mode(bool on);
 
 /* router.c: the route table (the service's routes and the built-in /metrics) and dispatch. */
 void http_routes_setup(const struct shop_server_conf *conf);

@@ -1,15 +1,19 @@
 /* redis.c - hiredis 0.14 connections kept per worker thread: short connect/command timeouts,
  * AUTH/SELECT on connect, one silent reconnect for a stale connection, a shared fail-fast
  * window after a failed connect (a dead Redis answers in milliseconds), and optimistic
- * WATCH/MULTI/EXEC updates. */
+ * WATCH/MULTI/EXEC updates. Called in a coroutine of an event loop (loop.h), a command goes
+ * into the loop's pipelined connection instead and the coroutine waits for its replies; the
+ * optimistic updates keep a blocking connection of the thread's own. */
 #include "libshop/redis.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/log.h"
+#include "libshop/loop.h"
 #include "libshop/trace.h"
 #include "libshop/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/time.h>
 
 #define UPDATE_TRIES 64
@@ -202,6 +207,223 @@ static void command_name(const char *cmd, int len, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* ---- the event loop's pipelined connection ------------------------------------------------ */
+
+/* A coroutine waiting for the replies to its n commands (on its own stack). */
+struct waiter {
+    struct shop_co *co;
+    int n, got;
+    redisReply **replies;
+    long long deadline;
+    int rc;
+    bool reused;   /* the connection had answered before these commands went out */
+    bool timeout;  /* failed because Redis did not answer in time */
+    char err[128]; /* why it failed */
+    struct waiter *next;
+};
+
+/* A loop thread's connection: commands of every coroutine written together, replies handed out
+ * in the order the commands went (Redis answers in order). */
+struct pipe {
+    struct shop_loop_source src;
+    struct shop_loop *loop;
+    struct conn c; /* connected and handshaken blocking, then driven non-blocking */
+    bool pending;  /* commands appended and not yet all written */
+    struct waiter *head, *tail;
+};
+
+static _Thread_local struct pipe *t_pipe;
+static _Thread_local int t_blocking; /* > 0: calls block (an optimistic update runs) */
+
+static void pipe_watch(struct pipe *p)
+{
+    if (shop_loop_watch(p->loop, &p->src, p->c.ctx->fd, EPOLLIN | (p->pending ? EPOLLOUT : 0)))
+        shop_log_warn("redis: cannot watch the connection");
+}
+
+/* Every waiter fails (the connection is dropped): each is switched into, in order. */
+static void pipe_fail(struct pipe *p, const char *why, bool timeout)
+{
+    char reason[128];
+    snprintf(reason, sizeof(reason), "%s", why); /* why may be the context's errstr */
+    struct waiter *w = p->head;
+    p->head = p->tail = NULL;
+    if (p->c.ctx) {
+        shop_loop_watch(p->loop, &p->src, -1, 0);
+        drop(&p->c);
+    }
+    p->pending = false;
+    while (w) {
+        struct waiter *next = w->next;
+        for (int k = 0; k < w->got; k++)
+            freeReplyObject(w->replies[k]);
+        w->rc = SHOP_REDIS_UNAVAILABLE;
+        w->timeout = timeout;
+        memcpy(w->err, reason, sizeof(reason));
+        shop_co_wake(w->co);
+        w = next;
+    }
+}
+
+/* Hands every complete reply to its waiter; a waiter with all of its replies goes on. */
+static void pipe_deliver(struct pipe *p)
+{
+    while (p->c.ctx && p->head) {
+        void *r = NULL;
+        if (redisGetReplyFromReader(p->c.ctx, &r) != REDIS_OK) {
+            pipe_fail(p, p->c.ctx->errstr, false);
+            return;
+        }
+        if (!r)
+            return;
+        struct waiter *w = p->head;
+        w->replies[w->got++] = r;
+        p->c.used = true;
+        if (w->got < w->n)
+            continue;
+        p->head = w->next;
+        if (!p->head)
+            p->tail = NULL;
+        w->rc = SHOP_REDIS_OK;
+        shop_co_wake(w->co);
+    }
+}
+
+static void pipe_ready(void *arg, uint32_t events)
+{
+    struct pipe *p = arg;
+    (void)events;
+    if (!p->c.ctx)
+        return;
+    if (redisBufferRead(p->c.ctx) != REDIS_OK) {
+        pipe_fail(p, p->c.ctx->errstr[0] ? p->c.ctx->errstr : "connection lost", false);
+        return;
+    }
+    pipe_deliver(p);
+}
+
+static long long pipe_deadline(void *arg)
+{
+    struct pipe *p = arg;
+    return p->head ? p->head->deadline : 0;
+}
+
+/* Each iteration: a hung Redis fails every waiter once the oldest one's time is up; what the
+ * coroutines queued is written, in one write when the socket takes it. */
+static void pipe_tick(void *arg, long long now)
+{
+    struct pipe *p = arg;
+    if (p->head && now >= p->head->deadline) {
+        pipe_fail(p, "command timed out", true);
+        return;
+    }
+    if (!p->c.ctx || !p->pending)
+        return;
+    int done = 0;
+    if (redisBufferWrite(p->c.ctx, &done) != REDIS_OK) {
+        pipe_fail(p, p->c.ctx->errstr[0] ? p->c.ctx->errstr : "connection lost", false);
+        return;
+    }
+    if (done) {
+        p->pending = false;
+        pipe_watch(p);
+    } else {
+        pipe_watch(p); /* wait until the socket takes more */
+    }
+}
+
+static void pipe_stop(void *arg)
+{
+    pipe_fail(arg, "server stopping", true);
+}
+
+static void pipe_destroy(void *arg)
+{
+    struct pipe *p = arg;
+    if (p->c.ctx)
+        drop(&p->c);
+    if (t_pipe == p)
+        t_pipe = NULL;
+    free(p);
+}
+
+/* The calling coroutine's pipelined connection, or NULL when calls block (not in a coroutine,
+ * or inside an optimistic update). */
+static struct pipe *loop_pipe(void)
+{
+    if (t_blocking || !shop_co_self())
+        return NULL;
+    if (!t_pipe) {
+        struct pipe *p = shop_xcalloc(1, sizeof(*p));
+        p->loop = shop_loop_current();
+        p->src = (struct shop_loop_source){pipe_ready, pipe_deadline, pipe_tick,
+                                           pipe_stop,  pipe_destroy,  p};
+        if (shop_loop_add(p->loop, &p->src) == -1) {
+            free(p);
+            return NULL;
+        }
+        t_pipe = p;
+    }
+    return t_pipe;
+}
+
+/* Connects as the blocking connection does, then hands the socket to the loop. */
+static int pipe_open(struct pipe *p)
+{
+    int rc = conn_open(&p->c);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    redisContext *ctx = p->c.ctx;
+    int fl = fcntl(ctx->fd, F_GETFL);
+    if (fl == -1 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) == -1) {
+        set_err("redis: cannot make the socket non-blocking");
+        drop(&p->c);
+        return SHOP_REDIS_UNAVAILABLE;
+    }
+    ctx->flags &= ~REDIS_BLOCK; /* hiredis then takes EAGAIN as "later", not as an error */
+    pipe_watch(p);
+    return SHOP_REDIS_OK;
+}
+
+/* run_round_trip's twin for a coroutine: queues the commands, waits for the loop to hand over
+ * their replies. Same results, retry and fail-fast rules. */
+static int pipe_round_trip(struct pipe *p, int n, const char *const *cmds, const int *lens,
+                           redisReply **replies, bool may_retry)
+{
+    for (int attempt = 0;; attempt++) {
+        if (!p->c.ctx) {
+            int rc = pipe_open(p);
+            if (rc != SHOP_REDIS_OK)
+                return rc;
+        }
+        struct waiter w = {.co = shop_co_self(),
+                           .n = n,
+                           .replies = replies,
+                           .deadline = shop_now_ns() + g_conf.command_timeout_ms * 1000000LL,
+                           .reused = p->c.used};
+        for (int i = 0; i < n; i++)
+            if (redisAppendFormattedCommand(p->c.ctx, cmds[i], (size_t)lens[i]) != REDIS_OK)
+                shop_fatalx("out of memory for a redis command");
+        if (!p->pending) {
+            p->pending = true;
+            pipe_watch(p);
+        }
+        if (p->tail)
+            p->tail->next = &w;
+        else
+            p->head = &w;
+        p->tail = &w;
+        shop_co_wait();
+        if (w.rc == SHOP_REDIS_OK)
+            return SHOP_REDIS_OK;
+        set_err("redis %s:%d: %s", g_conf.host, g_conf.port, w.err);
+        if (!(may_retry && w.reused && attempt == 0 && !w.timeout)) {
+            mark_down();
+            return SHOP_REDIS_UNAVAILABLE;
+        }
+    }
+}
+
 /* One round trip as a client span: the commands' names, never their keys or values. */
 static int run(struct conn *c, int n, const char *const *cmds, const int *lens,
                redisReply **replies, bool may_retry)
@@ -216,7 +438,9 @@ static int run(struct conn *c, int n, const char *const *cmds, const int *lens,
     shop_span_attr_str(&span, "db.operation.name", span.name);
     shop_span_attr_str(&span, "server.address", g_conf.host);
     shop_span_attr_int(&span, "server.port", g_conf.port);
-    int rc = run_round_trip(c, n, cmds, lens, replies, may_retry);
+    struct pipe *p = loop_pipe();
+    int rc = p ? pipe_round_trip(p, n, cmds, lens, replies, may_retry)
+               : run_round_trip(c, n, cmds, lens, replies, may_retry);
     if (rc != SHOP_REDIS_OK)
         shop_span_fail(&span, "redis unavailable");
     shop_span_end(&span);
@@ -587,7 +811,11 @@ static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
 int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
                       struct shop_err *err)
 {
+    /* On the thread's blocking connection, fn included: no other coroutine of the thread runs
+     * until it is done, so nothing else is sent between this WATCH and its EXEC. */
+    t_blocking++;
     int rc = update(key, ttl, fn, ud);
+    t_blocking--;
     return rc < 0 ? to_err(rc, err) : rc;
 }
 

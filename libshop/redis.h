@@ -1,5 +1,6 @@
 /* redis.h - the Redis connection: configuration from the course's variables, one connection
- * per worker thread, short timeouts, reconnect with a fail-fast window while Redis is down,
+ * per worker thread (in loop mode one pipelined connection per event loop, shared by the
+ * requests waiting on it), short timeouts, reconnect with a fail-fast window while Redis is down,
  * a PING health probe, and calls on one key that take and return bytes: get, set with a TTL,
  * del, incr and an atomic read-modify-write. Failures are a struct shop_err (err.h):
  * UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN, OOM;

@@ -317,6 +317,13 @@ struct shop_span *shop_span_current(void)
     return current;
 }
 
+struct shop_span *shop_span_set_current(struct shop_span *s)
+{
+    struct shop_span *was = current;
+    current = s;
+    return was;
+}
+
 bool shop_trace_header(char *out, size_t size)
 {
     if (!current || size < SHOP_TRACEPARENT_LEN + 1) {

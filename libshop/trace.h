@@ -68,6 +68,9 @@ void shop_span_end(struct shop_span *s);
 
 /* The calling thread's current span, or NULL. */
 struct shop_span *shop_span_current(void);
+/* Makes s the calling thread's current span and returns the one it replaces (the event loop
+ * keeps each coroutine's current span across its switches). */
+struct shop_span *shop_span_set_current(struct shop_span *s);
 /* The traceparent value of the current span into out (SHOP_TRACEPARENT_LEN + 1 bytes), for an
  * outbound call; returns false (out empty) when no span is current. */
 bool shop_trace_header(char *out, size_t size);

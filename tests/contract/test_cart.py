@@ -361,6 +361,24 @@ def test_parallel_adds_never_lose_an_update(cart):
     assert body["total"] == 50 * 42
 
 
+def test_parallel_reads_each_get_their_own_cart(cart):
+    """Many carts read at once, each over its own keep-alive connection many times: every
+    answer is that cart's (on an event loop the reads of concurrent requests share one Redis
+    connection, and each reply must reach the request that sent its command)."""
+    carts = [cid("own%d" % i) for i in range(32)]
+    for i, c in enumerate(carts):
+        assert requests.get("%s/add/%s/RMC/%d" % (cart, c, i + 1), timeout=30).status_code == 200
+
+    def read(i):
+        with requests.Session() as s:
+            return [s.get("%s/cart/%s" % (cart, carts[i]), timeout=30).json()["items"][0]["qty"]
+                    for _ in range(16)]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        got = list(pool.map(read, range(32)))
+    assert got == [[i + 1] * 16 for i in range(32)]
+
+
 def test_parallel_mixed_writes(cart):
     c = cid("race2")
     requests.get("%s/add/%s/Watson/1" % (cart, c))

@@ -1,0 +1,485 @@
+/* loop.c - an event loop per worker thread (epoll over its sources' descriptors) and the
+ * coroutines requests run in: 1 MiB stacks mapped lazily with a guard page, reused; on x86_64 a
+ * switch that saves the callee-saved registers and the SSE/x87 control words (no system call),
+ * elsewhere glibc's ucontext. The tracer's current span is saved and restored at every switch;
+ * ASan and TSan are told about each switch (fibers). */
+#include "libshop/loop.h"
+#include "libshop/log.h"
+#include "libshop/trace.h"
+#include "libshop/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define LOOP_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define LOOP_TSAN 1
+#endif
+
+#define CO_STACK  (1024 * 1024)
+#define FREE_KEEP 64 /* idle coroutines kept per loop; more are destroyed */
+#define MAX_SRC   8
+
+#if defined(__x86_64__) && !defined(SHOP_UCONTEXT)
+typedef struct {
+    void *sp;
+} co_ctx;
+#else
+#include <ucontext.h>
+typedef ucontext_t co_ctx;
+#endif
+
+struct shop_co {
+    co_ctx ctx;
+    char *map; /* guard page + stack */
+    void (*fn)(void *);
+    void (*done)(void *);
+    void *arg;
+    bool finished; /* fn returned: the coroutine is back in its start position */
+    bool waited;   /* fn waited at least once: done() is due when it finishes */
+    struct shop_span *span;
+    void *slot;
+    struct shop_co *next; /* free list */
+#ifdef LOOP_TSAN
+    void *fiber;
+#endif
+};
+
+struct shop_loop {
+    int ep, evfd;
+    struct shop_loop_source *src[MAX_SRC];
+    int src_fd[MAX_SRC];
+    unsigned nsrc;
+    co_ctx main;
+    struct shop_co *cur, *free;
+    unsigned nfree, busy;
+#ifdef LOOP_TSAN
+    void *main_fiber;
+#endif
+#ifdef LOOP_ASAN
+    const void *main_bottom;
+    size_t main_size;
+#endif
+};
+
+static _Thread_local struct shop_loop *t_loop;
+static void (*g_slot_free)(void *);
+
+/* ---- the switch ----------------------------------------------------------------------------- */
+
+#if defined(__x86_64__) && !defined(SHOP_UCONTEXT)
+/* shop_co_switch(save, to): pushes the callee-saved registers and the SSE/x87 control words,
+ * stores the stack pointer in *save, loads to and pops the same from there. */
+void shop_co_switch(void **save, void *to);
+__asm__(".text\n"
+        ".globl shop_co_switch\n"
+        ".type shop_co_switch,@function\n"
+        "shop_co_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size shop_co_switch, .-shop_co_switch\n"
+        ".section .note.GNU-stack,\"\",@progbits\n"
+        ".text\n");
+
+static void ctx_switch(co_ctx *save, co_ctx *to)
+{
+    shop_co_switch(&save->sp, to->sp);
+}
+
+/* A fresh stack whose first switch "returns" into fn. */
+static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
+{
+    uint64_t *sp = (uint64_t *)(((uintptr_t)stack + size) & ~(uintptr_t)15);
+    *--sp = 0;                       /* fn's return address: it never returns */
+    *--sp = (uint64_t)(uintptr_t)fn; /* where the switch's ret goes first */
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;             /* rbp rbx r12 r13 r14 r15 */
+    *--sp = 0x037F00001F80ULL; /* MXCSR and the x87 control word, their defaults */
+    ctx->sp = sp;
+}
+#else
+static void ctx_switch(co_ctx *save, co_ctx *to)
+{
+    swapcontext(save, to);
+}
+
+static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
+{
+    getcontext(ctx);
+    ctx->uc_stack.ss_sp = stack;
+    ctx->uc_stack.ss_size = size;
+    ctx->uc_link = NULL;
+    makecontext(ctx, fn, 0);
+}
+#endif
+
+/* The sanitizers' view of a switch: before it, where execution goes; after it, back. */
+static void before_switch(struct shop_loop *l, struct shop_co *to, void **fake)
+{
+#ifdef LOOP_ASAN
+    if (to)
+        __sanitizer_start_switch_fiber(fake, to->map + 4096, CO_STACK);
+    else
+        __sanitizer_start_switch_fiber(fake, l->main_bottom, l->main_size);
+#else
+    (void)fake;
+#endif
+#ifdef LOOP_TSAN
+    __tsan_switch_to_fiber(to ? to->fiber : l->main_fiber, 0);
+#else
+    (void)l;
+    (void)to;
+#endif
+}
+
+static void after_switch(struct shop_loop *l, bool on_main, void *fake)
+{
+#ifdef LOOP_ASAN
+    if (on_main)
+        __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    else
+        __sanitizer_finish_switch_fiber(fake, &l->main_bottom, &l->main_size);
+#else
+    (void)l;
+    (void)on_main;
+    (void)fake;
+#endif
+}
+
+/* ---- coroutines ----------------------------------------------------------------------------- */
+
+/* From a coroutine to the loop's stack. */
+static void to_main(struct shop_loop *l, struct shop_co *co)
+{
+    void *fake = NULL;
+    co->span = shop_span_set_current(NULL);
+    before_switch(l, NULL, &fake);
+    ctx_switch(&co->ctx, &l->main);
+    after_switch(l, false, fake);
+}
+
+/* A coroutine's life: one function after another, back to the loop after each. */
+static void co_main(void)
+{
+    struct shop_loop *l = t_loop;
+    after_switch(l, false, NULL);
+    for (;;) {
+        struct shop_co *co = l->cur;
+        co->fn(co->arg);
+        co->finished = true;
+        to_main(l, co);
+    }
+}
+
+/* From the loop's stack into co, back when it waits or finishes. */
+static void enter(struct shop_loop *l, struct shop_co *co)
+{
+    void *fake = NULL;
+    struct shop_span *loop_span = shop_span_set_current(co->span);
+    l->cur = co;
+    before_switch(l, co, &fake);
+    ctx_switch(&l->main, &co->ctx);
+    after_switch(l, true, fake);
+    l->cur = NULL;
+    shop_span_set_current(loop_span);
+}
+
+static void co_destroy(struct shop_co *co)
+{
+    if (co->slot && g_slot_free)
+        g_slot_free(co->slot);
+#ifdef LOOP_TSAN
+    __tsan_destroy_fiber(co->fiber);
+#endif
+    munmap(co->map, CO_STACK + 4096);
+    free(co);
+}
+
+static struct shop_co *co_get(struct shop_loop *l)
+{
+    struct shop_co *co = l->free;
+    if (co) {
+        l->free = co->next;
+        l->nfree--;
+        return co;
+    }
+    co = shop_xcalloc(1, sizeof(*co));
+    co->map = mmap(NULL, CO_STACK + 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (co->map == MAP_FAILED)
+        shop_fatalx("out of memory for a coroutine stack");
+    mprotect(co->map, 4096, PROT_NONE); /* an overflow faults instead of writing elsewhere */
+    ctx_init(&co->ctx, co->map + 4096, CO_STACK, co_main);
+#ifdef LOOP_TSAN
+    co->fiber = __tsan_create_fiber(0);
+#endif
+    return co;
+}
+
+static void co_put(struct shop_loop *l, struct shop_co *co)
+{
+    if (l->nfree >= FREE_KEEP) {
+        co_destroy(co);
+        return;
+    }
+    co->next = l->free;
+    l->free = co;
+    l->nfree++;
+}
+
+/* After a switch into co: a finished coroutine goes back to the pool (done() first when the
+ * function had waited: its caller is gone). */
+static void settle(struct shop_loop *l, struct shop_co *co, bool call_done)
+{
+    if (!co->finished)
+        return;
+    l->busy--;
+    void (*done)(void *) = co->done;
+    void *arg = co->arg;
+    co_put(l, co);
+    if (call_done && done)
+        done(arg);
+}
+
+struct shop_co *shop_co_start(void (*fn)(void *), void (*done)(void *), void *arg)
+{
+    struct shop_loop *l = t_loop;
+    struct shop_co *co = co_get(l);
+    co->fn = fn;
+    co->done = done;
+    co->arg = arg;
+    co->finished = co->waited = false;
+    co->span = shop_span_current(); /* the caller's span is the coroutine's parent */
+    l->busy++;
+    enter(l, co);
+    if (co->finished) {
+        settle(l, co, false);
+        return NULL;
+    }
+    return co;
+}
+
+void shop_co_wait(void)
+{
+    struct shop_loop *l = t_loop;
+    struct shop_co *co = l->cur;
+    co->waited = true;
+    to_main(l, co);
+}
+
+void shop_co_wake(struct shop_co *co)
+{
+    struct shop_loop *l = t_loop;
+    enter(l, co);
+    settle(l, co, true);
+}
+
+struct shop_co *shop_co_self(void)
+{
+    return t_loop ? t_loop->cur : NULL;
+}
+
+void **shop_co_slot(void)
+{
+    struct shop_co *co = shop_co_self();
+    return co ? &co->slot : NULL;
+}
+
+void shop_co_slot_free_fn(void (*free_fn)(void *))
+{
+    g_slot_free = free_fn;
+}
+
+unsigned shop_loop_busy(void)
+{
+    return t_loop ? t_loop->busy : 0;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+struct shop_loop *shop_loop_new(void)
+{
+    struct shop_loop *l = shop_xcalloc(1, sizeof(*l));
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = MAX_SRC};
+    if (l->ep < 0 || l->evfd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->evfd, &ev) != 0) {
+        if (l->ep >= 0)
+            close(l->ep);
+        if (l->evfd >= 0)
+            close(l->evfd);
+        free(l);
+        return NULL;
+    }
+    shop_loop_enter(l);
+    return l;
+}
+
+void shop_loop_enter(struct shop_loop *l)
+{
+#ifdef LOOP_TSAN
+    if (l)
+        l->main_fiber = __tsan_get_current_fiber();
+#endif
+    t_loop = l;
+}
+
+void shop_loop_stop_sources(struct shop_loop *l)
+{
+    for (unsigned i = 0; i < l->nsrc; i++)
+        if (l->src[i]->stop)
+            l->src[i]->stop(l->src[i]->arg);
+}
+
+void shop_loop_free(struct shop_loop *l)
+{
+    if (!l)
+        return;
+    shop_loop_stop_sources(l);
+    while (l->nsrc > 0) {
+        struct shop_loop_source *s = l->src[l->nsrc - 1];
+        shop_loop_remove(l, s);
+        if (s->destroy)
+            s->destroy(s->arg);
+    }
+    while (l->free) {
+        struct shop_co *co = l->free;
+        l->free = co->next;
+        co_destroy(co);
+    }
+    close(l->ep);
+    close(l->evfd);
+    if (t_loop == l)
+        t_loop = NULL;
+    free(l);
+}
+
+struct shop_loop *shop_loop_current(void)
+{
+    return t_loop;
+}
+
+static int src_index(struct shop_loop *l, struct shop_loop_source *s)
+{
+    for (unsigned i = 0; i < l->nsrc; i++)
+        if (l->src[i] == s)
+            return (int)i;
+    return -1;
+}
+
+int shop_loop_add(struct shop_loop *l, struct shop_loop_source *s)
+{
+    if (l->nsrc == MAX_SRC)
+        return -1;
+    l->src_fd[l->nsrc] = -1;
+    l->src[l->nsrc++] = s;
+    return 0;
+}
+
+void shop_loop_remove(struct shop_loop *l, struct shop_loop_source *s)
+{
+    int i = src_index(l, s);
+    if (i < 0)
+        return;
+    shop_loop_watch(l, s, -1, 0);
+    for (unsigned k = (unsigned)i; k + 1 < l->nsrc; k++) {
+        l->src[k] = l->src[k + 1];
+        l->src_fd[k] = l->src_fd[k + 1];
+    }
+    l->nsrc--;
+    /* the epoll data of the sources after i named their old index */
+    for (unsigned k = (unsigned)i; k < l->nsrc; k++) {
+        if (l->src_fd[k] >= 0) {
+            struct epoll_event ev;
+            epoll_ctl(l->ep, EPOLL_CTL_DEL, l->src_fd[k], NULL);
+            ev.events = EPOLLIN;
+            ev.data.u32 = k;
+            epoll_ctl(l->ep, EPOLL_CTL_ADD, l->src_fd[k], &ev);
+        }
+    }
+}
+
+int shop_loop_watch(struct shop_loop *l, struct shop_loop_source *s, int fd, uint32_t events)
+{
+    int i = src_index(l, s);
+    if (i < 0)
+        return -1;
+    if (l->src_fd[i] >= 0 && l->src_fd[i] != fd) {
+        epoll_ctl(l->ep, EPOLL_CTL_DEL, l->src_fd[i], NULL);
+        l->src_fd[i] = -1;
+    }
+    if (fd < 0 || events == 0) {
+        if (l->src_fd[i] >= 0)
+            epoll_ctl(l->ep, EPOLL_CTL_DEL, l->src_fd[i], NULL);
+        l->src_fd[i] = -1;
+        return 0;
+    }
+    struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)i};
+    int op = l->src_fd[i] == fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(l->ep, op, fd, &ev) != 0)
+        return -1;
+    l->src_fd[i] = fd;
+    return 0;
+}
+
+/* Milliseconds until the nearest source deadline, at most max_ms. */
+static int wait_ms(struct shop_loop *l, int max_ms)
+{
+    long long now = shop_now_ns(), ms = max_ms;
+    for (unsigned i = 0; i < l->nsrc; i++) {
+        long long d = l->src[i]->deadline ? l->src[i]->deadline(l->src[i]->arg) : 0;
+        if (d > 0) {
+            long long left = d > now ? (d - now + 999999) / 1000000 : 0;
+            if (left < ms)
+                ms = left;
+        }
+    }
+    return (int)ms;
+}
+
+int shop_loop_poll(struct shop_loop *l, int max_ms)
+{
+    struct epoll_event evs[MAX_SRC + 1];
+    int n = epoll_wait(l->ep, evs, MAX_SRC + 1, wait_ms(l, max_ms));
+    int ready = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t k = evs[i].data.u32;
+        if (k == MAX_SRC) {
+            uint64_t v;
+            if (read(l->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                shop_log_warn("loop: eventfd");
+        } else if (k < l->nsrc && l->src[k]->ready) {
+            l->src[k]->ready(l->src[k]->arg, evs[i].events);
+            ready++;
+        }
+    }
+    return ready;
+}
+
+void shop_loop_tick(struct shop_loop *l)
+{
+    long long now = shop_now_ns();
+    for (unsigned i = 0; i < l->nsrc; i++)
+        if (l->src[i]->tick)
+            l->src[i]->tick(l->src[i]->arg, now);
+}
+
+void shop_loop_notify(struct shop_loop *l)
+{
+    uint64_t one = 1;
+    if (write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        shop_log_warn("loop: eventfd write");
+}

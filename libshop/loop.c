@@ -1,9 +1,9 @@
 /* loop.c - an event loop per worker thread (epoll over its sources' descriptors) and the
- * coroutines requests run in: 1 MiB stacks mapped lazily with a guard page, reused; on x86_64 a
- * switch that saves the callee-saved registers and the SSE/x87 control words (no system call),
- * elsewhere glibc's ucontext. The tracer's current span is saved and restored at every switch;
+ * coroutines requests run in: 1 MiB stacks mapped lazily with a guard page, reused, switched by
+ * coswitch.h. The tracer's current span is saved and restored at every switch;
  * ASan and TSan are told about each switch (fibers). */
 #include "libshop/loop.h"
+#include "libshop/coswitch.h"
 #include "libshop/log.h"
 #include "libshop/trace.h"
 #include "libshop/util.h"
@@ -29,17 +29,8 @@
 #define FREE_KEEP 64 /* idle coroutines kept per loop; more are destroyed */
 #define MAX_SRC   8
 
-#if defined(__x86_64__) && !defined(SHOP_UCONTEXT)
-typedef struct {
-    void *sp;
-} co_ctx;
-#else
-#include <ucontext.h>
-typedef ucontext_t co_ctx;
-#endif
-
 struct shop_co {
-    co_ctx ctx;
+    shop_ctx ctx;
     char *map; /* guard page + stack */
     void (*fn)(void *);
     void (*done)(void *);
@@ -59,7 +50,7 @@ struct shop_loop {
     struct shop_loop_source *src[MAX_SRC];
     int src_fd[MAX_SRC];
     unsigned nsrc;
-    co_ctx main;
+    shop_ctx main;
     struct shop_co *cur, *free;
     unsigned nfree, busy;
 #ifdef LOOP_TSAN
@@ -73,58 +64,6 @@ struct shop_loop {
 
 static _Thread_local struct shop_loop *t_loop;
 static void (*g_slot_free)(void *);
-
-/* ---- the switch ----------------------------------------------------------------------------- */
-
-#if defined(__x86_64__) && !defined(SHOP_UCONTEXT)
-/* shop_co_switch(save, to): pushes the callee-saved registers and the SSE/x87 control words,
- * stores the stack pointer in *save, loads to and pops the same from there. */
-void shop_co_switch(void **save, void *to);
-__asm__(".text\n"
-        ".globl shop_co_switch\n"
-        ".type shop_co_switch,@function\n"
-        "shop_co_switch:\n"
-        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
-        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
-        "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
-        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
-        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
-        "  ret\n"
-        ".size shop_co_switch, .-shop_co_switch\n"
-        ".section .note.GNU-stack,\"\",@progbits\n"
-        ".text\n");
-
-static void ctx_switch(co_ctx *save, co_ctx *to)
-{
-    shop_co_switch(&save->sp, to->sp);
-}
-
-/* A fresh stack whose first switch "returns" into fn. */
-static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
-{
-    uint64_t *sp = (uint64_t *)(((uintptr_t)stack + size) & ~(uintptr_t)15);
-    *--sp = 0;                       /* fn's return address: it never returns */
-    *--sp = (uint64_t)(uintptr_t)fn; /* where the switch's ret goes first */
-    for (int i = 0; i < 6; i++)
-        *--sp = 0;             /* rbp rbx r12 r13 r14 r15 */
-    *--sp = 0x037F00001F80ULL; /* MXCSR and the x87 control word, their defaults */
-    ctx->sp = sp;
-}
-#else
-static void ctx_switch(co_ctx *save, co_ctx *to)
-{
-    swapcontext(save, to);
-}
-
-static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
-{
-    getcontext(ctx);
-    ctx->uc_stack.ss_sp = stack;
-    ctx->uc_stack.ss_size = size;
-    ctx->uc_link = NULL;
-    makecontext(ctx, fn, 0);
-}
-#endif
 
 /* The sanitizers' view of a switch: before it, where execution goes; after it, back. */
 static void before_switch(struct shop_loop *l, struct shop_co *to, void **fake)
@@ -167,7 +106,7 @@ static void to_main(struct shop_loop *l, struct shop_co *co)
     void *fake = NULL;
     co->span = shop_span_set_current(NULL);
     before_switch(l, NULL, &fake);
-    ctx_switch(&co->ctx, &l->main);
+    shop_ctx_switch(&co->ctx, &l->main);
     after_switch(l, false, fake);
 }
 
@@ -191,7 +130,7 @@ static void enter(struct shop_loop *l, struct shop_co *co)
     struct shop_span *loop_span = shop_span_set_current(co->span);
     l->cur = co;
     before_switch(l, co, &fake);
-    ctx_switch(&l->main, &co->ctx);
+    shop_ctx_switch(&l->main, &co->ctx);
     after_switch(l, true, fake);
     l->cur = NULL;
     shop_span_set_current(loop_span);
@@ -222,7 +161,7 @@ static struct shop_co *co_get(struct shop_loop *l)
     if (co->map == MAP_FAILED)
         shop_fatalx("out of memory for a coroutine stack");
     mprotect(co->map, 4096, PROT_NONE); /* an overflow faults instead of writing elsewhere */
-    ctx_init(&co->ctx, co->map + 4096, CO_STACK, co_main);
+    shop_ctx_init(&co->ctx, co->map + 4096, CO_STACK, co_main);
 #ifdef LOOP_TSAN
     co->fiber = __tsan_create_fiber(0);
 #endif

@@ -28,6 +28,8 @@
  *   amqp|EXCHANGE|KEY              persistent publish of the body, waits for the confirm
  *                                  (AMQP_HOST, AMQP_PORT, AMQP_USER, AMQP_PASS)
  */
+#include "libshop/coswitch.h"
+
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <curl/curl.h>
@@ -467,17 +469,8 @@ static void run_amqp(const struct step *st, const struct req *r, struct out *o)
 
 #define CO_STACK (256 * 1024)
 
-#if defined(__x86_64__) && !defined(BARE_UCONTEXT)
-typedef struct {
-    void *sp;
-} co_ctx;
-#else
-#include <ucontext.h>
-typedef ucontext_t co_ctx;
-#endif
-
 struct co {
-    co_ctx ctx; /* saved while switched out */
+    shop_ctx ctx; /* saved while switched out */
     char *stack;
     struct MHD_Connection *conn;
     struct req *r;
@@ -497,7 +490,7 @@ struct loop {
     size_t olen, ocap;
     struct co *wait_head, *wait_tail, *free;
     struct co *cur;
-    co_ctx main;
+    shop_ctx main;
     unsigned long long requests, commands, writes, reads, iterations; /* printed at the end */
 };
 
@@ -508,57 +501,6 @@ static unsigned nloops;
 
 static void run_steps(const struct req *r, struct out *o);
 
-#if defined(__x86_64__) && !defined(BARE_UCONTEXT)
-/* co_switch(save, to): pushes the callee-saved registers and the SSE/x87 control words, stores
- * the stack pointer in *save, loads to and pops the same from there. No system call (glibc's
- * swapcontext makes one, sigprocmask). */
-void co_switch(void **save, void *to);
-__asm__(".text\n"
-        ".globl co_switch\n"
-        ".type co_switch,@function\n"
-        "co_switch:\n"
-        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
-        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
-        "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
-        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
-        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
-        "  ret\n"
-        ".size co_switch, .-co_switch\n");
-
-static void ctx_switch(co_ctx *save, co_ctx *to)
-{
-    co_switch(&save->sp, to->sp);
-}
-
-/* A fresh stack whose first switch "returns" into fn. */
-static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
-{
-    uint64_t *sp = (uint64_t *)(((uintptr_t)stack + size) & ~(uintptr_t)15);
-    *--sp = 0;                       /* fn's return address: it never returns */
-    *--sp = (uint64_t)(uintptr_t)fn; /* where co_switch's ret goes first */
-    for (int i = 0; i < 6; i++)
-        *--sp = 0;             /* rbp rbx r12 r13 r14 r15 */
-    *--sp = 0x037F00001F80ULL; /* MXCSR and the x87 control word, their defaults */
-    ctx->sp = sp;
-}
-#else
-/* Elsewhere (or built with -DBARE_UCONTEXT) glibc's ucontext: a sigprocmask system call per
- * switch. */
-static void ctx_switch(co_ctx *save, co_ctx *to)
-{
-    swapcontext(save, to);
-}
-
-static void ctx_init(co_ctx *ctx, char *stack, size_t size, void (*fn)(void))
-{
-    getcontext(ctx);
-    ctx->uc_stack.ss_sp = stack;
-    ctx->uc_stack.ss_size = size;
-    ctx->uc_link = NULL;
-    makecontext(ctx, fn, 0);
-}
-#endif
-
 /* A coroutine's life: one request after another, back to the loop after each. */
 static void co_main(void)
 {
@@ -567,14 +509,14 @@ static void co_main(void)
     for (;;) {
         run_steps(co->r, &co->o);
         co->done = true;
-        ctx_switch(&co->ctx, &l->main);
+        shop_ctx_switch(&co->ctx, &l->main);
     }
 }
 
 static void co_enter(struct loop *l, struct co *co)
 {
     l->cur = co;
-    ctx_switch(&l->main, &co->ctx);
+    shop_ctx_switch(&l->main, &co->ctx);
     l->cur = NULL;
 }
 
@@ -588,7 +530,7 @@ static struct co *co_get(struct loop *l)
     co = calloc(1, sizeof(*co));
     if (!co || !(co->stack = malloc(CO_STACK)))
         die("out of memory");
-    ctx_init(&co->ctx, co->stack, CO_STACK, co_main);
+    shop_ctx_init(&co->ctx, co->stack, CO_STACK, co_main);
     return co;
 }
 
@@ -678,7 +620,7 @@ static redisReply *loop_command(int argc, const char **argv, const size_t *lens)
     else
         l->wait_head = co;
     l->wait_tail = co;
-    ctx_switch(&co->ctx, &l->main);
+    shop_ctx_switch(&co->ctx, &l->main);
     return co->reply;
 }
 

@@ -228,6 +228,17 @@ static void redis_answer(redisReply *rep, struct out *o, bool last)
     freeReplyObject(rep);
 }
 
+/* A Redis step's arguments with the request's placeholders filled in. */
+static void expand_args(const struct step *st, const struct req *r, char bufs[][1024],
+                        const char **argv, size_t *lens)
+{
+    for (int i = 0; i < st->nargs; i++) {
+        expand(st->args[i], r, bufs[i], sizeof(bufs[i]));
+        argv[i] = bufs[i];
+        lens[i] = strlen(bufs[i]);
+    }
+}
+
 static void run_redis(const struct step *st, const struct req *r, struct out *o, bool last)
 {
     if (!t_redis) {
@@ -244,11 +255,7 @@ static void run_redis(const struct step *st, const struct req *r, struct out *o,
     char bufs[MAX_ARGS][1024];
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
-    for (int i = 0; i < st->nargs; i++) {
-        expand(st->args[i], r, bufs[i], sizeof(bufs[i]));
-        argv[i] = bufs[i];
-        lens[i] = strlen(bufs[i]);
-    }
+    expand_args(st, r, bufs, argv, lens);
     redisReply *rep = redisCommandArgv(t_redis, st->nargs, argv, lens);
     if (!rep) {
         redisFree(t_redis);
@@ -629,11 +636,7 @@ static void run_redis_loop(const struct step *st, const struct req *r, struct ou
     char bufs[MAX_ARGS][1024];
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
-    for (int i = 0; i < st->nargs; i++) {
-        expand(st->args[i], r, bufs[i], sizeof(bufs[i]));
-        argv[i] = bufs[i];
-        lens[i] = strlen(bufs[i]);
-    }
+    expand_args(st, r, bufs, argv, lens);
     redisReply *rep = loop_command(st->nargs, argv, lens);
     if (!rep)
         out_set(o, 503, "redis down");

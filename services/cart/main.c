@@ -6,7 +6,6 @@
 #include "libshop/service.h"
 #include "services/roboshop.h"
 #include "services/cart/nonce.h"
-#include "services/cart/prodcache.h"
 #include "services/cart/routes.h"
 
 static const struct shop_route routes[] = {
@@ -30,7 +29,7 @@ static void catalogue_init(void)
                    "catalogue", "CATALOGUE_PORT", 8080);
     cart_cfg.catalogue_timeout_ms = shop_conf_long("SHOP_CATALOGUE_TIMEOUT_MS", 10000, 100, 600000);
     /* how long a product the catalogue gave may be used again without asking (0 = always ask) */
-    prodcache_init(shop_conf_long("CART_PRODUCT_CACHE_MS", 1000, 0, 60000));
+    cart_products_init(shop_conf_long("CART_PRODUCT_CACHE_MS", 1000, 0, 60000));
 }
 
 int cart_main(int argc, char **argv)

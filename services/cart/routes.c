@@ -5,14 +5,15 @@
 #include "libshop/conf.h"
 #include "libshop/http.h"
 #include "libshop/json.h"
+#include "libshop/kmemo.h"
 #include "libshop/log.h"
+#include "libshop/memo.h"
 #include "libshop/metrics.h"
 #include "libshop/redis.h"
 #include "libshop/util.h"
 #include "services/cart/cartcalc.h"
 #include "services/cart/cartcheck.h"
 #include "services/cart/nonce.h"
-#include "services/cart/prodcache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -206,17 +207,19 @@ static json_t *product_of(const char *text, size_t len)
     return NULL;
 }
 
-/* Fetches the product: from the product cache when the catalogue answered for it less than the
- * window ago (prodcache.h), else from the catalogue (a product answer is then kept). Returns 0
- * with *product set, or replies and returns -1. */
-static int fetch_product(struct shop_req *req, const char *sku, json_t **product)
+/* The catalogue's product answers by SKU (D25): a fresh answer is used again without asking,
+ * concurrent adds of one SKU ask once, only product answers of at most PRODUCT_BODY_MAX bytes
+ * are kept, at most PRODUCT_KEYS of them (about 2 MiB). */
+#define PRODUCT_KEYS     512
+#define PRODUCT_BODY_MAX 4096 /* the catalogue's are ~300 B */
+static struct shop_kmemo products;
+
+/* The kmemo's load: the catalogue's answer for sku as a shop_memo_bytes, or NULL with err: kind
+ * SHOP_ERR_REJECTED for no such product, else the message of the 500. */
+static void *load_product(void *ud, const char *sku, void *arg, struct shop_err *err)
 {
-    size_t clen;
-    char *cached = prodcache_get(sku, &clen);
-    *product = cached ? product_of(cached, clen) : NULL;
-    free(cached);
-    if (*product)
-        return 0;
+    (void)ud;
+    struct shop_req *req = arg;
     struct shop_http_result res;
     shop_http_result_init(&res, 256 * 1024);
     struct shop_peer_call call = {.method = "GET",
@@ -225,22 +228,56 @@ static int fetch_product(struct shop_req *req, const char *sku, json_t **product
                                   .id = sku,
                                   .timeout_ms = cart_cfg.catalogue_timeout_ms,
                                   .request_id = shop_req_id(req)};
-    long long asked_ns = shop_now_ns();
-    int rc = shop_http_call_peer(&call, &res);
-    if (rc == -1) {
-        reply_error(req, 500, res.err.msg);
+    struct shop_memo_bytes *body = NULL;
+    json_t *product = NULL;
+    if (shop_http_call_peer(&call, &res) == -1) {
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "%s", res.err.msg);
     } else if (res.status != 200) {
-        shop_reply_text(req, 404, "product not found");
-        rc = -1;
-    } else if (!(*product = product_of(res.body.data, res.body.len))) {
+        shop_err_set(err, SHOP_ERR_REJECTED, res.status, "product not found");
+    } else if (!(product = product_of(res.body.data, res.body.len))) {
         shop_log_warnx("rid=%s catalogue answered no product object", shop_req_id(req));
-        reply_error(req, 500, "catalogue answer is not a product");
-        rc = -1;
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "catalogue answer is not a product");
     } else {
-        prodcache_put(sku, res.body.data, res.body.len, asked_ns);
+        body = shop_memo_bytes_new(res.body.data, res.body.len);
     }
+    json_decref(product);
     shop_http_result_cleanup(&res);
-    return rc;
+    return body;
+}
+
+static size_t product_size(const void *body)
+{
+    return ((const struct shop_memo_bytes *)body)->len;
+}
+
+void cart_products_init(long window_ms)
+{
+    shop_kmemo_init(&products, &(struct shop_kmemo_conf){.ttl_ms = window_ms,
+                                                         .max_keys = PRODUCT_KEYS,
+                                                         .max_value = PRODUCT_BODY_MAX,
+                                                         .load = load_product,
+                                                         .hold = shop_memo_bytes_hold,
+                                                         .drop = shop_memo_bytes_drop,
+                                                         .size = product_size});
+}
+
+/* Fetches the product (the catalogue's answer, or one it gave less than the window ago).
+ * Returns 0 with *product set, or replies and returns -1. */
+static int fetch_product(struct shop_req *req, const char *sku, json_t **product)
+{
+    struct shop_err err;
+    struct shop_memo_bytes *body = shop_kmemo_get(&products, sku, req, &err);
+    *product = body ? product_of(body->data, body->len) : NULL;
+    shop_memo_bytes_drop(body);
+    if (*product)
+        return 0;
+    if (body)
+        reply_error(req, 500, "catalogue answer is not a product");
+    else if (err.kind == SHOP_ERR_REJECTED)
+        shop_reply_text(req, 404, "product not found");
+    else
+        reply_error(req, 500, err.msg);
+    return -1;
 }
 
 /* ---- routes ------------------------------------------------------------------------------- */

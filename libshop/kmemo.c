@@ -1,0 +1,248 @@
+/* kmemo.c - a keyed memo (kmemo.h): a hash table of entries in use order behind one mutex; an
+ * entry being loaded carries its flight, which its waiters share and the last one frees. */
+#include "libshop/kmemo.h"
+#include "libshop/loop.h"
+#include "libshop/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One load in flight for a key: its answer, for the callers that wait for it. */
+struct flight {
+    unsigned refs; /* the loader's and each waiter's, under mu */
+    bool done;
+    void *value; /* the answer, held once for the flight; NULL: err */
+    struct shop_err err;
+};
+
+struct shop_kmemo_entry {
+    struct shop_kmemo_entry *next;          /* hash chain */
+    struct shop_kmemo_entry *newer, *older; /* use order */
+    struct flight *flight;                  /* the load in flight, or NULL (then never evicted) */
+    void *value;                            /* NULL: none */
+    long long loaded_ns;                    /* when the load of value started */
+    uint32_t hash;
+    char key[];
+};
+
+void shop_kmemo_init(struct shop_kmemo *m, const struct shop_kmemo_conf *conf)
+{
+    *m = (struct shop_kmemo){.c = *conf};
+    if (!m->c.now_ns)
+        m->c.now_ns = shop_now_ns;
+    if (m->c.max_keys < 1)
+        m->c.max_keys = 1;
+    m->nbuckets = 1;
+    while (m->nbuckets < m->c.max_keys)
+        m->nbuckets *= 2;
+    m->buckets = shop_xcalloc(m->nbuckets, sizeof(*m->buckets));
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->loaded, NULL);
+}
+
+/* FNV-1a. */
+static uint32_t hash_of(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static struct shop_kmemo_entry **chain_of(struct shop_kmemo *m, uint32_t hash)
+{
+    return &m->buckets[hash & (m->nbuckets - 1)];
+}
+
+static struct shop_kmemo_entry *find(struct shop_kmemo *m, const char *key, uint32_t hash)
+{
+    for (struct shop_kmemo_entry *e = *chain_of(m, hash); e; e = e->next)
+        if (e->hash == hash && strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+static void order_unlink(struct shop_kmemo *m, struct shop_kmemo_entry *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        m->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        m->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+/* Makes e the most recently used entry. */
+static void touch(struct shop_kmemo *m, struct shop_kmemo_entry *e)
+{
+    if (m->newest == e)
+        return;
+    if (e->newer || e->older || m->oldest == e)
+        order_unlink(m, e);
+    e->older = m->newest;
+    if (m->newest)
+        m->newest->newer = e;
+    m->newest = e;
+    if (!m->oldest)
+        m->oldest = e;
+}
+
+/* Unlinks e from its chain and the use order, drops its value and frees it. */
+static void entry_free(struct shop_kmemo *m, struct shop_kmemo_entry *e)
+{
+    struct shop_kmemo_entry **p = chain_of(m, e->hash);
+    while (*p != e)
+        p = &(*p)->next;
+    *p = e->next;
+    order_unlink(m, e);
+    m->count--;
+    if (e->value)
+        m->c.drop(e->value);
+    free(e);
+}
+
+/* A new entry for key (the newest), evicting the least recently used entry not being loaded
+ * when the table is full; NULL when every entry is being loaded. */
+static struct shop_kmemo_entry *insert(struct shop_kmemo *m, const char *key, size_t klen,
+                                       uint32_t hash)
+{
+    if (m->count >= m->c.max_keys) {
+        struct shop_kmemo_entry *victim = m->oldest;
+        while (victim && victim->flight)
+            victim = victim->newer;
+        if (!victim)
+            return NULL;
+        entry_free(m, victim);
+    }
+    struct shop_kmemo_entry *e = shop_xcalloc(1, sizeof(*e) + klen + 1);
+    memcpy(e->key, key, klen + 1);
+    e->hash = hash;
+    e->next = *chain_of(m, hash);
+    *chain_of(m, hash) = e;
+    m->count++;
+    touch(m, e);
+    return e;
+}
+
+/* Under mu: gives back a reference to f, freeing it with the last one. */
+static void flight_release(struct shop_kmemo *m, struct flight *f)
+{
+    if (--f->refs > 0)
+        return;
+    if (f->value)
+        m->c.drop(f->value);
+    free(f);
+}
+
+static bool keepable(struct shop_kmemo *m, const void *value)
+{
+    return !m->c.max_value || !m->c.size || m->c.size(value) <= m->c.max_value;
+}
+
+/* Under mu, returns unlocked: loads e's value as the owner of a new flight, keeps it (or drops
+ * the entry: errors and oversized values are not kept) and hands the answer to the waiters. */
+static void *fill(struct shop_kmemo *m, struct shop_kmemo_entry *e, void *arg, struct shop_err *err)
+{
+    struct flight *f = shop_xcalloc(1, sizeof(*f));
+    f->refs = 1;
+    e->flight = f;
+    void *old = e->value;
+    e->value = NULL;
+    long long start = m->c.now_ns();
+    pthread_mutex_unlock(&m->mu);
+    if (old)
+        m->c.drop(old);
+    void *v = m->c.load(m->c.ud, e->key, arg, err);
+    pthread_mutex_lock(&m->mu);
+    f->done = true;
+    e->flight = NULL;
+    if (v) {
+        m->c.hold(v);
+        f->value = v;
+    } else {
+        f->err = *err;
+    }
+    if (v && keepable(m, v)) {
+        m->c.hold(v);
+        e->value = v;
+        e->loaded_ns = start;
+    } else {
+        entry_free(m, e);
+    }
+    pthread_cond_broadcast(&m->loaded);
+    flight_release(m, f);
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+/* Under mu, returns unlocked: waits for f's load and shares its answer. */
+static void *wait_flight(struct shop_kmemo *m, struct flight *f, struct shop_err *err)
+{
+    f->refs++;
+    m->waiting++;
+    while (!f->done)
+        pthread_cond_wait(&m->loaded, &m->mu);
+    m->waiting--;
+    void *v = f->value;
+    if (v)
+        m->c.hold(v);
+    else
+        *err = f->err;
+    flight_release(m, f);
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+void *shop_kmemo_get(struct shop_kmemo *m, const char *key, void *arg, struct shop_err *err)
+{
+    size_t klen = strlen(key);
+    if (m->c.ttl_ms <= 0 || klen > SHOP_KMEMO_KEY_MAX)
+        return m->c.load(m->c.ud, key, arg, err);
+    uint32_t hash = hash_of(key);
+    pthread_mutex_lock(&m->mu);
+    struct shop_kmemo_entry *e = find(m, key, hash);
+    if (e && e->value && m->c.now_ns() - e->loaded_ns < m->c.ttl_ms * 1000000LL) {
+        touch(m, e);
+        void *v = e->value;
+        m->c.hold(v);
+        pthread_mutex_unlock(&m->mu);
+        return v;
+    }
+    if (e && e->flight) {
+        if (!shop_loop_current())
+            return wait_flight(m, e->flight, err);
+        e = NULL; /* a loop thread must not wait: the load may be its own coroutine's */
+    } else if (!e) {
+        e = insert(m, key, klen, hash); /* NULL: the table is full of loads */
+    }
+    if (e)
+        return fill(m, e, arg, err);
+    /* this caller loads by itself, without keeping */
+    pthread_mutex_unlock(&m->mu);
+    return m->c.load(m->c.ud, key, arg, err);
+}
+
+unsigned shop_kmemo_count(struct shop_kmemo *m, unsigned *waiting)
+{
+    pthread_mutex_lock(&m->mu);
+    unsigned n = m->count;
+    if (waiting)
+        *waiting = m->waiting;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+void shop_kmemo_cleanup(struct shop_kmemo *m)
+{
+    while (m->oldest)
+        entry_free(m, m->oldest);
+    free(m->buckets);
+    m->buckets = NULL;
+    pthread_cond_destroy(&m->loaded);
+    pthread_mutex_destroy(&m->mu);
+}

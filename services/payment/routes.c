@@ -175,7 +175,7 @@ static void replay(struct pay *p, struct idem_record *r)
     shop_reply_json(p->req, 200, json_pack("{s:s}", "orderid", r->orderid));
 }
 
-/* Looks the checkout up, before the cart is read (D21): returns 1 when this request goes on
+/* Looks the checkout up, before the cart is charged (D21): returns 1 when this request goes on
  * as the owner of a new pending record (or without one: no key), 0 after replying (a replay,
  * a conflict, an error). A pending record of a concurrent duplicate is waited for. */
 static int claim(struct pay *p)

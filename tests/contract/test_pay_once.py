@@ -174,6 +174,67 @@ def test_pay_with_a_cart_service_that_sends_no_cart_with_the_nonce(http):
         proxy.close()
 
 
+class FirstHeldGateway:
+    """A payment gateway whose first request waits for release() and then answers 503; every
+    later one answers 200 at once."""
+
+    def __init__(self):
+        self.hits = 0
+        self.held = threading.Event()
+        self.released = threading.Event()
+        gw = self
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                gw.hits += 1
+                if gw.hits == 1:
+                    gw.held.set()
+                    gw.released.wait(120)
+                    return self.answer(503, b"try later")
+                self.answer(200, b"paid")
+
+        self.server = serve_http(Handler)
+        self.url = "http://127.0.0.1:%d/" % self.server.server_port
+
+    def close(self):
+        self.released.set()
+        close_server(self.server)
+
+
+def test_a_pay_that_waited_charges_the_cart_as_it_is_after_the_wait(http):
+    """A pay that found its checkout's name taken (it waited for a duplicate) does not charge
+    the cart that came with the nonce before the wait: the first pay fails at the gateway and
+    gives the name back, the cart changes meanwhile, the waiting pay reads the cart again and
+    charges the changed one."""
+    proxy, gw = CartProxy(fail_deletes=0), FirstHeldGateway()
+    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port, PAYMENT_GATEWAY=gw.url).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        key = {"Idempotency-Key": "stale-%s" % uuid.uuid4().hex}
+        send = lambda: requests.post("%s/pay/%s" % (p.url, cart_id), json=cart,  # noqa: E731
+                                     headers=key, timeout=60)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(send)
+            assert gw.held.wait(30)  # the first pay holds the name, at the gateway
+            second = pool.submit(send)
+            assert wait_for(lambda: len([x for x in proxy.paths if x.startswith("/nonce/")]) == 2, 30)
+            bigger = make_cart(http, cart_id, cost=99.5)  # one more line, another shipping cost
+            assert bigger["total"] != cart["total"]
+            gw.released.set()
+            assert first.result().status_code == 503
+            r = second.result()
+        assert r.status_code == 200, r.text
+        assert proxy.paths[-2:] == ["/cart/%s" % cart_id] * 2  # read again, then deleted
+        m = metrics(requests, base=p.url)
+        assert m["cart_value_count"] == 1 and abs(m["cart_value_sum"] - bigger["total"]) < 0.01
+        assert wait_dispatched([r.json()["orderid"]]) == set()
+    finally:
+        p.stop()
+        gw.close()
+        proxy.close()
+
+
 def test_two_identical_pays_at_once(http):
     """Two identical requests at the same moment: one order, both answered with its id."""
     p = Payment(PAYMENT_DELAY_MS=1000).wait_ready()

@@ -226,6 +226,8 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
     int rc = shop_buf_printf(url, "%s/%s/", peer->base, peer->verb);
     if (rc == 0)
         rc = shop_url_escape_segment(url, peer->id);
+    if (rc == 0 && peer->query)
+        rc = shop_buf_printf(url, "?%s", peer->query);
     if (rc != 0) {
         res->status = 0;
         shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "URL too long");

@@ -42,6 +42,7 @@ struct shop_peer_call {
     const char *base;   /* the service's base URL (shop_conf_base_url) */
     const char *verb;   /* the route's first segment: "product", "cart", "check", ... */
     const char *id;     /* the parameter, percent-encoded here */
+    const char *query;  /* a query string (without '?', already encoded), or NULL */
     const char *body;   /* a JSON body, or NULL */
     size_t body_len;
     long timeout_ms;

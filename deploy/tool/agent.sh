@@ -413,7 +413,7 @@ redis_acl() {
     # payment: checkout records and the history outbox (payment/..., D21)
     echo "user payment on resetpass >$CRED_REDIS_PAYMENT resetkeys ~payment/* resetchannels -@all +get +set +setex +expire +del +rpush +lindex +lrem +llen +ping +select"
     # dispatch: one record per order (dispatch:order:<id>, D21)
-    echo "user dispatch on resetpass >$CRED_REDIS_DISPATCH resetkeys ~dispatch:* resetchannels -@all +get +setex +watch +unwatch +multi +exec +ping +select"
+    echo "user dispatch on resetpass >$CRED_REDIS_DISPATCH resetkeys ~dispatch:* resetchannels -@all +get +set +setex +watch +unwatch +multi +exec +ping +select"
     # exporter (issue 19, with a prometheus host): server statistics only, no key
     [[ -z ${CRED_REDIS_EXPORTER:-} ]] ||
         echo "user exporter on resetpass >$CRED_REDIS_EXPORTER resetkeys resetchannels -@all +info +ping +select +dbsize +config|get +client|list +slowlog|get +slowlog|len +latency|latest +memory|stats +lastsave +cluster|info"

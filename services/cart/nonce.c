@@ -6,6 +6,8 @@
 #include "libshop/random.h"
 #include "libshop/redis.h"
 #include "libshop/util.h"
+#include "services/cart/cartcalc.h"
+#include "services/cart/cartcheck.h"
 #include "services/cart/routes.h"
 
 #include <stdio.h>
@@ -101,22 +103,78 @@ static int nonce_read(const char *id, char **val, size_t *len, struct shop_err *
     return rc;
 }
 
+/* The stored cart of id for ?cart=1 (payment's one call, D21): 1 with *text when it is a cart
+ * GET /cart would hand on, 0 when there is none, 2 when the stored value is not a cart (GET
+ * /cart answers that one), -1 with err set. */
+static int cart_read(const char *id, char **text, size_t *len, struct shop_err *err)
+{
+    int rc = shop_redis_get(id, text, len, err);
+    if (rc != 1)
+        return rc;
+    bool ok = cart_check_quick(*text, *len);
+    if (!ok) { /* as GET /cart decides */
+        json_t *cart = cart_parse(*text, *len);
+        ok = cart != NULL;
+        json_decref(cart);
+    }
+    if (ok)
+        return 1;
+    free(*text);
+    *text = NULL;
+    return 2;
+}
+
+/* {"nonce": …, "cart": the stored cart's text as it is, or null}; no "cart" when it is not a
+ * cart. */
+static void reply_with_cart(struct shop_req *req, const char *nonce, size_t nlen, int crc,
+                            const char *cart, size_t clen)
+{
+    json_t *head = json_pack("{s:s%}", "nonce", nonce, nlen);
+    char *text = head ? json_dumps(head, JSON_COMPACT) : NULL; /* {"nonce":"…"} */
+    json_decref(head);
+    if (!text) {
+        shop_reply_text(req, 500, "out of memory");
+        return;
+    }
+    struct shop_buf out;
+    shop_buf_init(&out, strlen(text) + clen + 16);
+    size_t hlen = strlen(text) - 1; /* without its closing brace */
+    int rc = shop_buf_append(&out, text, hlen);
+    if (rc == 0 && crc != 2)
+        rc = shop_buf_printf(&out, ",\"cart\":%.*s", crc == 1 ? (int)clen : 4,
+                             crc == 1 ? cart : "null");
+    if (rc == 0)
+        rc = shop_buf_append(&out, "}", 1);
+    if (rc == 0)
+        shop_reply_json_text(req, 200, out.data, out.len);
+    else
+        shop_reply_text(req, 500, "out of memory");
+    shop_buf_cleanup(&out);
+    free(text);
+}
+
 void route_nonce(struct shop_req *req)
 {
-    const char *id = shop_req_param(req, "id");
+    const char *id = shop_req_param(req, "id"), *q = shop_req_query(req, "cart");
     if (!cart_id_allowed(req, id))
         return;
-    char *val;
-    size_t len;
+    bool with_cart = q && strcmp(q, "1") == 0;
+    char *val = NULL, *cart = NULL;
+    size_t len, clen = 0;
     struct shop_err err;
-    int rc = nonce_read(id, &val, &len, &err);
+    int rc = nonce_read(id, &val, &len, &err), crc = 0;
+    if (rc == 1 && with_cart && (crc = cart_read(id, &cart, &clen, &err)) == -1)
+        rc = -1;
     static const struct shop_err_reply redis_error = {
         .down = "redis not available", .down_json = true, .failed_json = true};
     if (rc == -1)
         shop_reply_err(req, &err, &redis_error);
     else if (rc == 0)
         shop_reply_text(req, 404, "cart not found");
+    else if (with_cart)
+        reply_with_cart(req, val, len, crc, cart, clen);
     else
         shop_reply_json(req, 200, json_pack("{s:s%}", "nonce", val, len));
+    free(cart);
     free(val);
 }

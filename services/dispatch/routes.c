@@ -171,6 +171,22 @@ static bool simulated_work(struct shop_consumer *p, bool *fails)
                                work_step_delay_ms(dispatch_cfg.delay_ms, shop_random_uniform(42)));
 }
 
+/* The done record: first as one SET NX of what the transition writes over no record (the
+ * common case: nothing recorded for the order yet), else the transition on the record there.
+ * Returns as record. */
+static int record_done(struct shop_consumer *p, const char *key)
+{
+    char *text = NULL;
+    struct shop_err err;
+    int nx = work_record_done(NULL, 0, (long long)time(NULL), &text) == WORK_WRITE
+                 ? shop_redis_set_nx(key, text, strlen(text), dispatch_cfg.record_ttl_s, &err)
+                 : 0;
+    free(text);
+    if (nx == 1)
+        return WORK_WRITE;
+    return record(p, key, (struct record_op){work_record_done}); /* also waits out an error */
+}
+
 static bool process(struct shop_consumer *p, const struct dispatch_job *j, const char *key,
                     bool redelivered)
 {
@@ -192,7 +208,7 @@ static bool process(struct shop_consumer *p, const struct dispatch_job *j, const
     bool fails = false;
     if (!simulated_work(p, &fails))
         return false; /* stopping: left unacked, the broker redelivers it */
-    rc = record(p, key, (struct record_op){work_record_done});
+    rc = record_done(p, key);
     if (rc != WORK_WRITE) {
         if (rc > 0)
             duplicate(j, rc, redelivered); /* another delivery of it finished first */

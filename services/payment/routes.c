@@ -56,19 +56,23 @@ struct pay {
     bool claimed; /* our pending record is under key */
     char orderid[37];
     json_t *cart;   /* the server's cart */
-    int registered; /* 1 yes, 0 no, -1 unknown (the user check failed) */
+    bool cart_read; /* cart came with the nonce (NULL: there was none), read before the claim */
+    bool claimed_at_once; /* the claim was the first try's: nothing happened to key before */
+    int registered;       /* 1 yes, 0 no, -1 unknown (the user check failed) */
 };
 
-/* One call to the user or cart service: base + "/" + verb + "/" + escaped id, with the caller's
- * Cookie header (harmless without sessions; a session-checking peer sees the caller's). */
-static int call_service(struct pay *p, const char *method, const char *base, const char *verb,
-                        const char *body, struct shop_http_result *res)
+/* One call to the user or cart service: base + "/" + verb + "/" + escaped id (+ "?" query), with
+ * the caller's Cookie header (harmless without sessions; a session-checking peer sees the
+ * caller's). */
+static int call_peer(struct pay *p, const char *method, const char *base, const char *verb,
+                     const char *query, const char *body, struct shop_http_result *res)
 {
     struct shop_peer_call call = {
         .method = method,
         .base = base,
         .verb = verb,
         .id = p->id,
+        .query = query,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .timeout_ms = CALL_TIMEOUT_MS,
@@ -78,19 +82,41 @@ static int call_service(struct pay *p, const char *method, const char *base, con
     return shop_http_call_peer(&call, res);
 }
 
-/* The cart's nonce (GET /nonce/{id} on the cart service). Returns 0 (p->nonce set, or NULL
- * when the cart service has none), or -1 after replying. */
+static int call_service(struct pay *p, const char *method, const char *base, const char *verb,
+                        const char *body, struct shop_http_result *res)
+{
+    return call_peer(p, method, base, verb, NULL, body, res);
+}
+
+/* Keeps the cart that came with the nonce: an object, or null (no cart). A cart service that
+ * does not send one (an older one) leaves p->cart_read false: the cart is asked for later. */
+static void keep_cart(struct pay *p, json_t *answer)
+{
+    json_t *cart = json_object_get(answer, "cart");
+    if (json_is_object(cart) || json_is_null(cart)) {
+        p->cart = json_is_object(cart) ? json_incref(cart) : NULL;
+        p->cart_read = true;
+    }
+}
+
+/* The cart's nonce and, in the same answer, the cart (GET /nonce/{id}?cart=1 on the cart
+ * service). Returns 0 (p->nonce set, or NULL when the cart service has none), or -1 after
+ * replying. */
 static int fetch_nonce(struct pay *p)
 {
     struct shop_http_result res;
-    shop_http_result_init(&res, 4096);
-    int rc = call_service(p, "GET", payment_cfg.cart_base, "nonce", NULL, &res);
+    shop_http_result_init(&res, BODY_MAX);
+    int rc = call_peer(p, "GET", payment_cfg.cart_base, "nonce", "cart=1", NULL, &res);
     if (rc == 0 && res.status == 200) {
         json_error_t jerr;
-        json_t *v = json_loadb(res.body.data, res.body.len, 0, &jerr);
+        json_t *v = shop_json_parse(res.body.data, res.body.len, &jerr);
         const char *n = shop_json_str(v, "nonce");
         p->nonce = n ? shop_xstrdup(n) : NULL;
+        if (n)
+            keep_cart(p, v);
         json_decref(v);
+    } else if (rc == 0 && res.status == 404) {
+        p->cart_read = true; /* neither a nonce nor a cart */
     } else if (rc == 0 && res.status >= 400 && res.status < 500 && res.status != 404) {
         shop_reply_text(p->req, (int)res.status, res.body.data); /* e.g. a session check's 403 */
         rc = -1;
@@ -149,7 +175,7 @@ static void replay(struct pay *p, struct idem_record *r)
     shop_reply_json(p->req, 200, json_pack("{s:s}", "orderid", r->orderid));
 }
 
-/* Looks the checkout up, before the cart is read (D21): returns 1 when this request goes on
+/* Looks the checkout up, before the cart is charged (D21): returns 1 when this request goes on
  * as the owner of a new pending record (or without one: no key), 0 after replying (a replay,
  * a conflict, an error). A pending record of a concurrent duplicate is waited for. */
 static int claim(struct pay *p)
@@ -162,8 +188,15 @@ static int claim(struct pay *p)
     /* a duplicate holds its worker thread while it waits: at most WAIT_MAX_S, then 409 */
     long wait_s = payment_cfg.pending_ttl_s < WAIT_MAX_S ? payment_cfg.pending_ttl_s : WAIT_MAX_S;
     long long deadline = shop_now_ns() + wait_s * 1000000000LL;
-    for (;;) {
-        struct shop_err err;
+    struct shop_err err;
+    int first = put_record(p, IDEM_PENDING, false, true, &err); /* a new checkout: one SET NX */
+    if (first != 0) {
+        if (first == -1)
+            shop_reply_err(p->req, &err, &redis_error);
+        p->claimed = p->claimed_at_once = first == 1;
+        return first == 1;
+    }
+    for (;;) { /* the key is taken: a record to answer from or to wait for */
         char *text;
         size_t len;
         int rc = shop_redis_get(p->key, &text, &len, &err);
@@ -216,9 +249,19 @@ static int check_user(struct pay *p)
     return 0;
 }
 
-/* The server's cart (D19): GET /cart/{id}. Returns 0 with p->cart, or -1 after replying. */
+/* The server's cart (D19): the one that came with the nonce when nothing happened under the
+ * checkout's key since (else it may be older than what a pay before this one left), else GET
+ * /cart/{id}. Returns 0 with p->cart, or -1 after replying. */
 static int fetch_cart(struct pay *p)
 {
+    if (p->cart_read && (p->claimed_at_once || !p->key)) {
+        if (p->cart)
+            return 0;
+        shop_reply_text(p->req, 400, "cart not valid"); /* no cart: nothing to pay */
+        return -1;
+    }
+    json_decref(p->cart);
+    p->cart = NULL;
     struct shop_http_result res;
     shop_http_result_init(&res, BODY_MAX);
     int rc = call_service(p, "GET", payment_cfg.cart_base, "cart", NULL, &res);

@@ -11,6 +11,7 @@
 #include "libshop/util.h"
 #include "services/user/backoff.h"
 #include "services/user/records.h"
+#include "services/user/reserved.h"
 #include "services/user/session.h"
 
 #include <pthread.h>
@@ -81,11 +82,14 @@ void route_uniqueid(struct shop_req *req)
         shop_reply_json(req, 200, json_pack("{s:s}", "uuid", id));
 }
 
+/* GET /check/{id}: 200 when a user is named id. An anonymous id is answered without a query
+ * while no stored user has such a name (reserved.h, D26): every anonymous pay asks. */
 void route_check(struct shop_req *req)
 {
-    json_t *doc;
+    const char *id = shop_req_param(req, "id");
+    json_t *doc = NULL;
     struct shop_err err;
-    int rc = find_user(shop_req_param(req, "id"), &doc, &err);
+    int rc = reserved_name_unused(id) ? 0 : find_user(id, &doc, &err);
     if (rc == -1)
         shop_reply_err(req, &err, &db_error);
     else if (rc == 0)

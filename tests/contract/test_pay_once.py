@@ -10,6 +10,7 @@ process (test_payment.Payment) on the stack's Redis, RabbitMQ, user and cart ser
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -34,12 +35,14 @@ def stack_payment_log():
 class CartProxy:
     """A pass-through proxy in front of the stack's cart service that answers 500 to the first
     fail_deletes DELETE requests instead of forwarding them (a cart service failing after the
-    order was published)."""
+    order was published). older=True drops the query string, as a cart service from before
+    GET /nonce/{id}?cart=1 (D21) ignores it."""
 
-    def __init__(self, fail_deletes=1):
+    def __init__(self, fail_deletes=1, older=False):
         self.fail_deletes = fail_deletes
         self.deletes = 0
         self.cookies = []  # (method, path, Cookie header) of every request
+        self.paths = []  # the path of every request, its query string included
         target = service_url("cart")
         proxy = self
 
@@ -49,11 +52,13 @@ class CartProxy:
             def relay(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 proxy.cookies.append((self.command, self.path.split("/")[1], self.headers.get("Cookie")))
+                proxy.paths.append(self.path)
                 if self.command == "DELETE":
                     proxy.deletes += 1
                     if proxy.deletes <= proxy.fail_deletes:
                         return self.answer(500, b"injected failure", "text/plain")
-                r = requests.request(self.command, target + self.path, data=body or None, timeout=10,
+                path = self.path.split("?")[0] if older else self.path
+                r = requests.request(self.command, target + path, data=body or None, timeout=10,
                                      headers={k: v for k, v in self.headers.items()
                                               if k.lower() in ("content-type", "cookie")})
                 self.answer(r.status_code, r.content, r.headers.get("Content-Type", "text/plain"))
@@ -117,7 +122,7 @@ def test_pay_retried_after_a_500_from_the_cart_service(http):
 
 def test_caller_cookie_is_forwarded_to_the_cart_service(http):
     """Payment forwards the caller's Cookie header on each of its calls to the cart service
-    (the nonce, the cart, its deletion), so a peer that checks sessions sees the caller's."""
+    (the nonce with the cart, its deletion), so a peer that checks sessions sees the caller's."""
     proxy = CartProxy(fail_deletes=0)
     p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
     try:
@@ -126,10 +131,107 @@ def test_caller_cookie_is_forwarded_to_the_cart_service(http):
         cookie = "shop_session=s-%s; other=1" % uuid.uuid4().hex
         r = requests.post("%s/pay/%s" % (p.url, cart_id), json=cart, headers={"Cookie": cookie}, timeout=30)
         assert r.status_code == 200, r.text
-        assert [(m, v) for m, v, _ in proxy.cookies] == [("GET", "nonce"), ("GET", "cart"), ("DELETE", "cart")]
+        assert [(m, v) for m, v, _ in proxy.cookies] == [("GET", "nonce"), ("DELETE", "cart")]
         assert {c for _, _, c in proxy.cookies} == {cookie}
     finally:
         p.stop()
+        proxy.close()
+
+
+def test_pay_reads_the_cart_with_its_nonce(http):
+    """One call gives payment the cart's nonce and the cart (GET /nonce/{id}?cart=1): the pay
+    charges that cart without a GET /cart/{id} of its own."""
+    proxy = CartProxy(fail_deletes=0)
+    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        r = pay(requests, cart_id, cart, base=p.url)
+        assert r.status_code == 200, r.text
+        assert proxy.paths == ["/nonce/%s?cart=1" % cart_id, "/cart/%s" % cart_id]
+        assert metrics(requests, base=p.url)["sold_count_total"] == 1
+        assert wait_dispatched([r.json()["orderid"]]) == set()
+    finally:
+        p.stop()
+        proxy.close()
+
+
+def test_pay_with_a_cart_service_that_sends_no_cart_with_the_nonce(http):
+    """A cart service from before ?cart=1 answers the nonce alone: payment asks for the cart
+    itself (GET /cart/{id}) and the pay goes through as before."""
+    proxy = CartProxy(fail_deletes=0, older=True)
+    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        r = pay(requests, cart_id, cart, base=p.url)
+        assert r.status_code == 200, r.text
+        assert [(m, v) for m, v, _ in proxy.cookies] == [("GET", "nonce"), ("GET", "cart"), ("DELETE", "cart")]
+        assert cart_status(http, cart_id) == 404
+        assert wait_dispatched([r.json()["orderid"]]) == set()
+    finally:
+        p.stop()
+        proxy.close()
+
+
+class FirstHeldGateway:
+    """A payment gateway whose first request waits for release() and then answers 503; every
+    later one answers 200 at once."""
+
+    def __init__(self):
+        self.hits = 0
+        self.held = threading.Event()
+        self.released = threading.Event()
+        gw = self
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                gw.hits += 1
+                if gw.hits == 1:
+                    gw.held.set()
+                    gw.released.wait(120)
+                    return self.answer(503, b"try later")
+                self.answer(200, b"paid")
+
+        self.server = serve_http(Handler)
+        self.url = "http://127.0.0.1:%d/" % self.server.server_port
+
+    def close(self):
+        self.released.set()
+        close_server(self.server)
+
+
+def test_a_pay_that_waited_charges_the_cart_as_it_is_after_the_wait(http):
+    """A pay that found its checkout's name taken (it waited for a duplicate) does not charge
+    the cart that came with the nonce before the wait: the first pay fails at the gateway and
+    gives the name back, the cart changes meanwhile, the waiting pay reads the cart again and
+    charges the changed one."""
+    proxy, gw = CartProxy(fail_deletes=0), FirstHeldGateway()
+    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port, PAYMENT_GATEWAY=gw.url).wait_ready()
+    try:
+        cart_id = anon_id()
+        cart = make_cart(http, cart_id)
+        key = {"Idempotency-Key": "stale-%s" % uuid.uuid4().hex}
+        send = lambda: requests.post("%s/pay/%s" % (p.url, cart_id), json=cart,  # noqa: E731
+                                     headers=key, timeout=60)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(send)
+            assert gw.held.wait(30)  # the first pay holds the name, at the gateway
+            second = pool.submit(send)
+            assert wait_for(lambda: len([x for x in proxy.paths if x.startswith("/nonce/")]) == 2, 30)
+            bigger = make_cart(http, cart_id, cost=99.5)  # one more line, another shipping cost
+            assert bigger["total"] != cart["total"]
+            gw.released.set()
+            assert first.result().status_code == 503
+            r = second.result()
+        assert r.status_code == 200, r.text
+        assert proxy.paths[-2:] == ["/cart/%s" % cart_id] * 2  # read again, then deleted
+        m = metrics(requests, base=p.url)
+        assert m["cart_value_count"] == 1 and abs(m["cart_value_sum"] - bigger["total"]) < 0.01
+        assert wait_dispatched([r.json()["orderid"]]) == set()
+    finally:
+        p.stop()
+        gw.close()
         proxy.close()
 
 
@@ -218,6 +320,36 @@ def test_cart_nonce_lifecycle(http):
     assert nonce(b) == second
     for cid in (a, b):
         http.delete("%s/cart/%s" % (cart, cid), timeout=10)
+
+
+def test_cart_nonce_with_the_cart(http):
+    """GET /nonce/{id}?cart=1 (payment's one call): the nonce and the cart as GET /cart/{id} has
+    it (byte for byte), null once the cart is gone (the nonce stays); 404 with neither; a stored
+    value that is not a cart is left out (GET /cart/{id} answers that one)."""
+    cart = service_url("cart")
+    cid = anon_id()
+    assert http.get("%s/nonce/%s?cart=1" % (cart, cid), timeout=10).status_code == 404
+    make_cart(http, cid)
+    r = http.get("%s/nonce/%s?cart=1" % (cart, cid), timeout=10)
+    plain = http.get("%s/cart/%s" % (cart, cid), timeout=10)
+    assert r.status_code == 200 and plain.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"nonce", "cart"} and re.match(r"^[0-9a-f]{32}$", body["nonce"])
+    assert body["nonce"] == http.get("%s/nonce/%s" % (cart, cid), timeout=10).json()["nonce"]
+    assert body["cart"] == plain.json() and plain.content in r.content
+    assert http.delete("%s/cart/%s" % (cart, cid), timeout=10).status_code == 200
+    assert http.get("%s/nonce/%s?cart=1" % (cart, cid), timeout=10).json() == {
+        "nonce": body["nonce"], "cart": None}
+    rport = os.environ.get("REDIS_PORT", "6379")
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", rport, "SET", cid, "not a cart"],
+                   check=True, capture_output=True)
+    try:
+        assert http.get("%s/nonce/%s?cart=1" % (cart, cid), timeout=10).json() == {
+            "nonce": body["nonce"]}
+        assert http.get("%s/cart/%s" % (cart, cid), timeout=10).status_code == 500
+    finally:
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", rport, "DEL", cid],
+                       check=True, capture_output=True)
 
 
 def test_renamed_cart_is_a_new_order_for_a_user_who_paid_before(http):

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/time.h>
 
@@ -231,6 +232,19 @@ struct pipe {
     struct conn c; /* connected and handshaken blocking, then driven non-blocking */
     bool pending;  /* commands appended and not yet all written */
     struct waiter *head, *tail;
+    struct turn *turns;  /* the keys this loop's coroutines are updating (one turn each) */
+    struct turn *handed; /* turns handed over, their coroutines to be woken by the loop */
+    bool stopping;       /* the loop stops: a coroutine handed a turn gives up */
+};
+
+/* A coroutine's turn to update a key: one update of a key at a time per loop, the others of the
+ * loop in line behind it (on their own stacks), so the compare-and-set of concurrent requests of
+ * one loop does not conflict with itself round after round. */
+struct turn {
+    const char *key;
+    struct shop_co *co;
+    struct turn *line; /* the next in line for this key */
+    struct turn *next; /* the next key being updated, or the next turn handed over */
 };
 
 static _Thread_local struct pipe *t_pipe;
@@ -241,6 +255,24 @@ static void pipe_watch(struct pipe *p)
         shop_log_warn("redis: cannot watch the connection");
 }
 
+static void pipe_drop(struct pipe *p)
+{
+    if (p->c.ctx) {
+        shop_loop_watch(p->loop, &p->src, -1, 0);
+        drop(&p->c);
+    }
+    p->pending = false;
+}
+
+static void waiter_fail(struct waiter *w, const char *why, bool timeout)
+{
+    for (int k = 0; k < w->got; k++)
+        freeReplyObject(w->replies[k]);
+    w->rc = SHOP_REDIS_UNAVAILABLE;
+    w->timeout = timeout;
+    snprintf(w->err, sizeof(w->err), "%s", why);
+}
+
 /* Every waiter fails (the connection is dropped): each is switched into, in order. */
 static void pipe_fail(struct pipe *p, const char *why, bool timeout)
 {
@@ -248,18 +280,10 @@ static void pipe_fail(struct pipe *p, const char *why, bool timeout)
     snprintf(reason, sizeof(reason), "%s", why); /* why may be the context's errstr */
     struct waiter *w = p->head;
     p->head = p->tail = NULL;
-    if (p->c.ctx) {
-        shop_loop_watch(p->loop, &p->src, -1, 0);
-        drop(&p->c);
-    }
-    p->pending = false;
+    pipe_drop(p);
     while (w) {
         struct waiter *next = w->next;
-        for (int k = 0; k < w->got; k++)
-            freeReplyObject(w->replies[k]);
-        w->rc = SHOP_REDIS_UNAVAILABLE;
-        w->timeout = timeout;
-        memcpy(w->err, reason, sizeof(reason));
+        waiter_fail(w, reason, timeout);
         shop_co_wake(w->co);
         w = next;
     }
@@ -305,7 +329,21 @@ static void pipe_ready(void *arg, uint32_t events)
 static long long pipe_deadline(void *arg)
 {
     struct pipe *p = arg;
+    if (p->handed)
+        return 1; /* long past: the loop does not sleep before its tick wakes them */
     return p->head ? p->head->deadline : 0;
+}
+
+/* Switches into every coroutine handed a turn (from the loop's stack). */
+static void wake_handed(struct pipe *p)
+{
+    while (p->handed) {
+        struct turn *t = p->handed;
+        p->handed = t->next;
+        t->next = p->turns;
+        p->turns = t;
+        shop_co_wake(t->co);
+    }
 }
 
 /* Each iteration: a hung Redis fails every waiter once the oldest one's time is up; what the
@@ -313,6 +351,7 @@ static long long pipe_deadline(void *arg)
 static void pipe_tick(void *arg, long long now)
 {
     struct pipe *p = arg;
+    wake_handed(p);
     if (p->head && now >= p->head->deadline) {
         pipe_fail(p, "command timed out", true);
         return;
@@ -334,7 +373,10 @@ static void pipe_tick(void *arg, long long now)
 
 static void pipe_stop(void *arg)
 {
-    pipe_fail(arg, "server stopping", true);
+    struct pipe *p = arg;
+    p->stopping = true;
+    pipe_fail(p, "server stopping", true);
+    wake_handed(p); /* each gives up and hands its turn on, until no one is in line */
 }
 
 static void pipe_destroy(void *arg)
@@ -384,6 +426,56 @@ static int pipe_open(struct pipe *p)
     return SHOP_REDIS_OK;
 }
 
+/* Waits up to the deadline for fd to be ready for events. 1 when ready, 0 on time out, -1. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - shop_now_ns();
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int k = poll(&pfd, 1, (int)((left + 999999) / 1000000));
+        if (k >= 0 || errno != EINTR)
+            return k > 0 ? 1 : k;
+    }
+}
+
+/* The round trip of the loop's only running request, made in place: its commands written, then
+ * the socket waited on up to the deadline until every reply is read. Nobody else waits, so there
+ * is nothing to batch, and suspending the request's connection (and resuming it) would cost more
+ * system calls than the round trip itself. Sets w as the loop sets a queued waiter. */
+static void pipe_direct(struct pipe *p, struct waiter *w)
+{
+    redisContext *ctx = p->c.ctx;
+    int written = 0;
+    while (w->got < w->n) {
+        void *r = NULL;
+        if (!written && redisBufferWrite(ctx, &written) != REDIS_OK)
+            break;
+        if (written && redisGetReplyFromReader(ctx, &r) != REDIS_OK)
+            break;
+        if (r) {
+            w->replies[w->got++] = r;
+            continue;
+        }
+        int k = wait_fd(ctx->fd, written ? POLLIN : POLLOUT, w->deadline);
+        if (k <= 0) {
+            waiter_fail(w, k == 0 ? "command timed out" : "poll failed", k == 0);
+            pipe_drop(p);
+            return;
+        }
+        if (written && redisBufferRead(ctx) != REDIS_OK)
+            break;
+    }
+    if (w->got == w->n) {
+        p->c.used = true;
+        w->rc = SHOP_REDIS_OK;
+        return;
+    }
+    waiter_fail(w, ctx->errstr[0] ? ctx->errstr : "connection lost", false);
+    pipe_drop(p);
+}
+
 /* run_round_trip's twin for a coroutine: queues the commands, waits for the loop to hand over
  * their replies. Same results, retry and fail-fast rules. */
 static int pipe_round_trip(struct pipe *p, int n, const char *const *cmds, const int *lens,
@@ -403,16 +495,20 @@ static int pipe_round_trip(struct pipe *p, int n, const char *const *cmds, const
         for (int i = 0; i < n; i++)
             if (redisAppendFormattedCommand(p->c.ctx, cmds[i], (size_t)lens[i]) != REDIS_OK)
                 shop_fatalx("out of memory for a redis command");
-        if (!p->pending) {
-            p->pending = true;
-            pipe_watch(p);
+        if (!p->pending && !p->head && shop_loop_busy() == 1) {
+            pipe_direct(p, &w);
+        } else {
+            if (!p->pending) {
+                p->pending = true;
+                pipe_watch(p);
+            }
+            if (p->tail)
+                p->tail->next = &w;
+            else
+                p->head = &w;
+            p->tail = &w;
+            shop_co_wait();
         }
-        if (p->tail)
-            p->tail->next = &w;
-        else
-            p->head = &w;
-        p->tail = &w;
-        shop_co_wait();
         if (w.rc == SHOP_REDIS_OK)
             return SHOP_REDIS_OK;
         set_err("redis %s:%d: %s", g_conf.host, g_conf.port, w.err);
@@ -874,10 +970,51 @@ static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
     return SHOP_REDIS_ERROR;
 }
 
+/* Waits for the turn t to update t->key on p. 0, or -1 when the loop stops meanwhile. */
+static int turn_take(struct pipe *p, struct turn *t)
+{
+    for (struct turn *h = p->turns; h; h = h->next) {
+        if (strcmp(h->key, t->key) != 0)
+            continue;
+        while (h->line)
+            h = h->line;
+        h->line = t;
+        shop_co_wait(); /* until wake_handed, with t among p->turns */
+        if (!p->stopping)
+            return 0;
+        set_err("server stopping");
+        return -1;
+    }
+    t->next = p->turns;
+    p->turns = t;
+    return 0;
+}
+
+/* Ends t's turn; the next in line (if any) is woken by the loop. */
+static void turn_end(struct pipe *p, struct turn *t)
+{
+    struct turn **at = &p->turns;
+    while (*at != t)
+        at = &(*at)->next;
+    *at = t->next;
+    if (t->line) {
+        t->line->next = p->handed;
+        p->handed = t->line;
+    }
+}
+
 int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
                       struct shop_err *err)
 {
+    struct pipe *p = loop_pipe();
+    struct turn t = {.key = key, .co = shop_co_self()};
+    if (p && turn_take(p, &t) == -1) {
+        turn_end(p, &t);
+        return to_err(SHOP_REDIS_UNAVAILABLE, err);
+    }
     int rc = update(key, ttl, fn, ud);
+    if (p)
+        turn_end(p, &t);
     return rc < 0 ? to_err(rc, err) : rc;
 }
 

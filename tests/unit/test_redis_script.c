@@ -11,14 +11,19 @@
 #include "tests/unit/check.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define COROUTINES 40
+#define LOOPS      4
+#define COROUTINES 50
+#define UPDATES    20 /* each, one after the other: the key is contended all along */
 
+static atomic_int jobs_ok;
 static redisContext *raw; /* a second client: the "someone else" of the tests */
 static char prefix[64];
 
@@ -147,7 +152,9 @@ static void job_fn(void *arg)
 {
     struct job *j = arg;
     struct shop_err err;
-    j->rc = shop_redis_update(j->key, 60, add_one, NULL, &err);
+    j->rc = 0;
+    for (int i = 0; i < UPDATES && j->rc == 0; i++)
+        j->rc = shop_redis_update(j->key, 60, add_one, NULL, &err);
     j->finished = true;
 }
 
@@ -160,15 +167,39 @@ static void meddle_job(void *arg)
 
 static void run_loop(struct shop_loop *l)
 {
-    for (int i = 0; i < 2000 && shop_loop_busy() > 0; i++) {
+    for (int i = 0; i < 20000 && shop_loop_busy() > 0; i++) {
         shop_loop_tick(l);
         shop_loop_poll(l, 10);
     }
     CHECK(shop_loop_busy() == 0);
 }
 
-/* Coroutines of one loop: their reads and writes share the loop's pipelined connection. */
-static void test_update_loop(void)
+/* Coroutines of one loop, its thread's: their reads and writes share the loop's pipelined
+ * connection; updates of one key wait for their turn. ok counts the jobs that succeeded. */
+static void *loop_thread(void *arg)
+{
+    const char *key = arg;
+    struct shop_loop *l = shop_loop_new();
+    if (!l)
+        return NULL;
+    struct job jobs[COROUTINES];
+    for (int i = 0; i < COROUTINES; i++) {
+        jobs[i] = (struct job){.key = key, .rc = -9};
+        shop_co_start(job_fn, NULL, &jobs[i]);
+    }
+    for (int i = 0; i < 100000 && shop_loop_busy() > 0; i++) {
+        shop_loop_tick(l);
+        shop_loop_poll(l, 10);
+    }
+    for (int i = 0; i < COROUTINES; i++)
+        atomic_fetch_add(&jobs_ok, jobs[i].finished && jobs[i].rc == 0);
+    shop_loop_free(l);
+    shop_redis_cleanup();
+    return NULL;
+}
+
+/* Several loops (threads) of coroutines updating one key all along: none is lost, none gives up. */
+static void test_update_loops(void)
 {
     struct shop_loop *l = shop_loop_new();
     CHECK(l != NULL);
@@ -176,23 +207,19 @@ static void test_update_loop(void)
         return;
     shop_co_start(meddle_job, NULL, NULL);
     run_loop(l);
+    shop_loop_free(l);
     char key[96], *val = NULL;
     size_t len;
     struct shop_err err;
     key_name(key, sizeof(key), "loop-count");
-    struct job jobs[COROUTINES];
-    for (int i = 0; i < COROUTINES; i++) {
-        jobs[i] = (struct job){.key = key, .rc = -9};
-        shop_co_start(job_fn, NULL, &jobs[i]);
-    }
-    run_loop(l);
-    int ok = 0;
-    for (int i = 0; i < COROUTINES; i++)
-        ok += jobs[i].finished && jobs[i].rc == 0;
-    CHECK(ok == COROUTINES);
-    shop_loop_free(l);
+    pthread_t t[LOOPS];
+    for (int i = 0; i < LOOPS; i++)
+        CHECK(pthread_create(&t[i], NULL, loop_thread, key) == 0);
+    for (int i = 0; i < LOOPS; i++)
+        pthread_join(t[i], NULL);
+    CHECK(atomic_load(&jobs_ok) == LOOPS * COROUTINES);
     CHECK(shop_redis_get(key, &val, &len, &err) == 1);
-    CHECK(val && atoi(val) == COROUTINES); /* 40 concurrent updates give 40 */
+    CHECK(val && atoi(val) == LOOPS * COROUTINES * UPDATES);
     free(val);
 }
 
@@ -212,7 +239,7 @@ int main(void)
     snprintf(prefix, sizeof(prefix), "unit-script-%d-%lld-", (int)getpid(), shop_now_ns());
     test_incr_store();
     test_update_blocking();
-    test_update_loop();
+    test_update_loops();
     redisFree(raw);
     shop_redis_cleanup();
     return check_report("redis_script");

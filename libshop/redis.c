@@ -1,9 +1,9 @@
 /* redis.c - hiredis 0.14 connections kept per worker thread: short connect/command timeouts,
  * AUTH/SELECT on connect, one silent reconnect for a stale connection, a shared fail-fast
- * window after a failed connect (a dead Redis answers in milliseconds), and optimistic
- * WATCH/MULTI/EXEC updates. Called in a coroutine of an event loop (loop.h), a command goes
- * into the loop's pipelined connection instead and the coroutine waits for its replies; the
- * optimistic updates keep a blocking connection of the thread's own. */
+ * window after a failed connect (a dead Redis answers in milliseconds), server-side scripts
+ * (EVALSHA, EVAL when Redis lacks them) and optimistic updates (GET, then a compare-and-set
+ * script). Called in a coroutine of an event loop (loop.h), every command, scripts included,
+ * goes into the loop's pipelined connection instead and the coroutine waits for its replies. */
 #include "libshop/redis.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,7 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/time.h>
 
-#define UPDATE_TRIES 64
+#define UPDATE_TRIES 64 /* at least, and more until the command timeout has passed */
 
 /* Internal results: UNAVAILABLE = Redis could not be reached (or is not serving), ERROR = it
  * answered with an error. The public calls turn them into a struct shop_err. */
@@ -230,10 +231,22 @@ struct pipe {
     struct conn c; /* connected and handshaken blocking, then driven non-blocking */
     bool pending;  /* commands appended and not yet all written */
     struct waiter *head, *tail;
+    struct turn *turns;  /* the keys this loop's coroutines are updating (one turn each) */
+    struct turn *handed; /* turns handed over, their coroutines to be woken by the loop */
+    bool stopping;       /* the loop stops: a coroutine handed a turn gives up */
+};
+
+/* A coroutine's turn to update a key: one update of a key at a time per loop, the others of the
+ * loop in line behind it (on their own stacks), so the compare-and-set of concurrent requests of
+ * one loop does not conflict with itself round after round. */
+struct turn {
+    const char *key;
+    struct shop_co *co;
+    struct turn *line; /* the next in line for this key */
+    struct turn *next; /* the next key being updated, or the next turn handed over */
 };
 
 static _Thread_local struct pipe *t_pipe;
-static _Thread_local int t_blocking; /* > 0: calls block (an optimistic update runs) */
 
 static void pipe_watch(struct pipe *p)
 {
@@ -305,7 +318,21 @@ static void pipe_ready(void *arg, uint32_t events)
 static long long pipe_deadline(void *arg)
 {
     struct pipe *p = arg;
+    if (p->handed)
+        return 1; /* long past: the loop does not sleep before its tick wakes them */
     return p->head ? p->head->deadline : 0;
+}
+
+/* Switches into every coroutine handed a turn (from the loop's stack). */
+static void wake_handed(struct pipe *p)
+{
+    while (p->handed) {
+        struct turn *t = p->handed;
+        p->handed = t->next;
+        t->next = p->turns;
+        p->turns = t;
+        shop_co_wake(t->co);
+    }
 }
 
 /* Each iteration: a hung Redis fails every waiter once the oldest one's time is up; what the
@@ -313,6 +340,7 @@ static long long pipe_deadline(void *arg)
 static void pipe_tick(void *arg, long long now)
 {
     struct pipe *p = arg;
+    wake_handed(p);
     if (p->head && now >= p->head->deadline) {
         pipe_fail(p, "command timed out", true);
         return;
@@ -334,7 +362,10 @@ static void pipe_tick(void *arg, long long now)
 
 static void pipe_stop(void *arg)
 {
-    pipe_fail(arg, "server stopping", true);
+    struct pipe *p = arg;
+    p->stopping = true;
+    pipe_fail(p, "server stopping", true);
+    wake_handed(p); /* each gives up and hands its turn on, until no one is in line */
 }
 
 static void pipe_destroy(void *arg)
@@ -347,11 +378,10 @@ static void pipe_destroy(void *arg)
     free(p);
 }
 
-/* The calling coroutine's pipelined connection, or NULL when calls block (not in a coroutine,
- * or inside an optimistic update). */
+/* The calling coroutine's pipelined connection, or NULL when calls block (not in a coroutine). */
 static struct pipe *loop_pipe(void)
 {
-    if (t_blocking || !shop_co_self())
+    if (!shop_co_self())
         return NULL;
     if (!t_pipe) {
         struct pipe *p = shop_xcalloc(1, sizeof(*p));
@@ -705,117 +735,223 @@ bool shop_redis_ping(void)
     return ok;
 }
 
-/* ---- optimistic updates ------------------------------------------------------------------ */
+/* ---- server-side scripts ------------------------------------------------------------------ */
 
-/* The commands without arguments, in the protocol's form once and for all. */
-static const char CMD_MULTI[] = "*1\r\n$5\r\nMULTI\r\n";
-static const char CMD_EXEC[] = "*1\r\n$4\r\nEXEC\r\n";
-static const char CMD_UNWATCH[] = "*1\r\n$7\r\nUNWATCH\r\n";
+/* A Lua script run by Redis: sent as EVALSHA (its SHA-1, computed once), and as EVAL when Redis
+ * answers NOSCRIPT (a fresh or restarted Redis, SCRIPT FLUSH), which also caches it there: one
+ * round trip in the usual case, on the blocking or the pipelined connection alike.
+ * retry_safe: the transport may resend it once after a stale connection lost it (run()'s rule).
+ * Only a script whose second run is harmless says so: a script whose effect could double (a
+ * lost reply hides an applied write that a second run would apply again) is never resent, its
+ * caller answers 503 as for any failed write. */
+struct script {
+    const char *text;
+    bool retry_safe;
+    char sha[41]; /* hex, filled in by shop_redis_init_conf */
+};
 
-static void unwatch(struct conn *c)
+/* The /uniqueid step (shop_redis_incr_store): the counter, and the new key holding its value. A
+ * resend after a lost reply is harmless: the counter skips a value nobody saw, and the key (a
+ * fresh name only this caller knows) is written again with the newer value. */
+static struct script incr_store_script = {
+    .text = "local n = redis.call('INCR', KEYS[1])\n"
+            "redis.call('SETEX', KEYS[2], ARGV[1], ARGV[2] .. string.format('%d', n) .. ARGV[3])\n"
+            "return n\n",
+    .retry_safe = true};
+
+/* The optimistic update's write: key becomes ARGV[4] (TTL ARGV[3]) only while it still holds
+ * ARGV[2] (ARGV[1] = "1"), or is still absent (ARGV[1] = "0"). 1 when written, 0 on a conflict.
+ * Not resent: if a lost reply hid a write, the retry would see a conflict and apply fn twice. */
+static struct script cas_script = {.text = "local cur = redis.call('GET', KEYS[1])\n"
+                                           "if ARGV[1] == '1' then\n"
+                                           "  if cur ~= ARGV[2] then return 0 end\n"
+                                           "elseif cur then return 0 end\n"
+                                           "redis.call('SETEX', KEYS[1], ARGV[3], ARGV[4])\n"
+                                           "return 1\n",
+                                   .retry_safe = false};
+
+static struct script *const scripts[] = {&incr_store_script, &cas_script};
+
+static void script_hash(struct script *s)
 {
-    redisReply *r;
-    if (c->ctx && run_one(c, CMD_UNWATCH, sizeof(CMD_UNWATCH) - 1, &r, false) == SHOP_REDIS_OK)
-        freeReplyObject(r);
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->text, strlen(s->text), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
 }
 
-/* WATCH key and GET it, pipelined in one round trip. Both run on the same socket, WATCH
- * first (a reconnect resends both), so the WATCH guards the value read. On OK *val is the
- * GET reply (nil or string); on failure nothing stays watched. */
-static int watch_get(struct conn *c, const char *key, redisReply **val)
+#define SCRIPT_MAX_ARGS 8
+
+/* EVAL/EVALSHA of s with its keys and args (argv[0..nargs-1], first nkeys of them are keys):
+ * one formatted command. Returns its length, or -1. */
+static int script_format(char **cmd, const char *verb, const char *body, int nkeys, int nargs,
+                         const char **args, const size_t *lens)
 {
-    char *cmds[2] = {NULL, NULL};
-    int lens[2];
-    lens[0] = redisFormatCommand(&cmds[0], "WATCH %s", key);
-    lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
-    int rc = run_pair(c, cmds, lens, 1, key, val);
-    if (rc != SHOP_REDIS_OK)
-        unwatch(c);
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    const char *argv[SCRIPT_MAX_ARGS + 3] = {verb, body, nk};
+    size_t argl[SCRIPT_MAX_ARGS + 3] = {strlen(verb), strlen(body), strlen(nk)};
+    for (int i = 0; i < nargs; i++) {
+        argv[3 + i] = args[i];
+        argl[3 + i] = lens[i];
+    }
+    return redisFormatCommandArgv(cmd, 3 + nargs, argv, argl);
+}
+
+static int script_send(struct conn *c, struct script *s, bool by_sha, int nkeys, int nargs,
+                       const char **args, const size_t *lens, redisReply **reply)
+{
+    char *cmd = NULL;
+    int len = script_format(&cmd, by_sha ? "EVALSHA" : "EVAL", by_sha ? s->sha : s->text, nkeys,
+                            nargs, args, lens);
+    *reply = NULL;
+    if (len < 0) {
+        set_err("bad redis script call");
+        return SHOP_REDIS_ERROR;
+    }
+    int rc = run_one(c, cmd, len, reply, s->retry_safe);
+    redisFreeCommand(cmd);
     return rc;
 }
 
-/* Explains an EXEC that neither committed nor saw a conflict. */
-static int tx_failure(redisReply **rep)
+/* Runs s: EVALSHA, then EVAL when Redis does not have it (NOSCRIPT: nothing ran). OK with *reply
+ * (never an error reply) or a failure. */
+static int script_run(struct script *s, int nkeys, int nargs, const char **args, const size_t *lens,
+                      redisReply **reply)
 {
-    const redisReply *e = rep[2];
-    if (rep[1]->type == REDIS_REPLY_ERROR)
-        e = rep[1];
-    else if (e->type == REDIS_REPLY_ARRAY && e->elements > 0)
-        e = e->element[0];
-    if (e->type != REDIS_REPLY_ERROR) {
-        set_err("transaction failed: unexpected EXEC answer");
+    if (nargs > SCRIPT_MAX_ARGS) {
+        set_err("redis script: too many arguments");
         return SHOP_REDIS_ERROR;
     }
-    set_err("transaction failed: %s", e->str);
-    return busy_error(e->str) ? SHOP_REDIS_UNAVAILABLE : SHOP_REDIS_ERROR;
+    struct conn *c = thread_conn();
+    int rc = script_send(c, s, true, nkeys, nargs, args, lens, reply);
+    if (rc == SHOP_REDIS_ERROR && strncmp(last_err, "NOSCRIPT", 8) == 0)
+        rc = script_send(c, s, false, nkeys, nargs, args, lens, reply);
+    return rc;
 }
 
-/* MULTI, SETEX, EXEC in one round trip. Returns OK, 1 when the key changed meanwhile
- * (EXEC answered nil), or a negative code. */
-static int exec_setex(struct conn *c, const char *key, long ttl, const char *val)
+int shop_redis_incr_store(const char *counter, const char *key, long ttl, const char *before,
+                          const char *after, long long *value, struct shop_err *err)
 {
-    char *setex = NULL;
-    int setex_len = redisFormatCommand(&setex, "SETEX %s %ld %s", key, ttl, val);
-    const char *cmds[3] = {CMD_MULTI, setex, CMD_EXEC};
-    int lens[3] = {sizeof(CMD_MULTI) - 1, setex_len, sizeof(CMD_EXEC) - 1};
-    redisReply *rep[3] = {NULL, NULL, NULL};
-    int rc = SHOP_REDIS_ERROR;
-    if (setex_len > 0)
-        rc = run(c, 3, cmds, lens, rep, false);
-    if (rc == SHOP_REDIS_OK) {
-        redisReply *ex = rep[2];
-        if (ex->type == REDIS_REPLY_NIL) {
-            rc = 1;
-        } else if (ex->type == REDIS_REPLY_ARRAY && ex->elements == 1 &&
-                   ex->element[0]->type == REDIS_REPLY_STATUS) {
-            rc = SHOP_REDIS_OK;
-        } else {
-            rc = tx_failure(rep);
-        }
+    char ttl_s[24];
+    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
+    const char *args[] = {counter, key, ttl_s, before, after};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(args[i]);
+    redisReply *r;
+    int rc = script_run(&incr_store_script, 2, 5, args, lens, &r);
+    if (rc == SHOP_REDIS_OK && r->type != REDIS_REPLY_INTEGER) {
+        set_err("INCR script: no integer answer");
+        freeReplyObject(r);
+        rc = SHOP_REDIS_ERROR;
     }
-    for (int i = 0; i < 3; i++)
-        if (rep[i])
-            freeReplyObject(rep[i]);
-    redisFreeCommand(setex);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    *value = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- optimistic updates ------------------------------------------------------------------ */
+
+/* Writes val to key (TTL ttl) unless key no longer holds old (NULL: absent). Returns OK when
+ * written, 1 on a conflict, or a failure. */
+static int compare_and_set(const char *key, long ttl, const redisReply *old, const char *val)
+{
+    char ttl_s[24];
+    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
+    bool had = old->type == REDIS_REPLY_STRING;
+    const char *args[] = {key, had ? "1" : "0", had ? old->str : "", ttl_s, val};
+    size_t lens[] = {strlen(key), 1, had ? old->len : 0, strlen(ttl_s), strlen(val)};
+    redisReply *r;
+    int rc = script_run(&cas_script, 1, 5, args, lens, &r);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        set_err("compare-and-set: unexpected answer type %d", r->type);
+        rc = SHOP_REDIS_ERROR;
+    } else {
+        rc = r->integer == 1 ? SHOP_REDIS_OK : 1;
+    }
+    freeReplyObject(r);
     return rc;
 }
 
 static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
 {
-    struct conn *c = thread_conn();
-    for (int attempt = 0; attempt < UPDATE_TRIES; attempt++) {
+    long long give_up = shop_now_ns() + g_conf.command_timeout_ms * 1000000LL;
+    int attempt;
+    for (attempt = 0; attempt < UPDATE_TRIES || shop_now_ns() < give_up; attempt++) {
         redisReply *val = NULL;
-        int rc = watch_get(c, key, &val);
+        int rc = cmd_typed(&val, REDIS_REPLY_STRING, "GET", "GET %s", key);
         if (rc != SHOP_REDIS_OK)
             return rc;
         char *out = NULL;
         const char *cur = val->type == REDIS_REPLY_STRING ? val->str : NULL;
         int code = fn(cur, cur ? val->len : 0, ud, &out);
+        if (code == 0)
+            rc = compare_and_set(key, ttl, val, out);
         freeReplyObject(val);
-        if (code != 0) {
-            free(out);
-            unwatch(c);
-            return code;
-        }
-        rc = exec_setex(c, key, ttl, out);
         free(out);
+        if (code != 0)
+            return code;
         if (rc != 1)
             return rc;
-        if (attempt >= 2) /* heavy contention: let the others finish */
+        /* heavy contention on a blocking connection: let the others finish (a coroutine's
+         * rivals run while it waits for its replies: no pause there) */
+        if (attempt >= 2 && !loop_pipe())
             shop_sleep_ms((long)(rand_r(&seed) % 3));
     }
-    set_err("key %s kept changing: gave up after %d tries", key, UPDATE_TRIES);
+    set_err("key %s kept changing: gave up after %d tries", key, attempt);
     return SHOP_REDIS_ERROR;
+}
+
+/* Waits for the turn t to update t->key on p. 0, or -1 when the loop stops meanwhile. */
+static int turn_take(struct pipe *p, struct turn *t)
+{
+    for (struct turn *h = p->turns; h; h = h->next) {
+        if (strcmp(h->key, t->key) != 0)
+            continue;
+        while (h->line)
+            h = h->line;
+        h->line = t;
+        shop_co_wait(); /* until wake_handed, with t among p->turns */
+        if (!p->stopping)
+            return 0;
+        set_err("server stopping");
+        return -1;
+    }
+    t->next = p->turns;
+    p->turns = t;
+    return 0;
+}
+
+/* Ends t's turn; the next in line (if any) is woken by the loop. */
+static void turn_end(struct pipe *p, struct turn *t)
+{
+    struct turn **at = &p->turns;
+    while (*at != t)
+        at = &(*at)->next;
+    *at = t->next;
+    if (t->line) {
+        t->line->next = p->handed;
+        p->handed = t->line;
+    }
 }
 
 int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
                       struct shop_err *err)
 {
-    /* On the thread's blocking connection, fn included: no other coroutine of the thread runs
-     * until it is done, so nothing else is sent between this WATCH and its EXEC. */
-    t_blocking++;
+    struct pipe *p = loop_pipe();
+    struct turn t = {.key = key, .co = shop_co_self()};
+    if (p && turn_take(p, &t) == -1) {
+        turn_end(p, &t);
+        return to_err(SHOP_REDIS_UNAVAILABLE, err);
+    }
     int rc = update(key, ttl, fn, ud);
-    t_blocking--;
+    if (p)
+        turn_end(p, &t);
     return rc < 0 ? to_err(rc, err) : rc;
 }
 
@@ -865,6 +1001,8 @@ int shop_redis_conf_parse(const char *value, int def_port, struct shop_redis_con
 void shop_redis_init_conf(const struct shop_redis_conf *conf)
 {
     g_conf = *conf;
+    for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
+        script_hash(scripts[i]);
     shop_log_info("redis %s:%d db=%d%s", g_conf.host, g_conf.port, g_conf.db,
                   g_conf.pass[0] ? " auth=yes" : "");
 }

@@ -2,7 +2,8 @@
  * per worker thread (in loop mode one pipelined connection per event loop, shared by the
  * requests waiting on it), short timeouts, reconnect with a fail-fast window while Redis is down,
  * a PING health probe, and calls on one key that take and return bytes: get, set with a TTL,
- * del, incr and an atomic read-modify-write. Failures are a struct shop_err (err.h):
+ * del, incr, an increment stored with a new record in one round trip and an atomic
+ * read-modify-write (the last two are server-side scripts). Failures are a struct shop_err (err.h):
  * UNAVAILABLE when Redis cannot be reached or is not serving (LOADING, BUSY, MASTERDOWN, OOM;
  * answer 503, D16), FAILED when it answered with an error (answer 500). */
 #ifndef SHOP_REDIS_H
@@ -50,6 +51,12 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err);
  * more: "refreshed on use"). Returns as shop_redis_get. */
 int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err);
 
+/* INCR counter into *value and, in the same round trip (a server-side script), SETEX key ttl
+ * before<value>after: a new record that names the number it was given. Returns 0 or -1 with
+ * err set. */
+int shop_redis_incr_store(const char *counter, const char *key, long ttl, const char *before,
+                          const char *after, long long *value, struct shop_err *err);
+
 /* SET key val NX EX ttl: writes only when the key does not exist. Returns 1 when written,
  * 0 when the key existed (nothing changed), -1 with err set. */
 int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err);
@@ -74,7 +81,8 @@ typedef int (*shop_redis_update_fn)(const char *cur, size_t len, void *ud, char 
 
 /* Replaces key by fn's answer (with TTL ttl) atomically: no other client's write to the key
  * between fn's read and this write is ever lost (fn may run several times when the key is
- * changed meanwhile). Returns 0 when written, fn's positive code, or -1 with err set. */
+ * changed meanwhile: GET, fn, then a compare-and-set script that writes only while the key
+ * still holds what fn saw). Returns 0 when written, fn's positive code, or -1 with err set. */
 int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
                       struct shop_err *err);
 

@@ -407,13 +407,13 @@ redis_acl() {
     echo "user default off resetpass nocommands resetkeys"
     echo "user admin on resetpass >$CRED_REDIS_ADMIN ~* &* +@all"
     # cart: carts (raw ids, D11) and their nonces (cart/nonce/<id>, D21)
-    echo "user cart on resetpass >$CRED_REDIS_CART resetkeys ~* resetchannels -@all +get +set +setex +expire +del +watch +unwatch +multi +exec +ping +select"
+    echo "user cart on resetpass >$CRED_REDIS_CART resetkeys ~* resetchannels -@all +get +set +setex +expire +del +watch +unwatch +multi +exec +eval +evalsha +ping +select"
     # user: the anonymous-id counter and the sessions (session:<token>, D18)
-    echo "user user on resetpass >$CRED_REDIS_USER resetkeys ~anonymous-counter ~session:* resetchannels -@all +incr +get +setex +expire +del +watch +unwatch +multi +exec +ping +select"
+    echo "user user on resetpass >$CRED_REDIS_USER resetkeys ~anonymous-counter ~session:* resetchannels -@all +incr +get +setex +expire +del +watch +unwatch +multi +exec +eval +evalsha +ping +select"
     # payment: checkout records and the history outbox (payment/..., D21)
     echo "user payment on resetpass >$CRED_REDIS_PAYMENT resetkeys ~payment/* resetchannels -@all +get +set +setex +expire +del +rpush +lindex +lrem +llen +ping +select"
     # dispatch: one record per order (dispatch:order:<id>, D21)
-    echo "user dispatch on resetpass >$CRED_REDIS_DISPATCH resetkeys ~dispatch:* resetchannels -@all +get +set +setex +watch +unwatch +multi +exec +ping +select"
+    echo "user dispatch on resetpass >$CRED_REDIS_DISPATCH resetkeys ~dispatch:* resetchannels -@all +get +set +setex +watch +unwatch +multi +exec +eval +evalsha +ping +select"
     # exporter (issue 19, with a prometheus host): server statistics only, no key
     [[ -z ${CRED_REDIS_EXPORTER:-} ]] ||
         echo "user exporter on resetpass >$CRED_REDIS_EXPORTER resetkeys resetchannels -@all +info +ping +select +dbsize +config|get +client|list +slowlog|get +slowlog|len +latency|latest +memory|stats +lastsave +cluster|info"

@@ -9,6 +9,7 @@
 #include "libshop/log.h"
 #include "libshop/random.h"
 #include "libshop/redis.h"
+#include "libshop/util.h"
 #include "services/user/owner.h"
 
 #include <stdint.h>
@@ -132,6 +133,53 @@ bool session_add_anonymous(struct shop_req *req, const char *id)
     if (rc == -1)
         shop_reply_err(req, &err, &redis_error);
     return rc == 0;
+}
+
+/* The text of a new session owning the id prefix<n>, split where <n> goes: 0, or -1. */
+static int anonymous_template(const char *prefix, char **before, char **after)
+{
+    json_t *doc = owner_doc_new();
+    char *text = owner_add_id(doc, prefix) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_t *id = json_string(prefix);
+    char *quoted = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL; /* the id as it is stored */
+    json_decref(id);
+    json_decref(doc);
+    char *at = text && quoted ? strstr(text, quoted) : NULL;
+    if (at) {
+        size_t cut = (size_t)(at - text) + strlen(quoted) - 1; /* before the closing quote */
+        *after = shop_xstrdup(text + cut);
+        text[cut] = '\0';
+        *before = text;
+        text = NULL;
+    }
+    free(text);
+    free(quoted);
+    return at ? 0 : -1;
+}
+
+int session_new_anonymous(struct shop_req *req, const char *counter, const char *prefix,
+                          long long *n)
+{
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE], *before, *after;
+    if (!g_auth || req_token(req, tok))
+        return 0;
+    struct shop_err err = {0};
+    int rc = -1;
+    if (anonymous_template(prefix, &before, &after) == 0) {
+        new_token(tok);
+        session_key(key, tok);
+        rc = shop_redis_incr_store(counter, key, g_new_ttl, before, after, n, &err);
+        free(before);
+        free(after);
+    } else {
+        shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
+    }
+    if (rc == -1) {
+        shop_reply_err(req, &err, &redis_error);
+        return -1;
+    }
+    set_cookie(req, tok, g_ttl);
+    return 1;
 }
 
 bool session_login(struct shop_req *req, const char *user)

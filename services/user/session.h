@@ -15,6 +15,12 @@ void session_init(void);
 /* /uniqueid: adds the new anonymous id to the caller's session, or makes a session owning it
  * (with its cookie). Returns true when done; false when it replied with an error (Redis). */
 bool session_add_anonymous(struct shop_req *req, const char *id);
+/* /uniqueid for a caller without a session cookie: the next number n of the counter and a new
+ * session owning the id prefix<n> (its cookie set), stored in one round trip. Returns 1 with *n
+ * set; 0 when the caller sent a session token or sessions are off (take the id, then
+ * session_add_anonymous); -1 when it replied with an error. */
+int session_new_anonymous(struct shop_req *req, const char *counter, const char *prefix,
+                          long long *n);
 /* /login, /register: a new session (a new cookie) owning the caller's anonymous ids and user;
  * the caller's old session is deleted (its cookie stops working: no session fixation).
  * Returns true when done; false when it replied with an error. */

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import subprocess
+import urllib.parse
 import uuid
 
 import pytest
@@ -123,6 +124,52 @@ def test_uniqueid_parallel_all_distinct(user):
         ids = list(pool.map(lambda _: requests.get(user + "/uniqueid", timeout=10).json()["uuid"],
                             range(40)))
     assert len(set(ids)) == 40
+
+
+def pipelined_statuses(url, headers, conns, per_conn):
+    """Sends per_conn keep-alive GETs of url at once on each of conns connections (HTTP/1.1
+    pipelining: the server sees about conns requests all along, far more than client threads
+    give) and returns every answer's status."""
+    u = urllib.parse.urlsplit(url)
+    head = "".join("%s: %s\r\n" % kv for kv in headers.items())
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (u.path, u.netloc, head)).encode() * per_conn
+    socks = [socket.create_connection((u.hostname, u.port), timeout=60) for _ in range(conns)]
+    statuses = []
+    try:
+        for s in socks:
+            s.sendall(req)
+        for s in socks:
+            buf = b""
+            for _ in range(per_conn):
+                while b"\r\n\r\n" not in buf:
+                    chunk = s.recv(65536)
+                    assert chunk, "connection closed after %d answers" % len(statuses)
+                    buf += chunk
+                top, buf = buf.split(b"\r\n\r\n", 1)
+                statuses.append(int(top.split(b" ", 2)[1]))
+                n = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", top).group(1))
+                while len(buf) < n:
+                    chunk = s.recv(65536)
+                    assert chunk
+                    buf += chunk
+                buf = buf[n:]
+    finally:
+        for s in socks:
+            s.close()
+    return statuses
+
+
+def test_uniqueid_one_session_many_at_once(user):
+    """Fifty requests at a time, all along, adding ids to one session (each a read-modify-write of
+    the same Redis key, D10): every one succeeds. In loop mode (SHOP_LOOP=1) the compare-and-set
+    of one loop's requests would otherwise keep conflicting with each other until some gave up
+    (500 "redis error" after 64 tries)."""
+    r = requests.get(user + "/uniqueid", timeout=10)
+    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
+    if not cookie:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    statuses = pipelined_statuses(user + "/uniqueid", {"Cookie": cookie}, 50, 40)
+    assert statuses == [200] * 2000, {c: statuses.count(c) for c in set(statuses)}
 
 
 def test_check(user):

@@ -1,0 +1,246 @@
+/* test_redis_script.c - libshop/redis's server-side scripts against the local stack's Redis
+ * (REDIS_HOST/REDIS_PORT, which tests/run exports; without them nothing runs here): the counter
+ * stored with its new record in one call, the EVAL fallback after SCRIPT FLUSH, and the
+ * optimistic update's compare-and-set - a write made by someone else between its read and its
+ * write (present or absent key) is seen as a conflict and the update recomputed from the new
+ * value, on the blocking connection and from coroutines of an event loop sharing its pipeline. */
+#include "libshop/log.h"
+#include "libshop/loop.h"
+#include "libshop/redis.h"
+#include "libshop/util.h"
+#include "tests/unit/check.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOOPS      4
+#define COROUTINES 50
+#define UPDATES    20 /* each, one after the other: the key is contended all along */
+
+static atomic_int jobs_ok;
+static redisContext *raw; /* a second client: the "someone else" of the tests */
+static char prefix[64];
+
+static void key_name(char *out, size_t size, const char *what)
+{
+    snprintf(out, size, "%s%s", prefix, what);
+}
+
+static void raw_cmd(const char *fmt, const char *a, const char *b)
+{
+    redisReply *r = redisCommand(raw, fmt, a, b);
+    CHECK(r != NULL && r->type != REDIS_REPLY_ERROR);
+    if (r)
+        freeReplyObject(r);
+}
+
+static void test_incr_store(void)
+{
+    char counter[96], key[96], *val;
+    size_t len;
+    long long a = 0, b = 0;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "counter");
+    key_name(key, sizeof(key), "rec");
+    CHECK(shop_redis_incr_store(counter, key, 60, "{\"id\":\"x-", "\"}", &a, &err) == 0);
+    CHECK(a == 1);
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    CHECK_STR(val, "{\"id\":\"x-1\"}");
+    free(val);
+    raw_cmd("SCRIPT FLUSH", NULL, NULL); /* EVALSHA answers NOSCRIPT: EVAL takes over */
+    CHECK(shop_redis_incr_store(counter, key, 60, "n=", "", &b, &err) == 0);
+    CHECK(b == 2);
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    CHECK_STR(val, "n=2");
+    free(val);
+    redisReply *r = redisCommand(raw, "TTL %s", key);
+    CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && r->integer <= 60);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* An update fn that appends "+" and, on its first call, lets another client write the key
+ * between the update's read and its write. */
+struct meddle {
+    const char *key;
+    const char *other; /* what the other client writes */
+    int calls;
+    char seen[64]; /* the value the last call saw ("-" when absent) */
+};
+
+static int meddle_fn(const char *cur, size_t len, void *ud, char **out)
+{
+    struct meddle *m = ud;
+    (void)len;
+    snprintf(m->seen, sizeof(m->seen), "%s", cur ? cur : "-");
+    if (m->calls++ == 0)
+        raw_cmd("SET %s %s", m->key, m->other);
+    size_t n = strlen(m->seen) + 2;
+    *out = shop_xmalloc(n);
+    snprintf(*out, n, "%s+", m->seen);
+    return 0;
+}
+
+static void check_meddled(const char *what, const char *start)
+{
+    char key[96], *val = NULL;
+    size_t len;
+    struct shop_err err;
+    key_name(key, sizeof(key), what);
+    if (start)
+        raw_cmd("SET %s %s", key, start);
+    struct meddle m = {.key = key, .other = "theirs"};
+    CHECK(shop_redis_update(key, 60, meddle_fn, &m, &err) == 0);
+    CHECK(m.calls == 2);         /* the conflict made it read again */
+    CHECK_STR(m.seen, "theirs"); /* and compute from the other client's value */
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    CHECK_STR(val, "theirs+"); /* nothing the other client wrote is lost */
+    free(val);
+}
+
+/* fn that adds one to a decimal counter (absent: 0). */
+static int add_one(const char *cur, size_t len, void *ud, char **out)
+{
+    (void)len;
+    (void)ud;
+    long long n = cur ? atoll(cur) : 0;
+    *out = shop_xmalloc(24);
+    snprintf(*out, 24, "%lld", n + 1);
+    return 0;
+}
+
+/* fn that declines: the key stays as it is. */
+static int decline(const char *cur, size_t len, void *ud, char **out)
+{
+    (void)cur;
+    (void)len;
+    (void)ud;
+    (void)out;
+    return 7;
+}
+
+static void test_update_blocking(void)
+{
+    check_meddled("present", "mine");
+    check_meddled("absent", NULL);
+    char key[96];
+    struct shop_err err;
+    key_name(key, sizeof(key), "declined");
+    CHECK(shop_redis_update(key, 60, decline, NULL, &err) == 7);
+    CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+    CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+    char *val = NULL;
+    size_t len;
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    CHECK_STR(val, "2");
+    free(val);
+}
+
+struct job {
+    const char *key;
+    int rc;
+    bool finished;
+};
+
+static void job_fn(void *arg)
+{
+    struct job *j = arg;
+    struct shop_err err;
+    j->rc = 0;
+    for (int i = 0; i < UPDATES && j->rc == 0; i++)
+        j->rc = shop_redis_update(j->key, 60, add_one, NULL, &err);
+    j->finished = true;
+}
+
+static void meddle_job(void *arg)
+{
+    (void)arg;
+    check_meddled("loop-present", "mine");
+    check_meddled("loop-absent", NULL);
+}
+
+static void run_loop(struct shop_loop *l)
+{
+    for (int i = 0; i < 20000 && shop_loop_busy() > 0; i++) {
+        shop_loop_tick(l);
+        shop_loop_poll(l, 10);
+    }
+    CHECK(shop_loop_busy() == 0);
+}
+
+/* Coroutines of one loop, its thread's: their reads and writes share the loop's pipelined
+ * connection; updates of one key wait for their turn. ok counts the jobs that succeeded. */
+static void *loop_thread(void *arg)
+{
+    const char *key = arg;
+    struct shop_loop *l = shop_loop_new();
+    if (!l)
+        return NULL;
+    struct job jobs[COROUTINES];
+    for (int i = 0; i < COROUTINES; i++) {
+        jobs[i] = (struct job){.key = key, .rc = -9};
+        shop_co_start(job_fn, NULL, &jobs[i]);
+    }
+    for (int i = 0; i < 100000 && shop_loop_busy() > 0; i++) {
+        shop_loop_tick(l);
+        shop_loop_poll(l, 10);
+    }
+    for (int i = 0; i < COROUTINES; i++)
+        atomic_fetch_add(&jobs_ok, jobs[i].finished && jobs[i].rc == 0);
+    shop_loop_free(l);
+    shop_redis_cleanup();
+    return NULL;
+}
+
+/* Several loops (threads) of coroutines updating one key all along: none is lost, none gives up. */
+static void test_update_loops(void)
+{
+    struct shop_loop *l = shop_loop_new();
+    CHECK(l != NULL);
+    if (!l)
+        return;
+    shop_co_start(meddle_job, NULL, NULL);
+    run_loop(l);
+    shop_loop_free(l);
+    char key[96], *val = NULL;
+    size_t len;
+    struct shop_err err;
+    key_name(key, sizeof(key), "loop-count");
+    pthread_t t[LOOPS];
+    for (int i = 0; i < LOOPS; i++)
+        CHECK(pthread_create(&t[i], NULL, loop_thread, key) == 0);
+    for (int i = 0; i < LOOPS; i++)
+        pthread_join(t[i], NULL);
+    CHECK(atomic_load(&jobs_ok) == LOOPS * COROUTINES);
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    CHECK(val && atoi(val) == LOOPS * COROUTINES * UPDATES);
+    free(val);
+}
+
+int main(void)
+{
+    shop_log_set_level("error");
+    const char *host = getenv("REDIS_HOST"), *port = getenv("REDIS_PORT");
+    if (!host || !port) {
+        printf("redis_script: REDIS_HOST/REDIS_PORT not set: live tests not run\n");
+        return check_report("redis_script");
+    }
+    shop_redis_init();
+    raw = redisConnect(host, atoi(port));
+    CHECK(raw && !raw->err);
+    if (!raw || raw->err)
+        return check_report("redis_script");
+    snprintf(prefix, sizeof(prefix), "unit-script-%d-%lld-", (int)getpid(), shop_now_ns());
+    test_incr_store();
+    test_update_blocking();
+    test_update_loops();
+    redisFree(raw);
+    shop_redis_cleanup();
+    return check_report("redis_script");
+}

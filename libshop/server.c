@@ -96,7 +96,8 @@ struct worker {
     struct shop_loop *loop;
     struct shop_loop_source mhd; /* the daemon's epoll descriptor */
     atomic_int phase;
-    MHD_socket lfd; /* the listening socket quiesce gave back */
+    atomic_int told; /* the phase the main thread is done notifying this loop of */
+    MHD_socket lfd;  /* the listening socket quiesce gave back */
 };
 
 static struct worker *g_workers;
@@ -134,6 +135,10 @@ static void *worker_main(void *arg)
     shop_loop_stop_sources(w->loop);
     MHD_run(w->d);
     MHD_stop_daemon(w->d);
+    /* the main thread may still be writing to the loop's eventfd (workers_phase): the loop is
+     * freed once it is done */
+    while (atomic_load(&w->told) != PHASE_STOP)
+        shop_sleep_ms(1);
     shop_loop_free(w->loop);
     return NULL;
 }
@@ -185,6 +190,7 @@ static void workers_phase(int phase)
     for (unsigned i = 0; i < g_nworkers; i++) {
         atomic_store(&g_workers[i].phase, phase);
         shop_loop_notify(g_workers[i].loop);
+        atomic_store(&g_workers[i].told, phase);
     }
 }
 

@@ -31,8 +31,12 @@
 
 const struct shop_server_conf *shop_http_conf;
 static atomic_bool g_stopping;
-static atomic_int g_inflight; /* requests begun and not yet completed */
-static bool g_loop;           /* handlers run in coroutines */
+/* Requests begun and not yet completed, and the CLOSED bit: once set (by the drain, when no
+ * request is in flight), no request is begun any more. One word, so that "none in flight" and
+ * "none will begin" are decided together. */
+static atomic_int g_inflight;
+#define CLOSED (1 << 30)
+static bool g_loop; /* handlers run in coroutines */
 
 static bool server_stopping(void)
 {
@@ -46,7 +50,28 @@ void http_stop_begin(void)
 
 int http_inflight(void)
 {
-    return atomic_load(&g_inflight);
+    return atomic_load(&g_inflight) & ~CLOSED;
+}
+
+bool http_close_if_idle(void)
+{
+    int none = 0;
+    return atomic_compare_exchange_strong(&g_inflight, &none, CLOSED);
+}
+
+void http_close(void)
+{
+    atomic_fetch_or(&g_inflight, CLOSED);
+}
+
+/* Counts a request in flight; false once closed: the request is then not begun at all. */
+static bool request_admit(void)
+{
+    int n = atomic_load(&g_inflight);
+    while (!(n & CLOSED))
+        if (atomic_compare_exchange_weak(&g_inflight, &n, n + 1))
+            return true;
+    return false;
 }
 
 /* ---- request accessors ------------------------------------------------------------------ */
@@ -446,13 +471,14 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *c, const char 
     (void)version;
     struct shop_req *req = *con_cls;
     if (!req) {
-        /* phase one: remember the request; queueing now would close the connection */
+        /* phase one: remember the request; queueing now would close the connection. Once the
+         * server is closed (it stops), the connection is closed unanswered instead: nothing of
+         * the request ran, so its client may send it again elsewhere. */
         req = conn_req(c);
-        if (!req)
+        if (!req || !request_admit())
             return MHD_NO;
         req_begin(req, c, url, method);
         *con_cls = req;
-        atomic_fetch_add(&g_inflight, 1);
         if (head_size(c, url, method) > HEAD_MAX) {
             req->stats = http_stats_unmatched();
             shop_reply_text(req, 431, "request header too large");

@@ -66,6 +66,12 @@ void http_mhd_log(void *cls, const char *fmt, va_list ap);
 char *http_pathbuf(void);
 void http_stop_begin(void); /* replies from now on close their connection */
 int http_inflight(void);
+/* Closes the server to new requests if none is in flight (true), atomically with that check:
+ * a request that arrives later (on a keep-alive connection) closes its connection unanswered
+ * before anything of it runs, which a client may retry. http_close closes it whatever is in
+ * flight. */
+bool http_close_if_idle(void);
+void http_close(void);
 /* Loop mode (server.c): handlers run in coroutines of the worker's event loop. */
 void http_loop_mode(bool on);
 

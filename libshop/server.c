@@ -2,7 +2,7 @@
  * libmicrohttpd epoll thread pool, or in loop mode on one libmicrohttpd daemon per worker thread
  * driven by that thread's event loop (loop.h; every daemon on the one listening socket), announce
  * readiness with sd_notify, and on SIGTERM/SIGINT
- * quiesce, drain the requests in flight and stop. */
+ * quiesce, drain the requests in flight, close to new requests and stop. */
 #include "libshop/http_internal.h"
 #include "libshop/conf.h"
 #include "libshop/log.h"
@@ -96,7 +96,8 @@ struct worker {
     struct shop_loop *loop;
     struct shop_loop_source mhd; /* the daemon's epoll descriptor */
     atomic_int phase;
-    MHD_socket lfd; /* the listening socket quiesce gave back */
+    atomic_int told; /* the phase the main thread is done notifying this loop of */
+    MHD_socket lfd;  /* the listening socket quiesce gave back */
 };
 
 static struct worker *g_workers;
@@ -127,11 +128,17 @@ static void *worker_main(void *arg)
     }
     if (!quiesced) /* the stop came before this loop saw the quiesce */
         w->lfd = MHD_quiesce_daemon(w->d);
-    /* requests still waiting for a backend fail now (503); their answers are queued and their
-     * connections resumed before the daemon goes (libmicrohttpd requires it) */
+    /* The server is closed to new requests (drain), so a request this daemon reads from now on
+     * is refused before it runs, and none is in flight unless the drain timed out: then what
+     * still waits for a backend fails now (503), its answer is queued and its connection
+     * resumed before the daemon goes (libmicrohttpd aborts on a suspended connection). */
     shop_loop_stop_sources(w->loop);
     MHD_run(w->d);
     MHD_stop_daemon(w->d);
+    /* the main thread may still be writing to the loop's eventfd (workers_phase): the loop is
+     * freed once it is done */
+    while (atomic_load(&w->told) != PHASE_STOP)
+        shop_sleep_ms(1);
     shop_loop_free(w->loop);
     return NULL;
 }
@@ -183,6 +190,7 @@ static void workers_phase(int phase)
     for (unsigned i = 0; i < g_nworkers; i++) {
         atomic_store(&g_workers[i].phase, phase);
         shop_loop_notify(g_workers[i].loop);
+        atomic_store(&g_workers[i].told, phase);
     }
 }
 
@@ -201,16 +209,20 @@ static void workers_stop(void)
     g_nworkers = 0;
 }
 
-/* Waits, at most drain_ms, for the requests in flight to be answered after quiesce. Idle
- * keep-alive connections do not hold the stop; a request arriving on one meanwhile is answered
- * with Connection: close. */
+/* Waits, at most drain_ms, for the requests in flight to be answered after quiesce, and closes
+ * the server to new requests in the same step as it finds none in flight (http_close_if_idle).
+ * Idle keep-alive connections do not hold the stop: a request arriving on one before that is
+ * answered with Connection: close; one arriving after it closes its connection unanswered and
+ * unrun (a client may retry it), never to be run and then lost with its connection or failed by
+ * the stop. */
 static void drain(long drain_ms)
 {
     long long deadline = shop_now_ns() + drain_ms * 1000000LL;
     shop_sleep_ms(20); /* let requests already on the wire reach a handler */
-    while (http_inflight() > 0) {
+    while (!http_close_if_idle()) {
         if (shop_now_ns() >= deadline) {
             shop_log_info("drain timeout reached with %d request(s) in flight", http_inflight());
+            http_close();
             return;
         }
         shop_sleep_ms(10);

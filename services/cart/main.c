@@ -37,8 +37,7 @@ int cart_main(int argc, char **argv)
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "cart", "CART_SERVER_PORT", routes);
     conf.cors = true;
-    /* loop mode (libshop/loop.h) stays off until its stop path and low-load cost are fixed:
-     * SHOP_LOOP=1 turns it on (docs/BENCHMARKS.md, "In libshop: loop mode") */
+    conf.loop = true; /* Redis-bound: requests wait for Redis on an event loop (SHOP_LOOP=0: off) */
     cart_cfg.ttl = shop_conf_long("CART_TTL_SECONDS", 3600, 1, 100L * 365 * 24 * 3600);
     catalogue_init();
     shop_redis_init();

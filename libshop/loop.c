@@ -53,6 +53,8 @@ struct shop_loop {
     shop_ctx main;
     struct shop_co *cur, *free;
     unsigned nfree, busy;
+    unsigned starts;      /* coroutines started in this pass (since the last tick) */
+    unsigned last_starts; /* ... in the last pass that started any */
 #ifdef LOOP_TSAN
     void *main_fiber;
 #endif
@@ -203,6 +205,7 @@ struct shop_co *shop_co_start(void (*fn)(void *), void (*done)(void *), void *ar
     co->finished = co->waited = false;
     co->span = shop_span_current(); /* the caller's span is the coroutine's parent */
     l->busy++;
+    l->starts++;
     enter(l, co);
     if (co->finished) {
         settle(l, co, false);
@@ -245,6 +248,16 @@ void shop_co_slot_free_fn(void (*free_fn)(void *))
 unsigned shop_loop_busy(void)
 {
     return t_loop ? t_loop->busy : 0;
+}
+
+/* The calling coroutine is the only one running, the first this pass started, and the last
+ * pass that started any started one: under low load no other request is about to come in the
+ * same pass. Under load a pass starts several (counted even when the first was served in place),
+ * so the first of the next pass is not taken for a lone one. */
+bool shop_loop_alone(void)
+{
+    struct shop_loop *l = t_loop;
+    return l && l->cur && l->busy == 1 && l->starts <= 1 && l->last_starts <= 1;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------- */
@@ -411,6 +424,10 @@ int shop_loop_poll(struct shop_loop *l, int max_ms)
 void shop_loop_tick(struct shop_loop *l)
 {
     long long now = shop_now_ns();
+    if (l->starts) {
+        l->last_starts = l->starts;
+        l->starts = 0;
+    }
     for (unsigned i = 0; i < l->nsrc; i++)
         if (l->src[i]->tick)
             l->src[i]->tick(l->src[i]->arg, now);

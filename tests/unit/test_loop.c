@@ -152,10 +152,44 @@ static void test_sources(void)
     close(st.fds[1]);
 }
 
+/* A coroutine that records shop_loop_alone() when it starts, then waits once. */
+static bool alone_seen;
+static void alone_fn(void *arg)
+{
+    (void)arg;
+    alone_seen = shop_loop_alone();
+    shop_co_wait();
+}
+
+/* shop_loop_alone: only when the coroutine runs alone, is the first its pass started, and the
+ * last pass that started any started one (a pass is what happens between two ticks). */
+static void test_alone(void)
+{
+    struct shop_loop *l = shop_loop_new();
+    CHECK(!shop_loop_alone()); /* not in a coroutine */
+    struct shop_co *a = shop_co_start(alone_fn, NULL, NULL);
+    CHECK(alone_seen); /* the first pass, one request */
+    struct shop_co *b = shop_co_start(alone_fn, NULL, NULL);
+    CHECK(!alone_seen); /* a second one of the same pass, the first still waiting */
+    shop_co_wake(a);
+    shop_co_wake(b);
+    shop_loop_tick(l); /* that pass started two */
+    a = shop_co_start(alone_fn, NULL, NULL);
+    CHECK(!alone_seen); /* the first of the next pass: the one before was busy */
+    shop_co_wake(a);
+    shop_loop_tick(l);
+    shop_loop_tick(l); /* a pass that started none leaves the count of the last one */
+    a = shop_co_start(alone_fn, NULL, NULL);
+    CHECK(alone_seen);
+    shop_co_wake(a);
+    shop_loop_free(l);
+}
+
 int main(void)
 {
     shop_co_slot_free_fn(slot_free);
     test_coroutines();
     test_sources();
+    test_alone();
     return check_report("loop");
 }

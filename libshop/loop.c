@@ -28,6 +28,7 @@
 #define CO_STACK  (1024 * 1024)
 #define FREE_KEEP 64 /* idle coroutines kept per loop; more are destroyed */
 #define MAX_SRC   8
+#define QUIET     4 /* passes of one request in a row before a request counts as alone */
 
 struct shop_co {
     shop_ctx ctx;
@@ -53,8 +54,8 @@ struct shop_loop {
     shop_ctx main;
     struct shop_co *cur, *free;
     unsigned nfree, busy;
-    unsigned starts;      /* coroutines started in this pass (since the last tick) */
-    unsigned last_starts; /* ... in the last pass that started any */
+    unsigned starts; /* coroutines started in this pass (since the last tick) */
+    unsigned quiet;  /* passes in a row, of those that started any, that started one */
 #ifdef LOOP_TSAN
     void *main_fiber;
 #endif
@@ -251,13 +252,13 @@ unsigned shop_loop_busy(void)
 }
 
 /* The calling coroutine is the only one running, the first this pass started, and the last
- * pass that started any started one: under low load no other request is about to come in the
- * same pass. Under load a pass starts several (counted even when the first was served in place),
- * so the first of the next pass is not taken for a lone one. */
+ * QUIET passes that started any started one each: under low load no other request is about to
+ * come in the same pass. Under load passes start several (counted even when the first was served
+ * in place), and one pass of several turns it off until QUIET single ones in a row again. */
 bool shop_loop_alone(void)
 {
     struct shop_loop *l = t_loop;
-    return l && l->cur && l->busy == 1 && l->starts <= 1 && l->last_starts <= 1;
+    return l && l->cur && l->busy == 1 && l->starts <= 1 && l->quiet >= QUIET;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------- */
@@ -425,7 +426,7 @@ void shop_loop_tick(struct shop_loop *l)
 {
     long long now = shop_now_ns();
     if (l->starts) {
-        l->last_starts = l->starts;
+        l->quiet = l->starts > 1 ? 0 : l->quiet < QUIET ? l->quiet + 1 : QUIET;
         l->starts = 0;
     }
     for (unsigned i = 0; i < l->nsrc; i++)

@@ -28,6 +28,7 @@
 #define CO_STACK  (1024 * 1024)
 #define FREE_KEEP 64 /* idle coroutines kept per loop; more are destroyed */
 #define MAX_SRC   8
+#define QUIET     4 /* passes of one request in a row before a request counts as alone */
 
 struct shop_co {
     shop_ctx ctx;
@@ -53,6 +54,8 @@ struct shop_loop {
     shop_ctx main;
     struct shop_co *cur, *free;
     unsigned nfree, busy;
+    unsigned starts; /* coroutines started in this pass (since the last tick) */
+    unsigned quiet;  /* passes in a row, of those that started any, that started one */
 #ifdef LOOP_TSAN
     void *main_fiber;
 #endif
@@ -203,6 +206,7 @@ struct shop_co *shop_co_start(void (*fn)(void *), void (*done)(void *), void *ar
     co->finished = co->waited = false;
     co->span = shop_span_current(); /* the caller's span is the coroutine's parent */
     l->busy++;
+    l->starts++;
     enter(l, co);
     if (co->finished) {
         settle(l, co, false);
@@ -245,6 +249,16 @@ void shop_co_slot_free_fn(void (*free_fn)(void *))
 unsigned shop_loop_busy(void)
 {
     return t_loop ? t_loop->busy : 0;
+}
+
+/* The calling coroutine is the only one running, the first this pass started, and the last
+ * QUIET passes that started any started one each: under low load no other request is about to
+ * come in the same pass. Under load passes start several (counted even when the first was served
+ * in place), and one pass of several turns it off until QUIET single ones in a row again. */
+bool shop_loop_alone(void)
+{
+    struct shop_loop *l = t_loop;
+    return l && l->cur && l->busy == 1 && l->starts <= 1 && l->quiet >= QUIET;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------- */
@@ -411,6 +425,10 @@ int shop_loop_poll(struct shop_loop *l, int max_ms)
 void shop_loop_tick(struct shop_loop *l)
 {
     long long now = shop_now_ns();
+    if (l->starts) {
+        l->quiet = l->starts > 1 ? 0 : l->quiet < QUIET ? l->quiet + 1 : QUIET;
+        l->starts = 0;
+    }
     for (unsigned i = 0; i < l->nsrc; i++)
         if (l->src[i]->tick)
             l->src[i]->tick(l->src[i]->arg, now);

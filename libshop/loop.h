@@ -65,5 +65,8 @@ void **shop_co_slot(void);
 void shop_co_slot_free_fn(void (*free_fn)(void *));
 /* Coroutines of the calling thread's loop that are running a function (started, not finished). */
 unsigned shop_loop_busy(void);
+/* In a coroutine: it is the only one running and the loop's last few passes started one request
+ * each (low load), so a backend round trip may be made in place instead of batched. */
+bool shop_loop_alone(void);
 
 #endif

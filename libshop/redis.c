@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/time.h>
 
@@ -254,6 +255,24 @@ static void pipe_watch(struct pipe *p)
         shop_log_warn("redis: cannot watch the connection");
 }
 
+static void pipe_drop(struct pipe *p)
+{
+    if (p->c.ctx) {
+        shop_loop_watch(p->loop, &p->src, -1, 0);
+        drop(&p->c);
+    }
+    p->pending = false;
+}
+
+static void waiter_fail(struct waiter *w, const char *why, bool timeout)
+{
+    for (int k = 0; k < w->got; k++)
+        freeReplyObject(w->replies[k]);
+    w->rc = SHOP_REDIS_UNAVAILABLE;
+    w->timeout = timeout;
+    snprintf(w->err, sizeof(w->err), "%s", why);
+}
+
 /* Every waiter fails (the connection is dropped): each is switched into, in order. */
 static void pipe_fail(struct pipe *p, const char *why, bool timeout)
 {
@@ -261,18 +280,10 @@ static void pipe_fail(struct pipe *p, const char *why, bool timeout)
     snprintf(reason, sizeof(reason), "%s", why); /* why may be the context's errstr */
     struct waiter *w = p->head;
     p->head = p->tail = NULL;
-    if (p->c.ctx) {
-        shop_loop_watch(p->loop, &p->src, -1, 0);
-        drop(&p->c);
-    }
-    p->pending = false;
+    pipe_drop(p);
     while (w) {
         struct waiter *next = w->next;
-        for (int k = 0; k < w->got; k++)
-            freeReplyObject(w->replies[k]);
-        w->rc = SHOP_REDIS_UNAVAILABLE;
-        w->timeout = timeout;
-        memcpy(w->err, reason, sizeof(reason));
+        waiter_fail(w, reason, timeout);
         shop_co_wake(w->co);
         w = next;
     }
@@ -415,6 +426,56 @@ static int pipe_open(struct pipe *p)
     return SHOP_REDIS_OK;
 }
 
+/* Waits up to the deadline for fd to be ready for events. 1 when ready, 0 on time out, -1. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - shop_now_ns();
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int k = poll(&pfd, 1, (int)((left + 999999) / 1000000));
+        if (k >= 0 || errno != EINTR)
+            return k > 0 ? 1 : k;
+    }
+}
+
+/* The round trip of a lone request (shop_loop_alone), made in place: its commands written, then
+ * the socket waited on up to the deadline until every reply is read. Nothing else is about to
+ * join the batch, and suspending the request's connection (and resuming it) would cost more
+ * system calls than the round trip itself. Sets w as the loop sets a queued waiter. */
+static void pipe_direct(struct pipe *p, struct waiter *w)
+{
+    redisContext *ctx = p->c.ctx;
+    int written = 0;
+    while (w->got < w->n) {
+        void *r = NULL;
+        if (!written && redisBufferWrite(ctx, &written) != REDIS_OK)
+            break;
+        if (written && redisGetReplyFromReader(ctx, &r) != REDIS_OK)
+            break;
+        if (r) {
+            w->replies[w->got++] = r;
+            continue;
+        }
+        int k = wait_fd(ctx->fd, written ? POLLIN : POLLOUT, w->deadline);
+        if (k <= 0) {
+            waiter_fail(w, k == 0 ? "command timed out" : "poll failed", k == 0);
+            pipe_drop(p);
+            return;
+        }
+        if (written && redisBufferRead(ctx) != REDIS_OK)
+            break;
+    }
+    if (w->got == w->n) {
+        p->c.used = true;
+        w->rc = SHOP_REDIS_OK;
+        return;
+    }
+    waiter_fail(w, ctx->errstr[0] ? ctx->errstr : "connection lost", false);
+    pipe_drop(p);
+}
+
 /* run_round_trip's twin for a coroutine: queues the commands, waits for the loop to hand over
  * their replies. Same results, retry and fail-fast rules. */
 static int pipe_round_trip(struct pipe *p, int n, const char *const *cmds, const int *lens,
@@ -434,16 +495,20 @@ static int pipe_round_trip(struct pipe *p, int n, const char *const *cmds, const
         for (int i = 0; i < n; i++)
             if (redisAppendFormattedCommand(p->c.ctx, cmds[i], (size_t)lens[i]) != REDIS_OK)
                 shop_fatalx("out of memory for a redis command");
-        if (!p->pending) {
-            p->pending = true;
-            pipe_watch(p);
+        if (!p->pending && !p->head && shop_loop_alone()) {
+            pipe_direct(p, &w);
+        } else {
+            if (!p->pending) {
+                p->pending = true;
+                pipe_watch(p);
+            }
+            if (p->tail)
+                p->tail->next = &w;
+            else
+                p->head = &w;
+            p->tail = &w;
+            shop_co_wait();
         }
-        if (p->tail)
-            p->tail->next = &w;
-        else
-            p->head = &w;
-        p->tail = &w;
-        shop_co_wait();
         if (w.rc == SHOP_REDIS_OK)
             return SHOP_REDIS_OK;
         set_err("redis %s:%d: %s", g_conf.host, g_conf.port, w.err);

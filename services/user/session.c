@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define KEY_PREFIX "session:"
@@ -65,10 +66,14 @@ static bool req_token(struct shop_req *req, char tok[OWNER_TOKEN_LEN + 1])
 
 static void new_token(char tok[OWNER_TOKEN_LEN + 1])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char raw[OWNER_TOKEN_LEN / 2];
     shop_random_bytes(raw, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(tok + 2 * i, 3, "%02x", raw[i]);
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        tok[2 * i] = hex[raw[i] >> 4];
+        tok[2 * i + 1] = hex[raw[i] & 15];
+    }
+    tok[OWNER_TOKEN_LEN] = '\0';
 }
 
 /* Set-Cookie for tok on the coming reply (max_age 0 clears it). Secure when the gateway says the
@@ -157,18 +162,48 @@ static int anonymous_template(const char *prefix, char **before, char **after)
     return at ? 0 : -1;
 }
 
+/* anonymous_template's result for one prefix, made once per process (the route's prefix is a
+ * constant; a template for another prefix is made per call). */
+struct anon_template {
+    char *prefix, *before, *after;
+};
+static _Atomic(struct anon_template *) g_template;
+
+static const struct anon_template *template_for(const char *prefix)
+{
+    struct anon_template *t = atomic_load_explicit(&g_template, memory_order_acquire), *none = NULL;
+    if (!t) {
+        t = shop_xcalloc(1, sizeof(*t));
+        if (anonymous_template(prefix, &t->before, &t->after) == -1) {
+            free(t);
+            return NULL;
+        }
+        t->prefix = shop_xstrdup(prefix);
+        if (!atomic_compare_exchange_strong(&g_template, &none, t)) { /* another thread's won */
+            free(t->prefix);
+            free(t->before);
+            free(t->after);
+            free(t);
+            t = none;
+        }
+    }
+    return strcmp(t->prefix, prefix) == 0 ? t : NULL;
+}
+
 int session_new_anonymous(struct shop_req *req, const char *counter, const char *prefix,
                           long long *n)
 {
-    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE], *before, *after;
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE], *before = NULL, *after = NULL;
     if (!g_auth || req_token(req, tok))
         return 0;
     struct shop_err err = {0};
     int rc = -1;
-    if (anonymous_template(prefix, &before, &after) == 0) {
+    const struct anon_template *t = template_for(prefix);
+    if (t || anonymous_template(prefix, &before, &after) == 0) {
         new_token(tok);
         session_key(key, tok);
-        rc = shop_redis_incr_store(counter, key, g_new_ttl, before, after, n, &err);
+        rc = shop_redis_incr_store(counter, key, g_new_ttl, t ? t->before : before,
+                                   t ? t->after : after, n, &err);
         free(before);
         free(after);
     } else {

@@ -152,10 +152,55 @@ static void test_sources(void)
     close(st.fds[1]);
 }
 
+/* A coroutine that records shop_loop_alone() when it starts, then waits once. */
+static bool alone_seen;
+static void alone_fn(void *arg)
+{
+    (void)arg;
+    alone_seen = shop_loop_alone();
+    shop_co_wait();
+}
+
+/* One pass (what happens between two ticks) that starts one alone_fn coroutine and finishes it;
+ * what shop_loop_alone() said in it. */
+static bool pass_of_one(struct shop_loop *l)
+{
+    struct shop_co *a = shop_co_start(alone_fn, NULL, NULL);
+    bool seen = alone_seen;
+    shop_co_wake(a);
+    shop_loop_tick(l);
+    return seen;
+}
+
+/* shop_loop_alone: only when the coroutine runs alone, is the first its pass started, and the
+ * last 4 passes that started any started one each. */
+static void test_alone(void)
+{
+    struct shop_loop *l = shop_loop_new();
+    CHECK(!shop_loop_alone()); /* not in a coroutine */
+    for (int i = 0; i < 4; i++)
+        CHECK(!pass_of_one(l)); /* not yet 4 quiet passes */
+    CHECK(pass_of_one(l));
+    struct shop_co *a = shop_co_start(alone_fn, NULL, NULL);
+    CHECK(alone_seen);
+    struct shop_co *b = shop_co_start(alone_fn, NULL, NULL);
+    CHECK(!alone_seen); /* a second one of the same pass, the first still waiting */
+    shop_co_wake(a);
+    shop_co_wake(b);
+    shop_loop_tick(l); /* that pass started two */
+    for (int i = 0; i < 4; i++)
+        CHECK(!pass_of_one(l)); /* quiet again only after 4 single passes */
+    shop_loop_tick(l);
+    shop_loop_tick(l); /* passes that start none do not count either way */
+    CHECK(pass_of_one(l));
+    shop_loop_free(l);
+}
+
 int main(void)
 {
     shop_co_slot_free_fn(slot_free);
     test_coroutines();
     test_sources();
+    test_alone();
     return check_report("loop");
 }

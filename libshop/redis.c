@@ -664,12 +664,12 @@ int shop_redis_del(const char *key, struct shop_err *err)
     return existed;
 }
 
-int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
+/* The end of a call whose answer is an integer: *value, or -1 with err set (r freed). */
+static int integer_answer(int rc, redisReply *r, const char *what, long long *value,
+                          struct shop_err *err)
 {
-    redisReply *r;
-    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "INCR", "INCR %s", key);
     if (rc == SHOP_REDIS_OK && r->type != REDIS_REPLY_INTEGER) {
-        set_err("INCR: no integer answer");
+        set_err("%s: no integer answer", what);
         freeReplyObject(r);
         rc = SHOP_REDIS_ERROR;
     }
@@ -678,6 +678,13 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
     *value = r->integer;
     freeReplyObject(r);
     return 0;
+}
+
+int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
+{
+    redisReply *r;
+    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "INCR", "INCR %s", key);
+    return integer_answer(rc, r, "INCR", value, err);
 }
 
 /* Sends the two commands cmds (freed here) in one round trip on c; the answer of cmds[value] is
@@ -906,16 +913,7 @@ int shop_redis_incr_store(const char *counter, const char *key, long ttl, const 
         lens[i] = strlen(args[i]);
     redisReply *r;
     int rc = script_run(&incr_store_script, 2, 5, args, lens, &r);
-    if (rc == SHOP_REDIS_OK && r->type != REDIS_REPLY_INTEGER) {
-        set_err("INCR script: no integer answer");
-        freeReplyObject(r);
-        rc = SHOP_REDIS_ERROR;
-    }
-    if (rc != SHOP_REDIS_OK)
-        return to_err(rc, err);
-    *value = r->integer;
-    freeReplyObject(r);
-    return 0;
+    return integer_answer(rc, r, "INCR script", value, err);
 }
 
 /* ---- optimistic updates ------------------------------------------------------------------ */

@@ -7,6 +7,7 @@ written later by payment's outbox, across a payment restart).
 line per order the broker confirmed. Tests that need another configuration start a second payment
 process (test_payment.Payment) on the stack's Redis, RabbitMQ, user and cart services.
 """
+import contextlib
 import os
 import re
 import socket
@@ -96,12 +97,25 @@ def test_pay_retried_after_the_connection_dropped_mid_answer(http):
         p.stop()
 
 
+@contextlib.contextmanager
+def payment_behind_proxy(**proxy_args):
+    """A payment service whose cart service is a CartProxy (made with proxy_args); both end with
+    the block."""
+    proxy = CartProxy(**proxy_args)
+    try:
+        p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
+        try:
+            yield p, proxy
+        finally:
+            p.stop()
+    finally:
+        proxy.close()
+
+
 def test_pay_retried_after_a_500_from_the_cart_service(http):
     """The cart service fails the cart's deletion after the order was published (500); the
     client retries: the same order id, one message, and the retry deletes the cart."""
-    proxy = CartProxy(fail_deletes=1)
-    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
-    try:
+    with payment_behind_proxy(fail_deletes=1) as (p, proxy):
         cart_id = anon_id()
         cart = make_cart(http, cart_id)
         r = pay(requests, cart_id, cart, base=p.url)
@@ -115,17 +129,12 @@ def test_pay_retried_after_a_500_from_the_cart_service(http):
         m = metrics(requests, base=p.url)
         assert m["sold_count_total"] == 1 and m["payment_replayed_total"] == 1
         assert wait_dispatched([orderid]) == set()
-    finally:
-        p.stop()
-        proxy.close()
 
 
 def test_caller_cookie_is_forwarded_to_the_cart_service(http):
     """Payment forwards the caller's Cookie header on each of its calls to the cart service
     (the nonce with the cart, its deletion), so a peer that checks sessions sees the caller's."""
-    proxy = CartProxy(fail_deletes=0)
-    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
-    try:
+    with payment_behind_proxy(fail_deletes=0) as (p, proxy):
         cart_id = anon_id()
         cart = make_cart(http, cart_id)
         cookie = "shop_session=s-%s; other=1" % uuid.uuid4().hex
@@ -133,17 +142,12 @@ def test_caller_cookie_is_forwarded_to_the_cart_service(http):
         assert r.status_code == 200, r.text
         assert [(m, v) for m, v, _ in proxy.cookies] == [("GET", "nonce"), ("DELETE", "cart")]
         assert {c for _, _, c in proxy.cookies} == {cookie}
-    finally:
-        p.stop()
-        proxy.close()
 
 
 def test_pay_reads_the_cart_with_its_nonce(http):
     """One call gives payment the cart's nonce and the cart (GET /nonce/{id}?cart=1): the pay
     charges that cart without a GET /cart/{id} of its own."""
-    proxy = CartProxy(fail_deletes=0)
-    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
-    try:
+    with payment_behind_proxy(fail_deletes=0) as (p, proxy):
         cart_id = anon_id()
         cart = make_cart(http, cart_id)
         r = pay(requests, cart_id, cart, base=p.url)
@@ -151,17 +155,12 @@ def test_pay_reads_the_cart_with_its_nonce(http):
         assert proxy.paths == ["/nonce/%s?cart=1" % cart_id, "/cart/%s" % cart_id]
         assert metrics(requests, base=p.url)["sold_count_total"] == 1
         assert wait_dispatched([r.json()["orderid"]]) == set()
-    finally:
-        p.stop()
-        proxy.close()
 
 
 def test_pay_with_a_cart_service_that_sends_no_cart_with_the_nonce(http):
     """A cart service from before ?cart=1 answers the nonce alone: payment asks for the cart
     itself (GET /cart/{id}) and the pay goes through as before."""
-    proxy = CartProxy(fail_deletes=0, older=True)
-    p = Payment(CART_HOST="127.0.0.1", CART_PORT=proxy.port).wait_ready()
-    try:
+    with payment_behind_proxy(fail_deletes=0, older=True) as (p, proxy):
         cart_id = anon_id()
         cart = make_cart(http, cart_id)
         r = pay(requests, cart_id, cart, base=p.url)
@@ -169,9 +168,6 @@ def test_pay_with_a_cart_service_that_sends_no_cart_with_the_nonce(http):
         assert [(m, v) for m, v, _ in proxy.cookies] == [("GET", "nonce"), ("GET", "cart"), ("DELETE", "cart")]
         assert cart_status(http, cart_id) == 404
         assert wait_dispatched([r.json()["orderid"]]) == set()
-    finally:
-        p.stop()
-        proxy.close()
 
 
 class FirstHeldGateway:

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -819,7 +818,9 @@ bool shop_redis_ping(void)
 struct script {
     const char *text;
     bool retry_safe;
-    char sha[41]; /* hex, filled in by shop_redis_init_conf */
+    const char *sha; /* the SHA-1 of text in hex (test_redis_script checks that EVALSHA finds it):
+                      * written here, not computed at start, which would map OpenSSL's
+                      * libcrypto into services that use nothing else of it (+1.9 MB idle) */
 };
 
 /* The /uniqueid step (shop_redis_incr_store): the counter, and the new key holding its value. A
@@ -829,7 +830,8 @@ static struct script incr_store_script = {
     .text = "local n = redis.call('INCR', KEYS[1])\n"
             "redis.call('SETEX', KEYS[2], ARGV[1], ARGV[2] .. string.format('%d', n) .. ARGV[3])\n"
             "return n\n",
-    .retry_safe = true};
+    .retry_safe = true,
+    .sha = "915e8f66d56633311ff0e02a7d7927a2b1d5cdbc"};
 
 /* The optimistic update's write: key becomes ARGV[4] (TTL ARGV[3]) only while it still holds
  * ARGV[2] (ARGV[1] = "1"), or is still absent (ARGV[1] = "0"). 1 when written, 0 on a conflict.
@@ -840,17 +842,8 @@ static struct script cas_script = {.text = "local cur = redis.call('GET', KEYS[1
                                            "elseif cur then return 0 end\n"
                                            "redis.call('SETEX', KEYS[1], ARGV[3], ARGV[4])\n"
                                            "return 1\n",
-                                   .retry_safe = false};
-
-static struct script *const scripts[] = {&incr_store_script, &cas_script};
-
-static void script_hash(struct script *s)
-{
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)s->text, strlen(s->text), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
-}
+                                   .retry_safe = false,
+                                   .sha = "7c85614668aec17c421cba4bc20b724341060d6e"};
 
 #define SCRIPT_MAX_ARGS 8
 
@@ -1064,8 +1057,6 @@ int shop_redis_conf_parse(const char *value, int def_port, struct shop_redis_con
 void shop_redis_init_conf(const struct shop_redis_conf *conf)
 {
     g_conf = *conf;
-    for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
-        script_hash(scripts[i]);
     shop_log_info("redis %s:%d db=%d%s", g_conf.host, g_conf.port, g_conf.db,
                   g_conf.pass[0] ? " auth=yes" : "");
 }

@@ -223,6 +223,29 @@ static void test_update_loops(void)
     free(val);
 }
 
+/* The SHA-1s written in redis.c are the scripts' own: once Redis has both scripts (EVAL taught
+ * it any it lacked), every call is one EVALSHA and none falls back to EVAL. */
+static void test_sha_written_right(void)
+{
+    char counter[96], key[96];
+    long long n;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "sha-counter");
+    key_name(key, sizeof(key), "sha-count");
+    CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
+    CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+    raw_cmd("CONFIG RESETSTAT", NULL, NULL);
+    CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
+    CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+    redisReply *r = redisCommand(raw, "INFO commandstats");
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    const char *stats = r && r->str ? r->str : "";
+    CHECK(strstr(stats, "cmdstat_evalsha:calls=2,") != NULL);
+    CHECK(strstr(stats, "cmdstat_eval:") == NULL);
+    if (r)
+        freeReplyObject(r);
+}
+
 int main(void)
 {
     shop_log_set_level("error");
@@ -240,6 +263,7 @@ int main(void)
     test_incr_store();
     test_update_blocking();
     test_update_loops();
+    test_sha_written_right();
     redisFree(raw);
     shop_redis_cleanup();
     return check_report("redis_script");

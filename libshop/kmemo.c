@@ -1,5 +1,6 @@
 /* kmemo.c - a keyed memo (kmemo.h): a hash table of entries in use order behind one mutex; an
- * entry being loaded carries its flight, which its waiters share and the last one frees. */
+ * entry being loaded carries its flight, which its waiters share and the last one frees; a
+ * failed flight may stay on its entry for fail_ms as the answer of every get. */
 #include "libshop/kmemo.h"
 #include "libshop/loop.h"
 #include "libshop/util.h"
@@ -15,13 +16,15 @@ struct flight {
     bool done;
     void *value; /* the answer, held once for the flight; NULL: err */
     struct shop_err err;
+    long long ended_ns; /* when a failed load ended (for fail_ms) */
 };
 
 struct shop_kmemo_entry {
     struct shop_kmemo_entry *next;          /* hash chain */
     struct shop_kmemo_entry *newer, *older; /* use order */
     struct flight *flight;                  /* the load in flight, or NULL (then never evicted) */
-    void *value;                            /* NULL: none */
+    struct flight *failed;                  /* the last load, failed, kept fail_ms, or NULL */
+    void *value;                            /* NULL: none; kept while a new load is in flight */
     long long loaded_ns;                    /* when the load of value started */
     uint32_t hash;
     char key[];
@@ -92,7 +95,17 @@ static void touch(struct shop_kmemo *m, struct shop_kmemo_entry *e)
         m->oldest = e;
 }
 
-/* Unlinks e from its chain and the use order, drops its value and frees it. */
+/* Under mu: gives back a reference to f, freeing it with the last one. */
+static void flight_release(struct shop_kmemo *m, struct flight *f)
+{
+    if (--f->refs > 0)
+        return;
+    if (f->value)
+        m->c.drop(f->value);
+    free(f);
+}
+
+/* Unlinks e from its chain and the use order, drops its value and error and frees it. */
 static void entry_free(struct shop_kmemo *m, struct shop_kmemo_entry *e)
 {
     struct shop_kmemo_entry **p = chain_of(m, e->hash);
@@ -103,6 +116,8 @@ static void entry_free(struct shop_kmemo *m, struct shop_kmemo_entry *e)
     m->count--;
     if (e->value)
         m->c.drop(e->value);
+    if (e->failed)
+        flight_release(m, e->failed);
     free(e);
 }
 
@@ -129,34 +144,24 @@ static struct shop_kmemo_entry *insert(struct shop_kmemo *m, const char *key, si
     return e;
 }
 
-/* Under mu: gives back a reference to f, freeing it with the last one. */
-static void flight_release(struct shop_kmemo *m, struct flight *f)
-{
-    if (--f->refs > 0)
-        return;
-    if (f->value)
-        m->c.drop(f->value);
-    free(f);
-}
-
 static bool keepable(struct shop_kmemo *m, const void *value)
 {
     return !m->c.max_value || !m->c.size || m->c.size(value) <= m->c.max_value;
 }
 
-/* Under mu, returns unlocked: loads e's value as the owner of a new flight, keeps it (or drops
- * the entry: errors and oversized values are not kept) and hands the answer to the waiters. */
+/* Under mu, returns unlocked: loads e's value as the owner of a new flight, keeps it (or the
+ * error, for fail_ms; else drops the entry: other errors and oversized values are not kept) and
+ * hands the answer to the waiters. */
 static void *fill(struct shop_kmemo *m, struct shop_kmemo_entry *e, void *arg, struct shop_err *err)
 {
     struct flight *f = shop_xcalloc(1, sizeof(*f));
     f->refs = 1;
     e->flight = f;
-    void *old = e->value;
-    e->value = NULL;
+    if (e->failed)
+        flight_release(m, e->failed);
+    e->failed = NULL;
     long long start = m->c.now_ns();
     pthread_mutex_unlock(&m->mu);
-    if (old)
-        m->c.drop(old);
     void *v = m->c.load(m->c.ud, e->key, arg, err);
     pthread_mutex_lock(&m->mu);
     f->done = true;
@@ -166,17 +171,25 @@ static void *fill(struct shop_kmemo *m, struct shop_kmemo_entry *e, void *arg, s
         f->value = v;
     } else {
         f->err = *err;
+        f->ended_ns = m->c.now_ns();
     }
+    void *old = e->value; /* given out meanwhile within stale_ms */
+    e->value = NULL;
     if (v && keepable(m, v)) {
         m->c.hold(v);
         e->value = v;
         e->loaded_ns = start;
+    } else if (!v && m->c.fail_ms > 0) {
+        f->refs++;
+        e->failed = f;
     } else {
         entry_free(m, e);
     }
     pthread_cond_broadcast(&m->loaded);
     flight_release(m, f);
     pthread_mutex_unlock(&m->mu);
+    if (old)
+        m->c.drop(old);
     return v;
 }
 
@@ -198,6 +211,21 @@ static void *wait_flight(struct shop_kmemo *m, struct flight *f, struct shop_err
     return v;
 }
 
+/* Under mu, returns unlocked: e's value, held. */
+static void *give(struct shop_kmemo *m, struct shop_kmemo_entry *e)
+{
+    touch(m, e);
+    void *v = e->value;
+    m->c.hold(v);
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
+static bool within(struct shop_kmemo *m, long long since_ns, long ms)
+{
+    return m->c.now_ns() - since_ns < ms * 1000000LL;
+}
+
 void *shop_kmemo_get(struct shop_kmemo *m, const char *key, void *arg, struct shop_err *err)
 {
     size_t klen = strlen(key);
@@ -206,14 +234,16 @@ void *shop_kmemo_get(struct shop_kmemo *m, const char *key, void *arg, struct sh
     uint32_t hash = hash_of(key);
     pthread_mutex_lock(&m->mu);
     struct shop_kmemo_entry *e = find(m, key, hash);
-    if (e && e->value && m->c.now_ns() - e->loaded_ns < m->c.ttl_ms * 1000000LL) {
-        touch(m, e);
-        void *v = e->value;
-        m->c.hold(v);
+    if (e && e->value && within(m, e->loaded_ns, m->c.ttl_ms))
+        return give(m, e);
+    if (e && e->failed && within(m, e->failed->ended_ns, m->c.fail_ms)) {
+        *err = e->failed->err;
         pthread_mutex_unlock(&m->mu);
-        return v;
+        return NULL;
     }
     if (e && e->flight) {
+        if (e->value && (m->c.stale_ms < 0 || within(m, e->loaded_ns, m->c.ttl_ms + m->c.stale_ms)))
+            return give(m, e);
         if (!shop_loop_current())
             return wait_flight(m, e->flight, err);
         e = NULL; /* a loop thread must not wait: the load may be its own coroutine's */
@@ -225,6 +255,17 @@ void *shop_kmemo_get(struct shop_kmemo *m, const char *key, void *arg, struct sh
     /* this caller loads by itself, without keeping */
     pthread_mutex_unlock(&m->mu);
     return m->c.load(m->c.ud, key, arg, err);
+}
+
+void shop_kmemo_forget(struct shop_kmemo *m, const char *key)
+{
+    pthread_mutex_lock(&m->mu);
+    struct shop_kmemo_entry *e = find(m, key, hash_of(key));
+    if (e && e->value) { /* a load in flight goes on and keeps its answer */
+        m->c.drop(e->value);
+        e->value = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 unsigned shop_kmemo_count(struct shop_kmemo *m, unsigned *waiting)

@@ -1,13 +1,15 @@
 /* kmemo.h - values read from a backend by key and kept for a while (the cart's catalogue answer
- * per SKU, D25): the keyed sibling of memo.h. A value is used for ttl_ms after its load started,
- * then the next caller loads it again; errors are never kept. Single-flight per key: callers
- * that miss a key while another caller loads it wait for that load and share its answer, value
- * or error (on a thread running a loop, libshop/loop.h, they load by themselves instead: the
- * load in flight may belong to another coroutine of the same thread, which a wait would block
- * forever). The table is bounded: at most max_keys entries, the least recently used one evicted
- * for a new key, and a value larger than max_value bytes is given to its callers but not kept;
- * memory is at most max_keys x (about 100 B + key + max_value). A hit takes the mutex for a
- * lookup and hands out a reference (hold), without allocating or copying the value. */
+ * per SKU, D25; memo.h is a one-key kmemo). A value is used for ttl_ms after its load started,
+ * then the next caller loads it again. Single-flight per key: callers that miss a key while
+ * another caller loads it are given the expired value within stale_ms, else wait for that load
+ * and share its answer, value or error (on a thread running a loop, libshop/loop.h, they load by
+ * themselves instead: the load in flight may belong to another coroutine of the same thread,
+ * which a wait would block forever). A failed load drops the key's value; its error is every
+ * caller's answer for fail_ms. The table is bounded: at most max_keys entries, the least
+ * recently used one evicted for a new key, and a value larger than max_value bytes is given to
+ * its callers but not kept; memory is at most max_keys x (about 100 B + key + max_value, or about
+ * 400 B for a kept error). A hit takes the mutex for a lookup and hands out a reference (hold),
+ * without allocating or copying the value. */
 #ifndef SHOP_KMEMO_H
 #define SHOP_KMEMO_H
 
@@ -20,6 +22,10 @@
 
 struct shop_kmemo_conf {
     long ttl_ms;       /* a value is used this long after its load started; 0: never kept */
+    long stale_ms;     /* while another caller loads, the expired value is still given out until it
+                          is ttl_ms + stale_ms old; -1: for as long as that load takes */
+    long fail_ms;      /* a failed load is every caller's answer this long, without loading again;
+                          0: only the callers that waited for that load get it */
     unsigned max_keys; /* entries kept at most (>= 1) */
     size_t max_value;  /* a value whose size() is larger is not kept; 0: no limit */
     /* a new value for key holding one reference (the caller's), or NULL with err set; arg is
@@ -47,11 +53,15 @@ struct shop_kmemo {
 
 /* conf->max_keys entries' worth of buckets is allocated here. */
 void shop_kmemo_init(struct shop_kmemo *m, const struct shop_kmemo_conf *conf);
-/* key's value: the kept one when it is younger than ttl_ms, else the answer of a load (this
- * caller's, with arg, or the one in flight). Returns a held value (give it back with
+/* key's value: the kept one when it is younger than ttl_ms, else the kept error or the expired
+ * value per fail_ms and stale_ms, else the answer of a load (this caller's, with arg, or the one
+ * in flight). Returns a held value (give it back with
  * conf->drop), or NULL with err set. Thread-safe. */
 void *shop_kmemo_get(struct shop_kmemo *m, const char *key, void *arg, struct shop_err *err);
-/* Entries held now (with a value or loading), and in *waiting (unless NULL) the callers
+/* Drops key's value now (its backend is known to be gone): the next caller loads again, unless
+ * a failed load's error is kept (fail_ms). */
+void shop_kmemo_forget(struct shop_kmemo *m, const char *key);
+/* Entries held now (with a value, an error or loading), and in *waiting (unless NULL) the callers
  * waiting for a load: for tests. */
 unsigned shop_kmemo_count(struct shop_kmemo *m, unsigned *waiting);
 /* Drops every value and frees the memo's resources (after the last get). */

@@ -1,7 +1,10 @@
 /* test_memo.c - the libshop memo (memo.h) on a fake clock: a fresh value is served without
  * loading, an expired one is loaded again by one caller while the others get the kept value
  * within the staleness bound and wait for that load past it (sharing its answer), a failure
- * drops the value and is remembered for fail_ms, forget drops the value. */
+ * drops the value and is remembered for fail_ms, forget drops the value; in a coroutine of a
+ * loop a get while another coroutine of the same loop loads loads by itself instead of waiting
+ * (which would never end). */
+#include "libshop/loop.h"
 #include "libshop/memo.h"
 #include "libshop/util.h"
 #include "tests/unit/check.h"
@@ -126,17 +129,57 @@ static void test_failure(void)
     CHECK_STR(get(a), "v5");
 }
 
-int main(void)
+static void memo_init(void *(*load_fn)(void *, struct shop_err *))
 {
     shop_memo_init(&memo, &(struct shop_memo_conf){.ttl_ms = 1000,
                                                    .stale_ms = 1000,
                                                    .fail_ms = 500,
-                                                   .load = load,
+                                                   .load = load_fn,
                                                    .hold = shop_memo_bytes_hold,
                                                    .drop = shop_memo_bytes_drop,
                                                    .now_ns = fake_now});
+}
+
+/* Coroutines of one loop: the first's load waits on the loop (as a backend call does); the
+ * second asks meanwhile, with no value kept, and must load by itself, not wait for the first. */
+static void co_get(void *out)
+{
+    get(out);
+}
+
+static int yielding_loads;
+
+static void *yielding_load(void *ud, struct shop_err *err)
+{
+    if (yielding_loads++ == 0)
+        shop_co_wait();
+    return load(ud, err);
+}
+
+static void test_loop_does_not_wait(void)
+{
+    char first[16], second[16], a[16];
+    memo_init(yielding_load);
+    atomic_store(&loads, 0);
+    struct shop_loop *l = shop_loop_new();
+    CHECK(l != NULL);
+    struct shop_co *co = shop_co_start(co_get, NULL, first);
+    CHECK(co != NULL);                                  /* its load waits on the loop */
+    CHECK(shop_co_start(co_get, NULL, second) == NULL); /* loaded by itself, done */
+    CHECK_STR(second, "v1");
+    shop_co_wake(co);
+    CHECK_STR(first, "v2");
+    CHECK_STR(get(a), "v2"); /* the owner's load is the one kept */
+    shop_loop_free(l);
+    shop_memo_cleanup(&memo);
+}
+
+int main(void)
+{
+    memo_init(load);
     test_fresh_and_stale();
     test_failure();
     shop_memo_cleanup(&memo);
+    test_loop_does_not_wait();
     return check_report("memo");
 }

@@ -934,7 +934,11 @@ static int compare_and_set(const char *key, long ttl, const redisReply *old, con
     return rc;
 }
 
-static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
+static int create_key(const char *key, long ttl, const char *val,
+                      const struct shop_redis_write *on_create);
+
+static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                  const struct shop_redis_write *on_create)
 {
     long long give_up = shop_now_ns() + g_conf.command_timeout_ms * 1000000LL;
     int attempt;
@@ -947,7 +951,7 @@ static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
         const char *cur = val->type == REDIS_REPLY_STRING ? val->str : NULL;
         int code = fn(cur, cur ? val->len : 0, ud, &out);
         if (code == 0)
-            rc = compare_and_set(key, ttl, val, out);
+            rc = cur ? compare_and_set(key, ttl, val, out) : create_key(key, ttl, out, on_create);
         freeReplyObject(val);
         free(out);
         if (code != 0)
@@ -996,8 +1000,8 @@ static void turn_end(struct pipe *p, struct turn *t)
     }
 }
 
-int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
-                      struct shop_err *err)
+static int update_in_turn(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                          const struct shop_redis_write *on_create, struct shop_err *err)
 {
     struct pipe *p = loop_pipe();
     struct turn t = {.key = key, .co = shop_co_self()};
@@ -1005,10 +1009,16 @@ int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *
         turn_end(p, &t);
         return to_err(SHOP_REDIS_UNAVAILABLE, err);
     }
-    int rc = update(key, ttl, fn, ud);
+    int rc = update(key, ttl, fn, ud, on_create);
     if (p)
         turn_end(p, &t);
     return rc < 0 ? to_err(rc, err) : rc;
+}
+
+int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                      struct shop_err *err)
+{
+    return update_in_turn(key, ttl, fn, ud, NULL, err);
 }
 
 /* ---- configuration ----------------------------------------------------------------------- */
@@ -1077,4 +1087,138 @@ void shop_redis_init(void)
 void shop_redis_cleanup(void)
 {
     shop_tls_drop(&conns);
+}
+
+/* ---- fewer round trips (issue 21) -------------------------------------------------------- */
+
+/* Sends the n formatted commands cmds (freed here; a failed format has a length < 0) in one
+ * round trip. OK with every reply in reps (error replies included, for the caller to weigh), or
+ * a failure (nothing returned). */
+static int run_formatted(int n, char **cmds, const int *lens, redisReply **reps, bool may_retry)
+{
+    int rc = SHOP_REDIS_OK;
+    for (int i = 0; i < n; i++)
+        if (lens[i] < 0) {
+            set_err("bad redis command format");
+            rc = SHOP_REDIS_ERROR;
+        }
+    if (rc == SHOP_REDIS_OK)
+        rc = run(thread_conn(), n, (const char *const *)cmds, lens, reps, may_retry);
+    for (int i = 0; i < n; i++) {
+        if (rc != SHOP_REDIS_OK)
+            reps[i] = NULL;
+        if (lens[i] >= 0)
+            redisFreeCommand(cmds[i]);
+    }
+    return rc;
+}
+
+/* The result of one reply of a batch: OK, or the failure its error reply means (last_err set). */
+static int reply_rc(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ERROR)
+        return SHOP_REDIS_OK;
+    set_err("%s", r->str);
+    return busy_error(r->str) ? SHOP_REDIS_UNAVAILABLE : SHOP_REDIS_ERROR;
+}
+
+static void free_replies(int n, redisReply **reps)
+{
+    for (int i = 0; i < n; i++)
+        if (reps[i])
+            freeReplyObject(reps[i]);
+}
+
+/* The update's write of a key that did not exist: SET NX EX (a plain command, no script), after
+ * on_create's SETEX in the same round trip. OK when written, 1 when the key exists by now (a
+ * conflict: the caller reads it again), or a failure. Never resent: if a lost reply hid the
+ * write, a resend would see a conflict and apply fn twice. */
+static int create_key(const char *key, long ttl, const char *val,
+                      const struct shop_redis_write *on_create)
+{
+    char *cmds[2];
+    int lens[2], n = 0;
+    redisReply *reps[2];
+    if (on_create)
+        lens[n++] = redisFormatCommand(&cmds[0], "SETEX %s %ld %b", on_create->key, on_create->ttl,
+                                       on_create->val, on_create->len);
+    lens[n] = redisFormatCommand(&cmds[n], "SET %s %b NX EX %ld", key, val, strlen(val), ttl);
+    n++;
+    int rc = run_formatted(n, cmds, lens, reps, false);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    redisReply *set = reps[n - 1];
+    rc = reply_rc(set);
+    if (rc == SHOP_REDIS_OK && set->type != REDIS_REPLY_STATUS && set->type != REDIS_REPLY_NIL) {
+        set_err("SET NX: unexpected answer type %d", set->type);
+        rc = SHOP_REDIS_ERROR;
+    }
+    if (rc == SHOP_REDIS_OK && set->type == REDIS_REPLY_NIL)
+        rc = 1;
+    if ((rc == SHOP_REDIS_OK || rc == 1) && n == 2 && reps[0]->type == REDIS_REPLY_ERROR)
+        shop_log_warnx("redis: %s not written with %s: %s", on_create->key, key, reps[0]->str);
+    free_replies(n, reps);
+    return rc;
+}
+
+int shop_redis_update_new(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                          const struct shop_redis_write *on_create, struct shop_err *err)
+{
+    return update_in_turn(key, ttl, fn, ud, on_create, err);
+}
+
+int shop_redis_get_n(int n, const char *const *keys, char **vals, size_t *lens,
+                     struct shop_err *err)
+{
+    char *cmds[SHOP_REDIS_GET_MAX];
+    int clens[SHOP_REDIS_GET_MAX];
+    redisReply *reps[SHOP_REDIS_GET_MAX];
+    for (int i = 0; i < n && i < SHOP_REDIS_GET_MAX; i++) {
+        vals[i] = NULL;
+        lens[i] = 0;
+    }
+    if (n < 1 || n > SHOP_REDIS_GET_MAX) {
+        set_err("redis: %d keys to GET at once", n);
+        return to_err(SHOP_REDIS_ERROR, err);
+    }
+    for (int i = 0; i < n; i++)
+        clens[i] = redisFormatCommand(&cmds[i], "GET %s", keys[i]);
+    int rc = run_formatted(n, cmds, clens, reps, true);
+    for (int i = 0; i < n && rc == SHOP_REDIS_OK; i++) {
+        rc = reply_rc(reps[i]);
+        if (rc == SHOP_REDIS_OK && reps[i]->type != REDIS_REPLY_STRING &&
+            reps[i]->type != REDIS_REPLY_NIL) {
+            set_err("key %s holds a non-string value", keys[i]);
+            rc = SHOP_REDIS_ERROR;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        bool found = rc == SHOP_REDIS_OK && reps[i]->type == REDIS_REPLY_STRING;
+        vals[i] = found ? shop_xstrndup(reps[i]->str, reps[i]->len) : NULL;
+        lens[i] = found ? reps[i]->len : 0;
+    }
+    free_replies(n, reps);
+    return rc == SHOP_REDIS_OK ? 0 : to_err(rc, err);
+}
+
+int shop_redis_del_expire(const char *key, const char *other, long ttl, struct shop_err *err)
+{
+    char *cmds[2];
+    int lens[2];
+    redisReply *reps[2];
+    lens[0] = redisFormatCommand(&cmds[0], "DEL %s", key);
+    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", other, ttl);
+    int rc = run_formatted(2, cmds, lens, reps, true);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    rc = reply_rc(reps[0]);
+    if (rc == SHOP_REDIS_OK && reps[0]->type != REDIS_REPLY_INTEGER) {
+        set_err("DEL: unexpected answer type %d", reps[0]->type);
+        rc = SHOP_REDIS_ERROR;
+    }
+    int existed = rc == SHOP_REDIS_OK && reps[0]->integer > 0;
+    if (rc == SHOP_REDIS_OK && reps[1]->type == REDIS_REPLY_ERROR)
+        shop_log_warnx("redis: EXPIRE %s after DEL %s: %s", other, key, reps[1]->str);
+    free_replies(2, reps);
+    return rc == SHOP_REDIS_OK ? existed : to_err(rc, err);
 }

@@ -82,8 +82,40 @@ typedef int (*shop_redis_update_fn)(const char *cur, size_t len, void *ud, char 
 /* Replaces key by fn's answer (with TTL ttl) atomically: no other client's write to the key
  * between fn's read and this write is ever lost (fn may run several times when the key is
  * changed meanwhile: GET, fn, then a compare-and-set script that writes only while the key
- * still holds what fn saw). Returns 0 when written, fn's positive code, or -1 with err set. */
+ * still holds what fn saw, or SET NX EX when fn saw no key). Returns 0 when written, fn's
+ * positive code, or -1 with err set. */
 int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
                       struct shop_err *err);
+
+/* ---- fewer round trips (issue 21) ------------------------------------------------------- */
+
+/* A second key written with another call, in its round trip: SETEX key ttl val. */
+struct shop_redis_write {
+    const char *key;
+    const char *val;
+    size_t len;
+    long ttl;
+};
+
+/* shop_redis_update that, when it creates key (fn saw no key and its answer was written),
+ * writes on_create too (NULL: nothing), in the same round trip: SETEX on_create->key, then SET
+ * key NX EX, pipelined. On a conflict (key created meanwhile by someone else) on_create was
+ * written all the same and fn runs again on the other's value (no second write of on_create
+ * follows, since key exists then). A failed write of on_create alone is logged: key was written
+ * and 0 is returned. */
+int shop_redis_update_new(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
+                          const struct shop_redis_write *on_create, struct shop_err *err);
+
+#define SHOP_REDIS_GET_MAX 8
+
+/* GET of n keys (1 to SHOP_REDIS_GET_MAX) in one round trip (pipelined GETs): vals[i] a heap
+ * copy (freed by the caller) with lens[i], or NULL (and 0) when keys[i] does not exist. Returns
+ * 0, or -1 with err set (nothing returned; also for a key holding a non-string). */
+int shop_redis_get_n(int n, const char *const *keys, char **vals, size_t *lens,
+                     struct shop_err *err);
+
+/* DEL key and, in the same round trip, EXPIRE other ttl (whether key existed or not). Returns
+ * as shop_redis_del (1 when key existed); a failed EXPIRE alone is logged. */
+int shop_redis_del_expire(const char *key, const char *other, long ttl, struct shop_err *err);
 
 #endif

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NONCE_HEX 32 /* 16 random bytes */
+#define NONCE_HEX CART_NONCE_HEX
 
 #define NONCE_PREFIX "cart/nonce/"
 
@@ -44,14 +44,18 @@ static long nonce_ttl(void)
     return cart_cfg.ttl + CART_NONCE_KEEP_S;
 }
 
-int cart_nonce_rotate(const char *id, struct shop_err *err)
+void cart_nonce_new(const char *id, struct cart_nonce *n)
 {
-    char n[NONCE_HEX + 1];
-    nonce_new(n);
-    char *key = nonce_key(id);
-    int rc = shop_redis_set(key, n, strlen(n), nonce_ttl(), err);
-    free(key);
-    return rc;
+    nonce_new(n->val);
+    n->key = nonce_key(id);
+    n->write = (struct shop_redis_write){
+        .key = n->key, .val = n->val, .len = NONCE_HEX, .ttl = nonce_ttl()};
+}
+
+void cart_nonce_free(struct cart_nonce *n)
+{
+    free(n->key);
+    n->key = NULL;
 }
 
 int cart_nonce_copy(const char *from, const char *to, struct shop_err *err)
@@ -72,45 +76,51 @@ int cart_nonce_copy(const char *from, const char *to, struct shop_err *err)
     return rc;
 }
 
-void cart_nonce_keep(const char *id)
+int cart_delete(const char *id, struct shop_err *err)
 {
-    struct shop_err err;
     char *key = nonce_key(id);
-    if (shop_redis_expire(key, CART_NONCE_KEEP_S, &err) == -1)
-        shop_log_warnx("cart %s: nonce kept with its old TTL: %s", id, err.msg);
+    /* a retried pay of this cart still finds its nonce (D21); a delete of a cart already gone
+     * keeps its nonce as long as a repeat of the delete would: CART_NONCE_KEEP_S from now */
+    int rc = shop_redis_del_expire(id, key, CART_NONCE_KEEP_S, err);
     free(key);
+    return rc;
 }
 
-/* Reads the nonce; a cart that has none gets one (SET NX: concurrent callers agree). Returns 1
- * with *val, 0 when there is neither, -1 with err set. */
-static int nonce_read(const char *id, char **val, size_t *len, struct shop_err *err)
+/* Reads the nonce and, in the same round trip, the cart (*cart, NULL when there is none); a
+ * cart that has no nonce gets one (SET NX: concurrent callers agree). Returns 1 with *val, 0
+ * when there is no nonce and no cart, -1 with err set (nothing returned). */
+static int nonce_read(const char *id, char **val, size_t *len, char **cart, size_t *clen,
+                      struct shop_err *err)
 {
     char *key = nonce_key(id);
-    int rc = shop_redis_get(key, val, len, err);
-    if (rc == 0) {
-        char *cart = NULL;
-        size_t clen;
-        rc = shop_redis_get(id, &cart, &clen, err);
-        free(cart);
+    const char *keys[2] = {key, id};
+    char *vals[2];
+    size_t lens[2];
+    int rc = shop_redis_get_n(2, keys, vals, lens, err) == 0 ? 1 : -1;
+    *val = vals[0];
+    *len = lens[0];
+    *cart = vals[1];
+    *clen = lens[1];
+    if (rc == 1 && !*val && !*cart)
+        rc = 0;
+    if (rc == 1 && !*val) { /* a cart stored before nonces */
         char n[NONCE_HEX + 1];
         nonce_new(n);
-        if (rc == 1)
-            rc = shop_redis_set_nx(key, n, strlen(n), nonce_ttl(), err);
-        if (rc == 1)
+        rc = shop_redis_set_nx(key, n, strlen(n), nonce_ttl(), err);
+        if (rc != -1)
             rc = shop_redis_get(key, val, len, err);
     }
     free(key);
     return rc;
 }
 
-/* The stored cart of id for ?cart=1 (payment's one call, D21): 1 with *text when it is a cart
- * GET /cart would hand on, 0 when there is none, 2 when the stored value is not a cart (GET
- * /cart answers that one), -1 with err set. */
-static int cart_read(const char *id, char **text, size_t *len, struct shop_err *err)
+/* Weighs the stored cart text for ?cart=1 (payment's one call, D21): 1 when it is a cart GET
+ * /cart would hand on, 0 when there is none, 2 when the stored value is not a cart (GET /cart
+ * answers that one; *text is then freed). */
+static int cart_weigh(char **text, size_t *len)
 {
-    int rc = shop_redis_get(id, text, len, err);
-    if (rc != 1)
-        return rc;
+    if (!*text)
+        return 0;
     bool ok = cart_check_quick(*text, *len);
     if (!ok) { /* as GET /cart decides */
         json_t *cart = cart_parse(*text, *len);
@@ -121,6 +131,7 @@ static int cart_read(const char *id, char **text, size_t *len, struct shop_err *
         return 1;
     free(*text);
     *text = NULL;
+    *len = 0;
     return 2;
 }
 
@@ -162,9 +173,9 @@ void route_nonce(struct shop_req *req)
     char *val = NULL, *cart = NULL;
     size_t len, clen = 0;
     struct shop_err err;
-    int rc = nonce_read(id, &val, &len, &err), crc = 0;
-    if (rc == 1 && with_cart && (crc = cart_read(id, &cart, &clen, &err)) == -1)
-        rc = -1;
+    int rc = nonce_read(id, &val, &len, &cart, &clen, &err), crc = 0;
+    if (rc == 1 && with_cart)
+        crc = cart_weigh(&cart, &clen);
     static const struct shop_err_reply redis_error = {
         .down = "redis not available", .down_json = true, .failed_json = true};
     if (rc == -1)

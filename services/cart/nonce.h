@@ -6,17 +6,28 @@
 #define CART_NONCE_H
 
 #include "libshop/err.h"
+#include "libshop/redis.h"
 #include "libshop/service.h"
 
 /* How long a nonce outlives its cart: a pay may be retried for 24 h (D21). */
 #define CART_NONCE_KEEP_S (24L * 3600)
 
-/* Gives the cart id a new nonce (a cart created by an add). Returns 0 or -1 with err set. */
-int cart_nonce_rotate(const char *id, struct shop_err *err);
+#define CART_NONCE_HEX 32 /* 16 random bytes */
+
+/* A new nonce of a cart (a random value) and its write, which the add that creates the cart
+ * makes with it (shop_redis_update_new). */
+struct cart_nonce {
+    char *key; /* heap; NULL: none made */
+    char val[CART_NONCE_HEX + 1];
+    struct shop_redis_write write; /* SETEX key (its TTL) val */
+};
+void cart_nonce_new(const char *id, struct cart_nonce *n);
+void cart_nonce_free(struct cart_nonce *n);
 /* Gives `to` the nonce of `from` (a new one when `from` has none): rename. Returns 0 or -1. */
 int cart_nonce_copy(const char *from, const char *to, struct shop_err *err);
-/* Keeps the nonce of a deleted cart for CART_NONCE_KEEP_S more (a retried pay finds it). */
-void cart_nonce_keep(const char *id);
+/* Deletes the cart id and keeps its nonce CART_NONCE_KEEP_S more (a retried pay finds it), in
+ * one round trip. Returns 1 when the cart existed, 0 when not, -1 with err set. */
+int cart_delete(const char *id, struct shop_err *err);
 
 /* GET /nonce/{id}: {"nonce": "…"}; a cart without one (stored before nonces) gets one here;
  * 404 when there is neither a cart nor a nonce. Internal (payment's call). */

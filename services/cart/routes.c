@@ -101,7 +101,6 @@ struct update {
     double price;       /* add: the product's price; ship: the cost */
     const char *location;
     char *result; /* the last text handed to Redis */
-    bool created; /* the last run found no cart (an add creating it) */
 };
 
 static int map_rc(enum cart_rc rc)
@@ -137,7 +136,6 @@ static int update_cb(const char *cur, size_t len, void *ud, char **out)
 {
     struct update *u = ud;
     json_t *cart;
-    u->created = cur == NULL;
     if (cur)
         cart = cart_parse(cur, len);
     else if (u->op == OP_ADD)
@@ -161,12 +159,14 @@ static int update_cb(const char *cur, size_t len, void *ud, char **out)
 static void run_update(struct shop_req *req, const char *id, struct update *u)
 {
     struct shop_err err;
-    int rc = shop_redis_update(id, cart_cfg.ttl, update_cb, u, &err);
+    struct cart_nonce nonce = {0};
+    if (u->op == OP_ADD) /* a cart the add creates gets a new nonce (D21), in the same write */
+        cart_nonce_new(id, &nonce);
+    int rc = shop_redis_update_new(id, cart_cfg.ttl, update_cb, u, nonce.key ? &nonce.write : NULL,
+                                   &err);
+    cart_nonce_free(&nonce);
     if (rc == 0 && u->op == OP_ADD)
         shop_counter_add(&items_added, u->qty);
-    struct shop_err nerr;
-    if (rc == 0 && u->created && cart_nonce_rotate(id, &nerr) == -1)
-        shop_log_warnx("rid=%s new cart %s kept its old nonce: %s", shop_req_id(req), id, nerr.msg);
     reply_update(req, rc, u->result, &err);
     free(u->result);
     u->result = NULL;
@@ -336,13 +336,12 @@ void route_delete_cart(struct shop_req *req)
     if (!cart_id_allowed(req, id))
         return;
     struct shop_err err;
-    int rc = shop_redis_del(id, &err);
-    if (rc == -1) {
+    int rc = cart_delete(id, &err);
+    if (rc == -1)
         shop_reply_err(req, &err, &redis_error);
-    } else if (rc == 1) {
-        cart_nonce_keep(id); /* a retried pay of this cart still finds its nonce (D21) */
+    else if (rc == 1)
         shop_reply_text(req, 200, "OK");
-    } else
+    else
         shop_reply_text(req, 404, "cart not found");
 }
 

@@ -155,6 +155,17 @@ static void release(struct pay *p)
     p->claimed = false;
 }
 
+/* Whether a replay must delete the cart: when the cart came with the nonce, only if there was
+ * one (it has the paid checkout's nonce: the first answer could not delete it; a cart made
+ * since has a new nonce and never reaches a replay); else (an older cart service) unless the
+ * record says the cart was deleted. */
+static bool replay_deletes(const struct pay *p, const struct idem_record *r)
+{
+    if (p->cart_read)
+        return p->cart != NULL;
+    return !r->cleared;
+}
+
 /* The answer to a pay that was placed before: the same order id; the cart is deleted if the
  * first answer could not do it. */
 static void replay(struct pay *p, struct idem_record *r)
@@ -162,7 +173,7 @@ static void replay(struct pay *p, struct idem_record *r)
     shop_counter_add(&pay_replayed, 1);
     shop_log_info("rid=%s pay of %s answered from its first: orderid=%s", shop_req_id(p->req),
                   p->id, r->orderid);
-    if (!r->cleared) {
+    if (replay_deletes(p, r)) {
         struct shop_http_result res;
         shop_http_result_init(&res, BODY_MAX);
         int rc = call_service(p, "DELETE", payment_cfg.cart_base, "cart", NULL, &res);
@@ -391,7 +402,10 @@ static void write_history(struct pay *p)
                        p->id, p->orderid, err.msg);
 }
 
-/* Steps after the confirm: the sale counted, the record done, history, the cart deleted. */
+/* Steps after the confirm: the sale counted, the record done, history, the cart deleted. The
+ * done record is written once, at once after the confirm (a crash after it cannot place the
+ * order twice), saying the cart is not deleted yet: a replay tells from the cart that comes with
+ * the nonce whether there is one left to delete (replay_deletes). */
 static void finish_order(struct pay *p)
 {
     double total, units;
@@ -411,8 +425,6 @@ static void finish_order(struct pay *p)
     } else if (res.status != 200 && res.status != 404) { /* 404: a concurrent retry's delete */
         shop_reply_text(p->req, (int)res.status, "order history update error");
     } else {
-        if (p->claimed)
-            put_record(p, IDEM_DONE, true, false, &err);
         shop_reply_json(p->req, 200, json_pack("{s:s}", "orderid", p->orderid));
     }
     shop_http_result_cleanup(&res);

@@ -934,13 +934,16 @@ static int compare_and_set(const char *key, long ttl, const redisReply *old, con
     return rc;
 }
 
-static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
+/* The update loop: GET, fn, compare-and-set, again on a conflict. first, when not NULL, is the
+ * first GET's answer already read (nil or string; consumed). */
+static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud, redisReply *first)
 {
     long long give_up = shop_now_ns() + g_conf.command_timeout_ms * 1000000LL;
     int attempt;
     for (attempt = 0; attempt < UPDATE_TRIES || shop_now_ns() < give_up; attempt++) {
-        redisReply *val = NULL;
-        int rc = cmd_typed(&val, REDIS_REPLY_STRING, "GET", "GET %s", key);
+        redisReply *val = first;
+        first = NULL;
+        int rc = val ? SHOP_REDIS_OK : cmd_typed(&val, REDIS_REPLY_STRING, "GET", "GET %s", key);
         if (rc != SHOP_REDIS_OK)
             return rc;
         char *out = NULL;
@@ -1005,7 +1008,7 @@ int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *
         turn_end(p, &t);
         return to_err(SHOP_REDIS_UNAVAILABLE, err);
     }
-    int rc = update(key, ttl, fn, ud);
+    int rc = update(key, ttl, fn, ud, NULL);
     if (p)
         turn_end(p, &t);
     return rc < 0 ? to_err(rc, err) : rc;
@@ -1077,4 +1080,67 @@ void shop_redis_init(void)
 void shop_redis_cleanup(void)
 {
     shop_tls_drop(&conns);
+}
+
+/* ---- an INCR sent with an update's first read (shop_redis_incr_update) ------------------- */
+
+/* INCR counter and GET key in one round trip: OK with *value and *val (the GET's answer: nil or
+ * string), or a failure (nothing returned; a GET answered after a failed INCR is dropped). */
+static int incr_get(const char *counter, const char *key, long long *value, redisReply **val)
+{
+    char *cmds[2] = {NULL, NULL};
+    int lens[2];
+    redisReply *rep[2] = {NULL, NULL}, *n = NULL;
+    lens[0] = redisFormatCommand(&cmds[0], "INCR %s", counter);
+    lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
+    int rc = SHOP_REDIS_ERROR;
+    *val = NULL;
+    if (lens[0] > 0 && lens[1] > 0)
+        rc = run(thread_conn(), 2, (const char *const *)cmds, lens, rep, true);
+    else
+        set_err("bad redis command format");
+    redisFreeCommand(cmds[0]);
+    redisFreeCommand(cmds[1]);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    rc = classify(rep[0], &n); /* consumes it */
+    if (rc == SHOP_REDIS_OK && n->type != REDIS_REPLY_INTEGER) {
+        set_err("INCR: no integer answer");
+        rc = SHOP_REDIS_ERROR;
+    }
+    if (rc == SHOP_REDIS_OK)
+        *value = n->integer;
+    if (n)
+        freeReplyObject(n);
+    if (rc != SHOP_REDIS_OK) {
+        freeReplyObject(rep[1]);
+        return rc;
+    }
+    rc = classify(rep[1], val); /* consumes it */
+    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
+        (*val)->type != REDIS_REPLY_STRING) {
+        set_err("key %s holds a non-string value", key);
+        freeReplyObject(*val);
+        *val = NULL;
+        rc = SHOP_REDIS_ERROR;
+    }
+    return rc;
+}
+
+int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
+                           shop_redis_update_fn fn, void *ud, struct shop_err *err)
+{
+    struct pipe *p = loop_pipe();
+    struct turn t = {.key = key, .co = shop_co_self()};
+    if (p && turn_take(p, &t) == -1) {
+        turn_end(p, &t);
+        return to_err(SHOP_REDIS_UNAVAILABLE, err);
+    }
+    redisReply *first;
+    int rc = incr_get(counter, key, value, &first);
+    if (rc == SHOP_REDIS_OK)
+        rc = update(key, ttl, fn, ud, first);
+    if (p)
+        turn_end(p, &t);
+    return rc < 0 ? to_err(rc, err) : rc;
 }

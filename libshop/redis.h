@@ -86,4 +86,11 @@ typedef int (*shop_redis_update_fn)(const char *cur, size_t len, void *ud, char 
 int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *ud,
                       struct shop_err *err);
 
+/* INCR counter into *value and, in the same round trip, the first read of
+ * shop_redis_update(key, ttl, fn, ud): one round trip less than the two calls one after the other.
+ * fn runs once *value is set (ud may point at it). The counter is incremented even when nothing
+ * is written. Returns as shop_redis_update; -1 also when the INCR fails (then fn never ran). */
+int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
+                           shop_redis_update_fn fn, void *ud, struct shop_err *err);
+
 #endif

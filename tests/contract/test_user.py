@@ -568,11 +568,15 @@ def test_bad_configuration_stops_with_its_name(var, value):
 # ---- backends down and back (D16) ----------------------------------------------------------
 
 def test_redis_down_uniqueid_fails_fast_then_recovers(user):
+    s = session_of(user)
     stack("stop", "redis")
     try:
         for _ in range(5):  # answered by the service itself, while Redis is away
             r = get(user + "/uniqueid")
             assert r.status_code == 503
+            if s:  # with a session cookie: the same answer
+                r2 = get(user + "/uniqueid", headers={"Cookie": s[0]})
+                assert (r2.status_code, r2.text) == (503, r.text)
         h = get(user + "/health")
         assert h.status_code == 503 and h.json() == {"app": "OK", "mongo": True}  # shape kept (D8)
         assert get(user + "/check/user").status_code == 200  # MongoDB routes unaffected

@@ -934,16 +934,13 @@ static int compare_and_set(const char *key, long ttl, const redisReply *old, con
     return rc;
 }
 
-/* The update loop: GET, fn, compare-and-set, again on a conflict. first, when not NULL, is the
- * first GET's answer already read (nil or string; consumed). */
-static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud, redisReply *first)
+static int update(const char *key, long ttl, shop_redis_update_fn fn, void *ud)
 {
     long long give_up = shop_now_ns() + g_conf.command_timeout_ms * 1000000LL;
     int attempt;
     for (attempt = 0; attempt < UPDATE_TRIES || shop_now_ns() < give_up; attempt++) {
-        redisReply *val = first;
-        first = NULL;
-        int rc = val ? SHOP_REDIS_OK : cmd_typed(&val, REDIS_REPLY_STRING, "GET", "GET %s", key);
+        redisReply *val = NULL;
+        int rc = cmd_typed(&val, REDIS_REPLY_STRING, "GET", "GET %s", key);
         if (rc != SHOP_REDIS_OK)
             return rc;
         char *out = NULL;
@@ -1008,7 +1005,7 @@ int shop_redis_update(const char *key, long ttl, shop_redis_update_fn fn, void *
         turn_end(p, &t);
         return to_err(SHOP_REDIS_UNAVAILABLE, err);
     }
-    int rc = update(key, ttl, fn, ud, NULL);
+    int rc = update(key, ttl, fn, ud);
     if (p)
         turn_end(p, &t);
     return rc < 0 ? to_err(rc, err) : rc;
@@ -1127,6 +1124,27 @@ static int incr_get(const char *counter, const char *key, long long *value, redi
     return rc;
 }
 
+/* The update's first try with the INCR in its read's round trip: fn on that read, then the
+ * compare-and-set; on a conflict, update()'s own loop from a fresh read (no second INCR). */
+static int incr_update(const char *counter, long long *value, const char *key, long ttl,
+                       shop_redis_update_fn fn, void *ud)
+{
+    redisReply *val;
+    int rc = incr_get(counter, key, value, &val);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    char *out = NULL;
+    const char *cur = val->type == REDIS_REPLY_STRING ? val->str : NULL;
+    int code = fn(cur, cur ? val->len : 0, ud, &out);
+    if (code == 0)
+        rc = compare_and_set(key, ttl, val, out);
+    freeReplyObject(val);
+    free(out);
+    if (code != 0)
+        return code;
+    return rc == 1 ? update(key, ttl, fn, ud) : rc;
+}
+
 int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
                            shop_redis_update_fn fn, void *ud, struct shop_err *err)
 {
@@ -1136,10 +1154,7 @@ int shop_redis_incr_update(const char *counter, long long *value, const char *ke
         turn_end(p, &t);
         return to_err(SHOP_REDIS_UNAVAILABLE, err);
     }
-    redisReply *first;
-    int rc = incr_get(counter, key, value, &first);
-    if (rc == SHOP_REDIS_OK)
-        rc = update(key, ttl, fn, ud, first);
+    int rc = incr_update(counter, value, key, ttl, fn, ud);
     if (p)
         turn_end(p, &t);
     return rc < 0 ? to_err(rc, err) : rc;

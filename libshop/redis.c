@@ -1222,3 +1222,84 @@ int shop_redis_del_expire(const char *key, const char *other, long ttl, struct s
     free_replies(2, reps);
     return rc == SHOP_REDIS_OK ? existed : to_err(rc, err);
 }
+
+/* ---- an INCR sent with an update's first read (shop_redis_incr_update) ------------------- */
+
+/* INCR counter and GET key in one round trip: OK with *value and *val (the GET's answer: nil or
+ * string), or a failure (nothing returned; a GET answered after a failed INCR is dropped). */
+static int incr_get(const char *counter, const char *key, long long *value, redisReply **val)
+{
+    char *cmds[2] = {NULL, NULL};
+    int lens[2];
+    redisReply *rep[2] = {NULL, NULL}, *n = NULL;
+    lens[0] = redisFormatCommand(&cmds[0], "INCR %s", counter);
+    lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
+    int rc = SHOP_REDIS_ERROR;
+    *val = NULL;
+    if (lens[0] > 0 && lens[1] > 0)
+        rc = run(thread_conn(), 2, (const char *const *)cmds, lens, rep, true);
+    else
+        set_err("bad redis command format");
+    redisFreeCommand(cmds[0]);
+    redisFreeCommand(cmds[1]);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    rc = classify(rep[0], &n); /* consumes it */
+    if (rc == SHOP_REDIS_OK && n->type != REDIS_REPLY_INTEGER) {
+        set_err("INCR: no integer answer");
+        rc = SHOP_REDIS_ERROR;
+    }
+    if (rc == SHOP_REDIS_OK)
+        *value = n->integer;
+    if (n)
+        freeReplyObject(n);
+    if (rc != SHOP_REDIS_OK) {
+        freeReplyObject(rep[1]);
+        return rc;
+    }
+    rc = classify(rep[1], val); /* consumes it */
+    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
+        (*val)->type != REDIS_REPLY_STRING) {
+        set_err("key %s holds a non-string value", key);
+        freeReplyObject(*val);
+        *val = NULL;
+        rc = SHOP_REDIS_ERROR;
+    }
+    return rc;
+}
+
+/* The update's first try with the INCR in its read's round trip: fn on that read, then the
+ * compare-and-set; on a conflict, update()'s own loop from a fresh read (no second INCR). */
+static int incr_update(const char *counter, long long *value, const char *key, long ttl,
+                       shop_redis_update_fn fn, void *ud)
+{
+    redisReply *val;
+    int rc = incr_get(counter, key, value, &val);
+    if (rc != SHOP_REDIS_OK)
+        return rc;
+    char *out = NULL;
+    const char *cur = val->type == REDIS_REPLY_STRING ? val->str : NULL;
+    int code = fn(cur, cur ? val->len : 0, ud, &out);
+    if (code == 0)
+        rc = cur ? compare_and_set(key, ttl, val, out) : create_key(key, ttl, out, NULL);
+    freeReplyObject(val);
+    free(out);
+    if (code != 0)
+        return code;
+    return rc == 1 ? update(key, ttl, fn, ud, NULL) : rc;
+}
+
+int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
+                           shop_redis_update_fn fn, void *ud, struct shop_err *err)
+{
+    struct pipe *p = loop_pipe();
+    struct turn t = {.key = key, .co = shop_co_self()};
+    if (p && turn_take(p, &t) == -1) {
+        turn_end(p, &t);
+        return to_err(SHOP_REDIS_UNAVAILABLE, err);
+    }
+    int rc = incr_update(counter, value, key, ttl, fn, ud);
+    if (p)
+        turn_end(p, &t);
+    return rc < 0 ? to_err(rc, err) : rc;
+}

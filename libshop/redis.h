@@ -118,4 +118,11 @@ int shop_redis_get_n(int n, const char *const *keys, char **vals, size_t *lens,
  * as shop_redis_del (1 when key existed); a failed EXPIRE alone is logged. */
 int shop_redis_del_expire(const char *key, const char *other, long ttl, struct shop_err *err);
 
+/* INCR counter into *value and, in the same round trip, the first read of
+ * shop_redis_update(key, ttl, fn, ud): one round trip less than the two calls one after the other.
+ * fn runs once *value is set (ud may point at it). The counter is incremented even when nothing
+ * is written. Returns as shop_redis_update; -1 also when the INCR fails (then fn never ran). */
+int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
+                           shop_redis_update_fn fn, void *ud, struct shop_err *err);
+
 #endif

@@ -22,8 +22,6 @@
 #define DOWN         "database not available"
 #define LEGACY_FETCH 2    /* legacy documents (each up to 16 MB) read at once for a history page */
 #define USERS_PAGE   1000 /* users in a /users page, at most and by default */
-#define ANON_COUNTER "anonymous-counter"
-#define ANON_PREFIX  "anonymous-"
 
 /* Orders kept per user (USER_ORDERS_MAX): one more is refused with 409 (set by user_routes_setup).
  */
@@ -68,22 +66,8 @@ void user_health(struct shop_req *req)
 
 void route_uniqueid(struct shop_req *req)
 {
-    static const struct shop_err_reply redis_error = {.down = "redis not available",
-                                                      .down_json = true,
-                                                      .failed = "redis error",
-                                                      .failed_json = true};
-    struct shop_err err;
-    long long n;
-    int made = session_new_anonymous(req, ANON_COUNTER, ANON_PREFIX, &n);
-    if (made == -1)
-        return;
-    if (made == 0 && shop_redis_incr(ANON_COUNTER, &n, &err) == -1) {
-        shop_reply_err(req, &err, &redis_error);
-        return;
-    }
-    char id[64];
-    snprintf(id, sizeof(id), ANON_PREFIX "%lld", n);
-    if (made == 1 || session_add_anonymous(req, id))
+    char id[SESSION_ID_SIZE];
+    if (session_uniqueid(req, id))
         shop_reply_json(req, 200, json_pack("{s:s}", "uuid", id));
 }
 

@@ -12,14 +12,14 @@
 #include "libshop/util.h"
 #include "services/user/owner.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdatomic.h>
 #include <string.h>
 
-#define KEY_PREFIX "session:"
-#define KEY_SIZE   (sizeof(KEY_PREFIX) + OWNER_TOKEN_LEN)
+#define KEY_PREFIX   "session:"
+#define ANON_COUNTER "anonymous-counter" /* the reference's counter, never expiring */
+#define ANON_PREFIX  "anonymous-"
+#define KEY_SIZE     (sizeof(KEY_PREFIX) + OWNER_TOKEN_LEN)
 
 static bool g_auth = true;
 static long g_ttl = 3600;     /* a session in use: at least the cart TTL */
@@ -31,6 +31,8 @@ static const struct shop_err_reply redis_error = {
     .down = "redis not available", .down_json = true, .failed = "redis error", .failed_json = true};
 static const struct shop_err_reply login_error = {
     .down = "database not available", .failed = "redis error", .failed_json = true};
+
+static int anonymous_template(void);
 
 void session_init(void)
 {
@@ -45,6 +47,8 @@ void session_init(void)
     g_new_ttl = shop_conf_long("SHOP_SESSION_NEW_TTL", 1800, 10, 100L * 365 * 24 * 3600);
     if (g_new_ttl > g_ttl)
         g_new_ttl = g_ttl;
+    if (g_auth && anonymous_template() == -1)
+        shop_fatalx("sessions: out of memory");
     if (!g_auth)
         shop_log_warnx("SHOP_AUTH=off: LAB MODE, carts, histories and payments are open to anyone "
                        "who knows an id (no session cookie, no ownership check)");
@@ -104,57 +108,65 @@ static int store_new(struct shop_req *req, json_t *doc, long ttl, struct shop_er
     return rc;
 }
 
-/* shop_redis_update callback: the session with one more anonymous id; 1 when it is gone. */
+/* The next anonymous id: ANON_PREFIX and the counter's new value n. */
+static void anon_id(char id[SESSION_ID_SIZE], long long n)
+{
+    snprintf(id, SESSION_ID_SIZE, ANON_PREFIX "%lld", n);
+}
+
+/* shop_redis_incr_update callback (ud: the counter's value): the session with one more anonymous
+ * id; 1 when it is gone. */
 static int add_id(const char *cur, size_t len, void *ud, char **out)
 {
     (void)len;
+    char id[SESSION_ID_SIZE];
     json_t *doc = owner_doc_parse(cur);
     if (!doc)
         return 1;
-    if (owner_add_id(doc, ud) == 0)
+    anon_id(id, *(const long long *)ud);
+    if (owner_add_id(doc, id) == 0)
         *out = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return *out ? 0 : 1;
 }
 
-bool session_add_anonymous(struct shop_req *req, const char *id)
+/* /uniqueid with a session token: the counter's next value added to that session (the INCR and
+ * the session's read in one round trip, then the compare-and-set), or a new session owning it
+ * when the token's is gone. */
+static int add_anonymous(struct shop_req *req, const char *tok, long long *n, struct shop_err *err)
 {
-    if (!g_auth)
-        return true;
-    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
-    struct shop_err err = {0};
-    int rc = 1;
-    if (req_token(req, tok)) {
-        session_key(key, tok);
-        rc = shop_redis_update(key, g_ttl, add_id, (void *)(uintptr_t)id, &err);
-    }
-    if (rc == 1) { /* no session yet (or it expired): a new one, short-lived until it is used */
-        json_t *doc = owner_doc_new();
-        rc = owner_add_id(doc, id) == 0 ? store_new(req, doc, g_new_ttl, &err) : -1;
-        if (rc == -1 && err.kind == SHOP_ERR_NONE)
-            shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
-        json_decref(doc);
-    }
-    if (rc == -1)
-        shop_reply_err(req, &err, &redis_error);
-    return rc == 0;
+    char key[KEY_SIZE], id[SESSION_ID_SIZE];
+    session_key(key, tok);
+    int rc = shop_redis_incr_update(ANON_COUNTER, n, key, g_ttl, add_id, n, err);
+    if (rc != 1)
+        return rc;
+    json_t *doc = owner_doc_new(); /* expired or unknown: a new one, short-lived until it is used */
+    anon_id(id, *n);
+    rc = owner_add_id(doc, id) == 0 ? store_new(req, doc, g_new_ttl, err) : -1;
+    if (rc == -1 && err->kind == SHOP_ERR_NONE)
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "session: out of memory");
+    json_decref(doc);
+    return rc;
 }
 
-/* The text of a new session owning the id prefix<n>, split where <n> goes: 0, or -1. */
-static int anonymous_template(const char *prefix, char **before, char **after)
+/* The text of a new session owning the id ANON_PREFIX<n>, split where <n> goes: made once by
+ * session_init. */
+static char *g_anon_before, *g_anon_after;
+
+static int anonymous_template(void)
 {
     json_t *doc = owner_doc_new();
-    char *text = owner_add_id(doc, prefix) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_t *id = json_string(prefix);
+    char *text = owner_add_id(doc, ANON_PREFIX) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_t *id = json_string(ANON_PREFIX);
     char *quoted = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL; /* the id as it is stored */
     json_decref(id);
     json_decref(doc);
     char *at = text && quoted ? strstr(text, quoted) : NULL;
     if (at) {
         size_t cut = (size_t)(at - text) + strlen(quoted) - 1; /* before the closing quote */
-        *after = shop_xstrdup(text + cut);
+        g_anon_after = shop_xstrdup(text + cut);
         text[cut] = '\0';
-        *before = text;
+        g_anon_before = text;
         text = NULL;
     }
     free(text);
@@ -162,59 +174,38 @@ static int anonymous_template(const char *prefix, char **before, char **after)
     return at ? 0 : -1;
 }
 
-/* anonymous_template's result for one prefix, made once per process (the route's prefix is a
- * constant; a template for another prefix is made per call). */
-struct anon_template {
-    char *prefix, *before, *after;
-};
-static _Atomic(struct anon_template *) g_template;
-
-static const struct anon_template *template_for(const char *prefix)
+/* /uniqueid without a session token: the counter's next value and a new session owning it, in
+ * one round trip; its cookie set. */
+static int new_anonymous(struct shop_req *req, long long *n, struct shop_err *err)
 {
-    struct anon_template *t = atomic_load_explicit(&g_template, memory_order_acquire), *none = NULL;
-    if (!t) {
-        t = shop_xcalloc(1, sizeof(*t));
-        if (anonymous_template(prefix, &t->before, &t->after) == -1) {
-            free(t);
-            return NULL;
-        }
-        t->prefix = shop_xstrdup(prefix);
-        if (!atomic_compare_exchange_strong(&g_template, &none, t)) { /* another thread's won */
-            free(t->prefix);
-            free(t->before);
-            free(t->after);
-            free(t);
-            t = none;
-        }
-    }
-    return strcmp(t->prefix, prefix) == 0 ? t : NULL;
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    new_token(tok);
+    session_key(key, tok);
+    int rc =
+        shop_redis_incr_store(ANON_COUNTER, key, g_new_ttl, g_anon_before, g_anon_after, n, err);
+    if (rc == 0)
+        set_cookie(req, tok, g_ttl);
+    return rc;
 }
 
-int session_new_anonymous(struct shop_req *req, const char *counter, const char *prefix,
-                          long long *n)
+bool session_uniqueid(struct shop_req *req, char id[SESSION_ID_SIZE])
 {
-    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE], *before = NULL, *after = NULL;
-    if (!g_auth || req_token(req, tok))
-        return 0;
+    char tok[OWNER_TOKEN_LEN + 1];
     struct shop_err err = {0};
-    int rc = -1;
-    const struct anon_template *t = template_for(prefix);
-    if (t || anonymous_template(prefix, &before, &after) == 0) {
-        new_token(tok);
-        session_key(key, tok);
-        rc = shop_redis_incr_store(counter, key, g_new_ttl, t ? t->before : before,
-                                   t ? t->after : after, n, &err);
-        free(before);
-        free(after);
-    } else {
-        shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
-    }
+    long long n;
+    int rc;
+    if (!g_auth)
+        rc = shop_redis_incr(ANON_COUNTER, &n, &err);
+    else if (req_token(req, tok))
+        rc = add_anonymous(req, tok, &n, &err);
+    else
+        rc = new_anonymous(req, &n, &err);
     if (rc == -1) {
         shop_reply_err(req, &err, &redis_error);
-        return -1;
+        return false;
     }
-    set_cookie(req, tok, g_ttl);
-    return 1;
+    anon_id(id, n);
+    return true;
 }
 
 bool session_login(struct shop_req *req, const char *user)
@@ -252,7 +243,7 @@ bool session_login(struct shop_req *req, const char *user)
 
 bool session_name_reserved(const char *name)
 {
-    return g_auth && strncmp(name, "anonymous-", 10) == 0;
+    return g_auth && strncmp(name, ANON_PREFIX, strlen(ANON_PREFIX)) == 0;
 }
 
 /* 401 or 403 with a short text (nginx shows its own page; a direct caller reads this). */

@@ -172,6 +172,98 @@ def test_uniqueid_one_session_many_at_once(user):
     assert statuses == [200] * 2000, {c: statuses.count(c) for c in set(statuses)}
 
 
+def session_of(user):
+    """A fresh session's cookie ("shop_session=<token>") and the id /uniqueid gave with it; None
+    when sessions are off (SHOP_AUTH=off)."""
+    r = requests.get(user + "/uniqueid", timeout=10)
+    assert r.status_code == 200
+    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
+    return (cookie, r.json()["uuid"]) if cookie else None
+
+
+def owned(user, cookie, ids):
+    """The /auth answer (204 owned, 403 not) for each id's cart, asked with the session cookie."""
+    return [requests.get(user + "/auth", timeout=10, headers={
+        "Cookie": cookie, "X-Shop-Call": "GET /api/cart/cart/" + i}).status_code for i in ids]
+
+
+def test_uniqueid_parallel_in_one_session_all_owned(user):
+    """Forty /uniqueid calls of one session at once (fewer than the 48 ids a session keeps): each
+    id is added to the session atomically, so the session owns every one of them afterwards (a
+    lost update would leave some 403)."""
+    s = session_of(user)
+    if not s:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: requests.get(user + "/uniqueid", timeout=10,
+                                                       headers={"Cookie": s[0]}), range(40)))
+    assert [r.status_code for r in answers] == [200] * 40
+    assert not any("Set-Cookie" in r.headers for r in answers)  # the session was kept, not replaced
+    ids = [s[1]] + [r.json()["uuid"] for r in answers]
+    assert len(set(ids)) == 41
+    assert owned(user, s[0], ids) == [204] * 41
+
+
+def test_uniqueid_session_keeps_the_newest_ids(user):
+    """Past 48 ids a session drops its oldest: 50 calls in one session own the newest 48."""
+    s = session_of(user)
+    if not s:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    ids = [s[1]] + [get(user + "/uniqueid", headers={"Cookie": s[0]}).json()["uuid"]
+                    for _ in range(49)]
+    assert owned(user, s[0], ids) == [403] * 2 + [204] * 48
+
+
+def test_uniqueid_expired_session_gets_a_new_one(user):
+    """A session token Redis no longer holds (expired, or logged out) gets a new session with a new
+    cookie owning the new id, as without a cookie; the old token stays unknown."""
+    s = session_of(user)
+    if not s:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    assert post(user + "/logout", headers={"Cookie": s[0]}).status_code == 200
+    r = get(user + "/uniqueid", headers={"Cookie": s[0]})
+    assert r.status_code == 200
+    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
+    assert cookie.startswith("shop_session=") and cookie != s[0]
+    assert owned(user, cookie, [r.json()["uuid"]]) == [204]
+    assert owned(user, s[0], [r.json()["uuid"]]) == [401]
+
+
+def redis_reads():
+    """Redis's count of read events it processed (INFO stats total_reads_processed), asked on a
+    connection of this test's own that stays open (one read per INFO)."""
+    sock = redis_reads.sock
+    sock.sendall(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
+    buf = b""
+    while b"\r\n" not in buf or len(buf) < buf.index(b"\r\n") + 2 + int(buf[1:buf.index(b"\r\n")]) + 2:
+        chunk = sock.recv(65536)
+        assert chunk, "redis closed the connection"
+        buf += chunk
+    return int(re.search(rb"total_reads_processed:(\d+)", buf).group(1))
+
+
+def test_uniqueid_with_a_session_takes_two_round_trips(user):
+    """/uniqueid with a session: INCR of the counter and the session's GET go together, then the
+    compare-and-set: two round trips to Redis (it was three: INCR, GET, EVALSHA one after the
+    other). Counted as the read events Redis processes during the call (a pipelined round trip is
+    one read), the fewest over a few calls (another client of this Redis only adds)."""
+    s = session_of(user)
+    if not s:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    redis_reads.sock = socket.create_connection(
+        (os.environ.get("REDIS_HOST", "127.0.0.1"), int(os.environ.get("REDIS_PORT", "6379"))), timeout=10)
+    try:
+        idle = min(-redis_reads() + redis_reads() for _ in range(5))  # the INFO itself: 1
+        trips = []
+        for _ in range(5):
+            before = redis_reads()
+            assert get(user + "/uniqueid", headers={"Cookie": s[0]}).status_code == 200
+            trips.append(redis_reads() - before - idle)
+    finally:
+        redis_reads.sock.close()
+    assert min(trips) == 2, trips
+
+
 def test_check(user):
     r = get(user + "/check/user")
     assert (r.status_code, r.text) == (200, "OK")
@@ -476,11 +568,15 @@ def test_bad_configuration_stops_with_its_name(var, value):
 # ---- backends down and back (D16) ----------------------------------------------------------
 
 def test_redis_down_uniqueid_fails_fast_then_recovers(user):
+    s = session_of(user)
     stack("stop", "redis")
     try:
         for _ in range(5):  # answered by the service itself, while Redis is away
             r = get(user + "/uniqueid")
             assert r.status_code == 503
+            if s:  # with a session cookie: the same answer
+                r2 = get(user + "/uniqueid", headers={"Cookie": s[0]})
+                assert (r2.status_code, r2.text) == (503, r.text)
         h = get(user + "/health")
         assert h.status_code == 503 and h.json() == {"app": "OK", "mongo": True}  # shape kept (D8)
         assert get(user + "/check/user").status_code == 200  # MongoDB routes unaffected

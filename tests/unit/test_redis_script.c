@@ -3,7 +3,8 @@
  * stored with its new record in one call, the EVAL fallback after SCRIPT FLUSH, and the
  * optimistic update's compare-and-set - a write made by someone else between its read and its
  * write (present or absent key) is seen as a conflict and the update recomputed from the new
- * value, on the blocking connection and from coroutines of an event loop sharing its pipeline. */
+ * value, on the blocking connection and from coroutines of an event loop sharing its pipeline;
+ * and that update with an INCR sent along with its first read (shop_redis_incr_update). */
 #include "libshop/log.h"
 #include "libshop/loop.h"
 #include "libshop/redis.h"
@@ -246,6 +247,155 @@ static void test_sha_written_right(void)
         freeReplyObject(r);
 }
 
+/* ---- shop_redis_incr_update ---- */
+
+/* incr_update fn: appends ",<the counter's value>" (ud: the value) to the current text ("" when
+ * absent); on its first call another client writes the key in between when meddle is set. */
+struct counted {
+    const long long *value;
+    const char *key, *meddle;
+    int calls;
+};
+
+static int append_value(const char *cur, size_t len, void *ud, char **out)
+{
+    struct counted *c = ud;
+    (void)len;
+    if (c->calls++ == 0 && c->meddle)
+        raw_cmd("SET %s %s", c->key, c->meddle);
+    size_t n = (cur ? strlen(cur) : 0) + 24;
+    *out = shop_xmalloc(n);
+    snprintf(*out, n, "%s,%lld", cur ? cur : "", *c->value);
+    return 0;
+}
+
+static void check_value(const char *key, const char *want)
+{
+    char *val = NULL;
+    size_t len;
+    struct shop_err err;
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    CHECK_STR(val, want);
+    free(val);
+}
+
+/* The counter's value reaches fn, the update is written; a write of someone else between the
+ * read and the write is kept (fn runs again on it) and the counter is not incremented twice; a
+ * declined update still counts; a counter Redis cannot INCR is an error before fn runs. */
+static void incr_update_checks(void)
+{
+    char counter[96], key[96], none[96];
+    long long n = 0;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "iu-counter");
+    key_name(key, sizeof(key), "iu-key");
+    key_name(none, sizeof(none), "iu-none");
+    struct counted c = {.value = &n, .key = key};
+    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
+    CHECK(n == 1 && c.calls == 1);
+    check_value(key, ",1");
+    c = (struct counted){.value = &n, .key = key, .meddle = "theirs"};
+    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
+    CHECK(n == 2 && c.calls == 2); /* read again after the conflict, INCR not sent again */
+    check_value(key, "theirs,2");
+    check_value(counter, "2");
+    CHECK(shop_redis_incr_update(counter, &n, none, 60, decline, NULL, &err) == 7);
+    CHECK(n == 3);
+    redisReply *r = redisCommand(raw, "EXISTS %s", none);
+    CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    if (r)
+        freeReplyObject(r);
+    raw_cmd("SET %s %s", counter, "not-a-number");
+    c = (struct counted){.value = &n, .key = key};
+    err = (struct shop_err){0};
+    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == -1);
+    CHECK(err.kind == SHOP_ERR_FAILED && c.calls == 0);
+    check_value(key, "theirs,2");
+    check_value(counter, "not-a-number");
+}
+
+/* One call is three commands (INCR, GET, EVALSHA) in two round trips: Redis processes two reads
+ * of this process's connection (the blocking one, whose round trips are not split). */
+static long long reads_processed(void)
+{
+    redisReply *r = redisCommand(raw, "INFO stats");
+    const char *at =
+        r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "total_reads_processed:") : NULL;
+    long long n = at ? atoll(at + strlen("total_reads_processed:")) : -1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static void incr_update_round_trips(void)
+{
+    char counter[96], key[96];
+    long long n = 0, idle = 1000, trips = 1000;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "rt-counter");
+    key_name(key, sizeof(key), "rt-key");
+    struct counted c = {.value = &n, .key = key};
+    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
+    for (int i = 0; i < 5; i++) { /* the fewest: another client of this Redis only adds reads */
+        long long a = reads_processed(), b = reads_processed();
+        idle = b - a < idle ? b - a : idle; /* the INFO itself */
+        c.calls = 0;
+        a = reads_processed();
+        CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
+        b = reads_processed();
+        trips = b - a - idle < trips ? b - a - idle : trips;
+    }
+    CHECK(idle == 1);
+    CHECK(trips == 2);
+}
+
+static void incr_job(void *arg)
+{
+    struct job *j = arg;
+    char counter[96];
+    struct shop_err err;
+    long long n;
+    key_name(counter, sizeof(counter), "iu-loop-counter");
+    j->rc = 0;
+    for (int i = 0; i < UPDATES && j->rc == 0; i++)
+        j->rc = shop_redis_incr_update(counter, &n, j->key, 60, add_one, NULL, &err);
+    j->finished = true;
+}
+
+/* Coroutines of one loop adding to one key with the counter alongside: none lost, none fails. */
+static void incr_update_loop(void)
+{
+    char key[96], counter[96];
+    key_name(key, sizeof(key), "iu-loop");
+    key_name(counter, sizeof(counter), "iu-loop-counter");
+    struct shop_loop *l = shop_loop_new();
+    CHECK(l != NULL);
+    if (!l)
+        return;
+    struct job jobs[COROUTINES];
+    for (int i = 0; i < COROUTINES; i++) {
+        jobs[i] = (struct job){.key = key, .rc = -9};
+        shop_co_start(incr_job, NULL, &jobs[i]);
+    }
+    run_loop(l);
+    int ok = 0;
+    for (int i = 0; i < COROUTINES; i++)
+        ok += jobs[i].finished && jobs[i].rc == 0;
+    CHECK(ok == COROUTINES);
+    shop_loop_free(l);
+    char want[24];
+    snprintf(want, sizeof(want), "%d", COROUTINES * UPDATES);
+    check_value(key, want);
+    check_value(counter, want);
+}
+
+static void test_incr_update(void)
+{
+    incr_update_checks();
+    incr_update_round_trips();
+    incr_update_loop();
+}
+
 int main(void)
 {
     shop_log_set_level("error");
@@ -264,6 +414,7 @@ int main(void)
     test_update_blocking();
     test_update_loops();
     test_sha_written_right();
+    test_incr_update();
     redisFree(raw);
     shop_redis_cleanup();
     return check_report("redis_script");

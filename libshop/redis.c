@@ -909,6 +909,65 @@ int shop_redis_incr_store(const char *counter, const char *key, long ttl, const 
     return integer_answer(rc, r, "INCR script", value, err);
 }
 
+/* The /uniqueid step with a session (shop_redis_incr_append): INCR KEYS[1] = n; when KEYS[2] holds
+ * a JSON object whose field ARGV[1] is an array, ARGV[2]..n is appended to it, its oldest elements
+ * dropped beyond ARGV[3], and the document written back with TTL ARGV[4]. Answers {n, 1}, {n, 0}
+ * when KEYS[2] does not exist, {n, 2} when it holds no such document (left alone). cjson keeps the
+ * other fields (in another order, "/" as "\/"; an empty array in them comes back as {}, since
+ * Redis 7.0's cjson cannot tell the two apart). The user service's session document, whose shape
+ * is services/user/owner.c's, is what it is written for. Only the commands INCR, GET and SETEX
+ * (the user service's Redis ACL). A resend after a lost reply appends one more value nobody was
+ * given (the counter never gives it again): the document owns one unused value more. */
+static struct script incr_append_script = {
+    .text = "local n = redis.call('INCR', KEYS[1])\n"
+            "local cur = redis.call('GET', KEYS[2])\n"
+            "if not cur then return {n, 0} end\n"
+            "local ok, doc = pcall(cjson.decode, cur)\n"
+            "local arr = ok and type(doc) == 'table' and doc[ARGV[1]]\n"
+            "if type(arr) ~= 'table' then return {n, 2} end\n"
+            "local count = 0\n"
+            "for _ in pairs(arr) do count = count + 1 end\n"
+            "if count ~= #arr then return {n, 2} end\n"
+            "arr[#arr + 1] = ARGV[2] .. string.format('%d', n)\n"
+            "while #arr > tonumber(ARGV[3]) do table.remove(arr, 1) end\n"
+            "local done, text = pcall(cjson.encode, doc)\n"
+            "if not done then return {n, 2} end\n"
+            "redis.call('SETEX', KEYS[2], ARGV[4], text)\n"
+            "return {n, 1}\n",
+    .retry_safe = true,
+    .sha = "b0d3ccae32421402d17861353a5d714749794be4"};
+
+int shop_redis_incr_append(const char *counter, const char *key, const char *field,
+                           const char *prefix, long cap, long ttl, long long *value,
+                           struct shop_err *err)
+{
+    char cap_s[24], ttl_s[24];
+    snprintf(cap_s, sizeof(cap_s), "%ld", cap);
+    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
+    const char *args[] = {counter, key, field, prefix, cap_s, ttl_s};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(args[i]);
+    redisReply *r;
+    int rc = script_run(&incr_append_script, 2, 6, args, lens, &r);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+              r->element[0]->type == REDIS_REPLY_INTEGER &&
+              r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer >= 0 &&
+              r->element[1]->integer <= 2;
+    if (ok) {
+        *value = r->element[0]->integer;
+        rc = (int)r->element[1]->integer;
+    }
+    freeReplyObject(r);
+    if (!ok) {
+        set_err("INCR append script: unexpected answer");
+        return to_err(SHOP_REDIS_ERROR, err);
+    }
+    return rc;
+}
+
 /* ---- optimistic updates ------------------------------------------------------------------ */
 
 /* Writes val to key (TTL ttl) unless key no longer holds old (NULL: absent). Returns OK when
@@ -1221,85 +1280,4 @@ int shop_redis_del_expire(const char *key, const char *other, long ttl, struct s
         shop_log_warnx("redis: EXPIRE %s after DEL %s: %s", other, key, reps[1]->str);
     free_replies(2, reps);
     return rc == SHOP_REDIS_OK ? existed : to_err(rc, err);
-}
-
-/* ---- an INCR sent with an update's first read (shop_redis_incr_update) ------------------- */
-
-/* INCR counter and GET key in one round trip: OK with *value and *val (the GET's answer: nil or
- * string), or a failure (nothing returned; a GET answered after a failed INCR is dropped). */
-static int incr_get(const char *counter, const char *key, long long *value, redisReply **val)
-{
-    char *cmds[2] = {NULL, NULL};
-    int lens[2];
-    redisReply *rep[2] = {NULL, NULL}, *n = NULL;
-    lens[0] = redisFormatCommand(&cmds[0], "INCR %s", counter);
-    lens[1] = redisFormatCommand(&cmds[1], "GET %s", key);
-    int rc = SHOP_REDIS_ERROR;
-    *val = NULL;
-    if (lens[0] > 0 && lens[1] > 0)
-        rc = run(thread_conn(), 2, (const char *const *)cmds, lens, rep, true);
-    else
-        set_err("bad redis command format");
-    redisFreeCommand(cmds[0]);
-    redisFreeCommand(cmds[1]);
-    if (rc != SHOP_REDIS_OK)
-        return rc;
-    rc = classify(rep[0], &n); /* consumes it */
-    if (rc == SHOP_REDIS_OK && n->type != REDIS_REPLY_INTEGER) {
-        set_err("INCR: no integer answer");
-        rc = SHOP_REDIS_ERROR;
-    }
-    if (rc == SHOP_REDIS_OK)
-        *value = n->integer;
-    if (n)
-        freeReplyObject(n);
-    if (rc != SHOP_REDIS_OK) {
-        freeReplyObject(rep[1]);
-        return rc;
-    }
-    rc = classify(rep[1], val); /* consumes it */
-    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
-        (*val)->type != REDIS_REPLY_STRING) {
-        set_err("key %s holds a non-string value", key);
-        freeReplyObject(*val);
-        *val = NULL;
-        rc = SHOP_REDIS_ERROR;
-    }
-    return rc;
-}
-
-/* The update's first try with the INCR in its read's round trip: fn on that read, then the
- * compare-and-set; on a conflict, update()'s own loop from a fresh read (no second INCR). */
-static int incr_update(const char *counter, long long *value, const char *key, long ttl,
-                       shop_redis_update_fn fn, void *ud)
-{
-    redisReply *val;
-    int rc = incr_get(counter, key, value, &val);
-    if (rc != SHOP_REDIS_OK)
-        return rc;
-    char *out = NULL;
-    const char *cur = val->type == REDIS_REPLY_STRING ? val->str : NULL;
-    int code = fn(cur, cur ? val->len : 0, ud, &out);
-    if (code == 0)
-        rc = cur ? compare_and_set(key, ttl, val, out) : create_key(key, ttl, out, NULL);
-    freeReplyObject(val);
-    free(out);
-    if (code != 0)
-        return code;
-    return rc == 1 ? update(key, ttl, fn, ud, NULL) : rc;
-}
-
-int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
-                           shop_redis_update_fn fn, void *ud, struct shop_err *err)
-{
-    struct pipe *p = loop_pipe();
-    struct turn t = {.key = key, .co = shop_co_self()};
-    if (p && turn_take(p, &t) == -1) {
-        turn_end(p, &t);
-        return to_err(SHOP_REDIS_UNAVAILABLE, err);
-    }
-    int rc = incr_update(counter, value, key, ttl, fn, ud);
-    if (p)
-        turn_end(p, &t);
-    return rc < 0 ? to_err(rc, err) : rc;
 }

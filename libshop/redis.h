@@ -57,6 +57,17 @@ int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, str
 int shop_redis_incr_store(const char *counter, const char *key, long ttl, const char *before,
                           const char *after, long long *value, struct shop_err *err);
 
+/* INCR counter into *value and, in the same round trip (a server-side script), append
+ * "<prefix><value>" to the array field of the JSON object stored at key, keeping its newest cap
+ * elements, and write the document back with TTL ttl (its other fields kept). Returns
+ * SHOP_REDIS_APPENDED, SHOP_REDIS_NO_KEY (nothing written), SHOP_REDIS_NOT_DOC (key holds no JSON
+ * object with an array field: left alone), or -1 with err set. The counter is incremented
+ * whenever the call does not fail. */
+enum { SHOP_REDIS_NO_KEY = 0, SHOP_REDIS_APPENDED = 1, SHOP_REDIS_NOT_DOC = 2 };
+int shop_redis_incr_append(const char *counter, const char *key, const char *field,
+                           const char *prefix, long cap, long ttl, long long *value,
+                           struct shop_err *err);
+
 /* SET key val NX EX ttl: writes only when the key does not exist. Returns 1 when written,
  * 0 when the key existed (nothing changed), -1 with err set. */
 int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err);
@@ -117,12 +128,5 @@ int shop_redis_get_n(int n, const char *const *keys, char **vals, size_t *lens,
 /* DEL key and, in the same round trip, EXPIRE other ttl (whether key existed or not). Returns
  * as shop_redis_del (1 when key existed); a failed EXPIRE alone is logged. */
 int shop_redis_del_expire(const char *key, const char *other, long ttl, struct shop_err *err);
-
-/* INCR counter into *value and, in the same round trip, the first read of
- * shop_redis_update(key, ttl, fn, ud): one round trip less than the two calls one after the other.
- * fn runs once *value is set (ud may point at it). The counter is incremented even when nothing
- * is written. Returns as shop_redis_update; -1 also when the INCR fails (then fn never ran). */
-int shop_redis_incr_update(const char *counter, long long *value, const char *key, long ttl,
-                           shop_redis_update_fn fn, void *ud, struct shop_err *err);
 
 #endif

@@ -114,32 +114,18 @@ static void anon_id(char id[SESSION_ID_SIZE], long long n)
     snprintf(id, SESSION_ID_SIZE, ANON_PREFIX "%lld", n);
 }
 
-/* shop_redis_incr_update callback (ud: the counter's value): the session with one more anonymous
- * id; 1 when it is gone. */
-static int add_id(const char *cur, size_t len, void *ud, char **out)
-{
-    (void)len;
-    char id[SESSION_ID_SIZE];
-    json_t *doc = owner_doc_parse(cur);
-    if (!doc)
-        return 1;
-    anon_id(id, *(const long long *)ud);
-    if (owner_add_id(doc, id) == 0)
-        *out = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    return *out ? 0 : 1;
-}
-
-/* /uniqueid with a session token: the counter's next value added to that session (the INCR and
- * the session's read in one round trip, then the compare-and-set), or a new session owning it
- * when the token's is gone. */
+/* /uniqueid with a session token: the counter's next value appended to that session's ids (its
+ * newest OWNER_IDS_MAX kept, TTL refreshed) by one server-side script, in one round trip; the
+ * document it edits is owner.c's {"ids": [...], "user"?: name}. A new session owning the id when
+ * the token's is gone, or holds no such document (left alone, as owner_doc_parse's NULL). */
 static int add_anonymous(struct shop_req *req, const char *tok, long long *n, struct shop_err *err)
 {
     char key[KEY_SIZE], id[SESSION_ID_SIZE];
     session_key(key, tok);
-    int rc = shop_redis_incr_update(ANON_COUNTER, n, key, g_ttl, add_id, n, err);
-    if (rc != 1)
-        return rc;
+    int rc =
+        shop_redis_incr_append(ANON_COUNTER, key, "ids", ANON_PREFIX, OWNER_IDS_MAX, g_ttl, n, err);
+    if (rc == -1 || rc == SHOP_REDIS_APPENDED)
+        return rc == -1 ? -1 : 0;
     json_t *doc = owner_doc_new(); /* expired or unknown: a new one, short-lived until it is used */
     anon_id(id, *n);
     rc = owner_add_id(doc, id) == 0 ? store_new(req, doc, g_new_ttl, err) : -1;

@@ -33,7 +33,7 @@ from test_cart import (test_reference_cart_bytes, test_get_missing_cart, test_ad
 from test_user import (db, no_secret_in_responses, test_health, test_login_seed_users,  # noqa: F401,I001
                        test_login_errors, test_register_then_login, test_uniqueid_parallel_all_distinct,
                        test_uniqueid_parallel_in_one_session_all_owned, test_uniqueid_session_keeps_the_newest_ids,
-                       test_uniqueid_expired_session_gets_a_new_one, test_uniqueid_with_a_session_takes_two_round_trips)
+                       test_uniqueid_expired_session_gets_a_new_one, test_uniqueid_with_a_session_takes_one_round_trip)
 
 
 @pytest.fixture(scope="module", params=["1", "0"], ids=["loop", "pool"])

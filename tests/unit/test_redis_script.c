@@ -4,7 +4,8 @@
  * optimistic update's compare-and-set - a write made by someone else between its read and its
  * write (present or absent key) is seen as a conflict and the update recomputed from the new
  * value, on the blocking connection and from coroutines of an event loop sharing its pipeline;
- * and that update with an INCR sent along with its first read (shop_redis_incr_update). */
+ * and the counter with an append to a JSON document's array in one call (shop_redis_incr_append).
+ */
 #include "libshop/log.h"
 #include "libshop/loop.h"
 #include "libshop/redis.h"
@@ -12,6 +13,7 @@
 #include "tests/unit/check.h"
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -224,7 +226,7 @@ static void test_update_loops(void)
     free(val);
 }
 
-/* The SHA-1s written in redis.c are the scripts' own: once Redis has both scripts (EVAL taught
+/* The SHA-1s written in redis.c are the scripts' own: once Redis has the scripts (EVAL taught
  * it any it lacked), every call is one EVALSHA and none falls back to EVAL. */
 static void test_sha_written_right(void)
 {
@@ -235,39 +237,21 @@ static void test_sha_written_right(void)
     key_name(key, sizeof(key), "sha-count");
     CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
     CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+    CHECK(shop_redis_incr_append(counter, key, "ids", "", 4, 60, &n, &err) == SHOP_REDIS_NOT_DOC);
     raw_cmd("CONFIG RESETSTAT", NULL, NULL);
     CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
     CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+    CHECK(shop_redis_incr_append(counter, key, "ids", "", 4, 60, &n, &err) == SHOP_REDIS_NOT_DOC);
     redisReply *r = redisCommand(raw, "INFO commandstats");
     CHECK(r && r->type == REDIS_REPLY_STRING);
     const char *stats = r && r->str ? r->str : "";
-    CHECK(strstr(stats, "cmdstat_evalsha:calls=2,") != NULL);
+    CHECK(strstr(stats, "cmdstat_evalsha:calls=3,") != NULL);
     CHECK(strstr(stats, "cmdstat_eval:") == NULL);
     if (r)
         freeReplyObject(r);
 }
 
-/* ---- shop_redis_incr_update ---- */
-
-/* incr_update fn: appends ",<the counter's value>" (ud: the value) to the current text ("" when
- * absent); on its first call another client writes the key in between when meddle is set. */
-struct counted {
-    const long long *value;
-    const char *key, *meddle;
-    int calls;
-};
-
-static int append_value(const char *cur, size_t len, void *ud, char **out)
-{
-    struct counted *c = ud;
-    (void)len;
-    if (c->calls++ == 0 && c->meddle)
-        raw_cmd("SET %s %s", c->key, c->meddle);
-    size_t n = (cur ? strlen(cur) : 0) + 24;
-    *out = shop_xmalloc(n);
-    snprintf(*out, n, "%s,%lld", cur ? cur : "", *c->value);
-    return 0;
-}
+/* ---- shop_redis_incr_append ---- */
 
 static void check_value(const char *key, const char *want)
 {
@@ -279,43 +263,104 @@ static void check_value(const char *key, const char *want)
     free(val);
 }
 
-/* The counter's value reaches fn, the update is written; a write of someone else between the
- * read and the write is kept (fn runs again on it) and the counter is not incremented twice; a
- * declined update still counts; a counter Redis cannot INCR is an error before fn runs. */
-static void incr_update_checks(void)
+/* key holds a JSON document equal to want's (key order and escapes aside). */
+static void check_doc(const char *key, const char *want)
 {
-    char counter[96], key[96], none[96];
-    long long n = 0;
+    char *val = NULL;
+    size_t len;
     struct shop_err err;
-    key_name(counter, sizeof(counter), "iu-counter");
-    key_name(key, sizeof(key), "iu-key");
-    key_name(none, sizeof(none), "iu-none");
-    struct counted c = {.value = &n, .key = key};
-    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
-    CHECK(n == 1 && c.calls == 1);
-    check_value(key, ",1");
-    c = (struct counted){.value = &n, .key = key, .meddle = "theirs"};
-    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
-    CHECK(n == 2 && c.calls == 2); /* read again after the conflict, INCR not sent again */
-    check_value(key, "theirs,2");
-    check_value(counter, "2");
-    CHECK(shop_redis_incr_update(counter, &n, none, 60, decline, NULL, &err) == 7);
-    CHECK(n == 3);
-    redisReply *r = redisCommand(raw, "EXISTS %s", none);
-    CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    json_t *got = val ? json_loads(val, 0, NULL) : NULL, *exp = json_loads(want, 0, NULL);
+    CHECK(got != NULL && exp != NULL && json_equal(got, exp));
+    if (!(got && exp && json_equal(got, exp)))
+        printf("  got %s\n  want %s\n", val ? val : "(none)", want);
+    json_decref(got);
+    json_decref(exp);
+    free(val);
+}
+
+static long long ttl_of(const char *key)
+{
+    redisReply *r = redisCommand(raw, "TTL %s", key);
+    long long t = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -9;
     if (r)
         freeReplyObject(r);
-    raw_cmd("SET %s %s", counter, "not-a-number");
-    c = (struct counted){.value = &n, .key = key};
+    return t;
+}
+
+/* The counter's value appended with its prefix, the oldest dropped past the cap, the TTL
+ * refreshed, and every other field (a user, a "/", nested values, non-ASCII text) kept. */
+static void incr_append_writes(void)
+{
+    char counter[96], key[96];
+    long long n = 0;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "ia-counter");
+    key_name(key, sizeof(key), "ia-doc");
+    raw_cmd(
+        "SET %s %s EX 1000", key,
+        "{\"ids\":[\"a\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,\"\\u00e9\",null]},\"t\":true}");
+    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
+          SHOP_REDIS_APPENDED);
+    CHECK(n == 1);
+    check_doc(key,
+              "{\"ids\":[\"a\",\"p-1\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,\"\\u00e9\",null]},"
+              "\"t\":true}");
+    CHECK(ttl_of(key) > 0 && ttl_of(key) <= 60);
+    for (int i = 0; i < 3; i++)
+        CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
+              SHOP_REDIS_APPENDED);
+    CHECK(n == 4);
+    check_doc(key, "{\"ids\":[\"p-2\",\"p-3\",\"p-4\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,"
+                   "\"\\u00e9\",null]},\"t\":true}");
+    raw_cmd("SET %s %s", key, "{\"ids\":[]}"); /* an empty array is one */
+    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
+          SHOP_REDIS_APPENDED);
+    check_value(key, "{\"ids\":[\"p-5\"]}");
+}
+
+/* An absent key is not created, a value that is no JSON object with that array field is left
+ * alone; the counter counts all the same. A key or counter Redis cannot use is an error. */
+static void incr_append_leaves_alone(void)
+{
+    static const char *const bad[] = {"nope",
+                                      "[\"ids\"]",
+                                      "\"ids\"",
+                                      "{\"ids\":\"x\"}",
+                                      "{\"ids\":{\"a\":1}}",
+                                      "{\"other\":[]}",
+                                      "{\"ids\":[1e400]}",
+                                      "{\"ids\":[1,2"};
+    char counter[96], key[96], list[96];
+    long long n = 0;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "ial-counter");
+    key_name(key, sizeof(key), "ial-doc");
+    key_name(list, sizeof(list), "ial-list");
+    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) == SHOP_REDIS_NO_KEY);
+    CHECK(n == 1 && ttl_of(key) == -2); /* -2: no such key */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        raw_cmd("SET %s %s", key, bad[i]);
+        CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
+              SHOP_REDIS_NOT_DOC);
+        CHECK(n == (long long)i + 2);
+        check_value(key, bad[i]);
+        CHECK(ttl_of(key) == -1); /* no TTL set either */
+    }
+    raw_cmd("RPUSH %s %s", list, "x");
     err = (struct shop_err){0};
-    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == -1);
-    CHECK(err.kind == SHOP_ERR_FAILED && c.calls == 0);
-    check_value(key, "theirs,2");
+    CHECK(shop_redis_incr_append(counter, list, "ids", "p-", 3, 60, &n, &err) == -1);
+    CHECK(err.kind == SHOP_ERR_FAILED);
+    raw_cmd("SET %s %s", counter, "not-a-number");
+    raw_cmd("SET %s %s", key, "{\"ids\":[]}");
+    err = (struct shop_err){0};
+    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) == -1);
+    CHECK(err.kind == SHOP_ERR_FAILED);
+    check_value(key, "{\"ids\":[]}");
     check_value(counter, "not-a-number");
 }
 
-/* One call is three commands (INCR, GET, EVALSHA) in two round trips: Redis processes two reads
- * of this process's connection (the blocking one, whose round trips are not split). */
+/* One call is one round trip: Redis processes one read of this process's connection. */
 static long long reads_processed(void)
 {
     redisReply *r = redisCommand(raw, "INFO stats");
@@ -327,47 +372,49 @@ static long long reads_processed(void)
     return n;
 }
 
-static void incr_update_round_trips(void)
+static void incr_append_round_trips(void)
 {
     char counter[96], key[96];
     long long n = 0, idle = 1000, trips = 1000;
     struct shop_err err;
     key_name(counter, sizeof(counter), "rt-counter");
-    key_name(key, sizeof(key), "rt-key");
-    struct counted c = {.value = &n, .key = key};
-    CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
+    key_name(key, sizeof(key), "rt-doc");
+    raw_cmd("SET %s %s", key, "{\"ids\":[]}");
+    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 48, 60, &n, &err) == 1);
     for (int i = 0; i < 5; i++) { /* the fewest: another client of this Redis only adds reads */
         long long a = reads_processed(), b = reads_processed();
         idle = b - a < idle ? b - a : idle; /* the INFO itself */
-        c.calls = 0;
         a = reads_processed();
-        CHECK(shop_redis_incr_update(counter, &n, key, 60, append_value, &c, &err) == 0);
+        CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 48, 60, &n, &err) == 1);
         b = reads_processed();
         trips = b - a - idle < trips ? b - a - idle : trips;
     }
     CHECK(idle == 1);
-    CHECK(trips == 2);
+    CHECK(trips == 1);
 }
 
-static void incr_job(void *arg)
+static void append_job(void *arg)
 {
     struct job *j = arg;
     char counter[96];
     struct shop_err err;
     long long n;
-    key_name(counter, sizeof(counter), "iu-loop-counter");
+    key_name(counter, sizeof(counter), "ia-loop-counter");
     j->rc = 0;
     for (int i = 0; i < UPDATES && j->rc == 0; i++)
-        j->rc = shop_redis_incr_update(counter, &n, j->key, 60, add_one, NULL, &err);
+        j->rc = shop_redis_incr_append(counter, j->key, "ids", "", 100000, 60, &n, &err) ==
+                        SHOP_REDIS_APPENDED
+                    ? 0
+                    : -1;
     j->finished = true;
 }
 
-/* Coroutines of one loop adding to one key with the counter alongside: none lost, none fails. */
-static void incr_update_loop(void)
+/* Coroutines of one loop appending to one document through its pipeline: none lost, none fails. */
+static void incr_append_loop(void)
 {
-    char key[96], counter[96];
-    key_name(key, sizeof(key), "iu-loop");
-    key_name(counter, sizeof(counter), "iu-loop-counter");
+    char key[96];
+    key_name(key, sizeof(key), "ia-loop");
+    raw_cmd("SET %s %s", key, "{\"ids\":[]}");
     struct shop_loop *l = shop_loop_new();
     CHECK(l != NULL);
     if (!l)
@@ -375,7 +422,7 @@ static void incr_update_loop(void)
     struct job jobs[COROUTINES];
     for (int i = 0; i < COROUTINES; i++) {
         jobs[i] = (struct job){.key = key, .rc = -9};
-        shop_co_start(incr_job, NULL, &jobs[i]);
+        shop_co_start(append_job, NULL, &jobs[i]);
     }
     run_loop(l);
     int ok = 0;
@@ -383,17 +430,28 @@ static void incr_update_loop(void)
         ok += jobs[i].finished && jobs[i].rc == 0;
     CHECK(ok == COROUTINES);
     shop_loop_free(l);
-    char want[24];
-    snprintf(want, sizeof(want), "%d", COROUTINES * UPDATES);
-    check_value(key, want);
-    check_value(counter, want);
+    char *val = NULL;
+    size_t len;
+    struct shop_err err;
+    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
+    json_t *doc = val ? json_loads(val, 0, NULL) : NULL;
+    json_t *ids = json_object_get(doc, "ids");
+    CHECK(json_array_size(ids) == COROUTINES * UPDATES);
+    bool in_order = true; /* the counter's values, each once, in the order they were given */
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        in_order = in_order && json_string_value(json_array_get(ids, i)) &&
+                   atoll(json_string_value(json_array_get(ids, i))) == (long long)i + 1;
+    CHECK(in_order);
+    json_decref(doc);
+    free(val);
 }
 
-static void test_incr_update(void)
+static void test_incr_append(void)
 {
-    incr_update_checks();
-    incr_update_round_trips();
-    incr_update_loop();
+    incr_append_writes();
+    incr_append_leaves_alone();
+    incr_append_round_trips();
+    incr_append_loop();
 }
 
 int main(void)
@@ -414,7 +472,7 @@ int main(void)
     test_update_blocking();
     test_update_loops();
     test_sha_written_right();
-    test_incr_update();
+    test_incr_append();
     redisFree(raw);
     shop_redis_cleanup();
     return check_report("redis_script");

@@ -9,6 +9,7 @@
 #include "libshop/redis.h"
 #include "libshop/util.h"
 #include "tests/unit/check.h"
+#include "tests/unit/redis_live.h"
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -22,28 +23,7 @@
 #define COROUTINES 40
 #define CAS_SHA    "7c85614668aec17c421cba4bc20b724341060d6e" /* redis.c's compare-and-set */
 
-static redisContext *raw; /* a second client: checks what is stored, and meddles */
-static char prefix[64];
 static atomic_int jobs_ok;
-
-static void key_name(char *out, size_t size, const char *what)
-{
-    snprintf(out, size, "%s%s", prefix, what);
-}
-
-static redisReply *raw_cmd(const char *fmt, const char *a, const char *b)
-{
-    redisReply *r = redisCommand(raw, fmt, a, b);
-    CHECK(r != NULL && r->type != REDIS_REPLY_ERROR);
-    return r;
-}
-
-static void raw_do(const char *fmt, const char *a, const char *b)
-{
-    redisReply *r = raw_cmd(fmt, a, b);
-    if (r)
-        freeReplyObject(r);
-}
 
 static long long raw_int(const char *fmt, const char *a)
 {
@@ -75,17 +55,6 @@ static const char *raw_get(const char *key, char *out, size_t size)
     if (r)
         freeReplyObject(r);
     return out;
-}
-
-/* fn that adds one to a decimal counter (absent: 0). */
-static int add_one(const char *cur, size_t len, void *ud, char **out)
-{
-    (void)len;
-    (void)ud;
-    long long n = cur ? atoll(cur) : 0;
-    *out = shop_xmalloc(24);
-    snprintf(*out, 24, "%lld", n + 1);
-    return 0;
 }
 
 /* fn that appends "+" and, on its first call, lets the other client create the key between the
@@ -257,23 +226,13 @@ static void test_loops(void)
 int main(void)
 {
     shop_log_set_level("error");
-    const char *host = getenv("REDIS_HOST"), *port = getenv("REDIS_PORT");
-    if (!host || !port) {
-        printf("redis_batch: REDIS_HOST/REDIS_PORT not set: live tests not run\n");
+    if (!live_open("redis_batch"))
         return check_report("redis_batch");
-    }
-    shop_redis_init();
-    raw = redisConnect(host, atoi(port));
-    CHECK(raw && !raw->err);
-    if (!raw || raw->err)
-        return check_report("redis_batch");
-    snprintf(prefix, sizeof(prefix), "unit-batch-%d-%lld-", (int)getpid(), shop_now_ns());
     test_update_new();
     test_update_new_conflict();
     test_get_n();
     test_del_expire();
     test_loops();
-    redisFree(raw);
-    shop_redis_cleanup();
+    live_close();
     return check_report("redis_batch");
 }

@@ -11,6 +11,7 @@
 #include "libshop/redis.h"
 #include "libshop/util.h"
 #include "tests/unit/check.h"
+#include "tests/unit/redis_live.h"
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -27,21 +28,6 @@
 #define UPDATES    20 /* each, one after the other: the key is contended all along */
 
 static atomic_int jobs_ok;
-static redisContext *raw; /* a second client: the "someone else" of the tests */
-static char prefix[64];
-
-static void key_name(char *out, size_t size, const char *what)
-{
-    snprintf(out, size, "%s%s", prefix, what);
-}
-
-static void raw_cmd(const char *fmt, const char *a, const char *b)
-{
-    redisReply *r = redisCommand(raw, fmt, a, b);
-    CHECK(r != NULL && r->type != REDIS_REPLY_ERROR);
-    if (r)
-        freeReplyObject(r);
-}
 
 static void test_incr_store(void)
 {
@@ -56,7 +42,7 @@ static void test_incr_store(void)
     CHECK(shop_redis_get(key, &val, &len, &err) == 1);
     CHECK_STR(val, "{\"id\":\"x-1\"}");
     free(val);
-    raw_cmd("SCRIPT FLUSH", NULL, NULL); /* EVALSHA answers NOSCRIPT: EVAL takes over */
+    raw_do("SCRIPT FLUSH", NULL, NULL); /* EVALSHA answers NOSCRIPT: EVAL takes over */
     CHECK(shop_redis_incr_store(counter, key, 60, "n=", "", &b, &err) == 0);
     CHECK(b == 2);
     CHECK(shop_redis_get(key, &val, &len, &err) == 1);
@@ -83,7 +69,7 @@ static int meddle_fn(const char *cur, size_t len, void *ud, char **out)
     (void)len;
     snprintf(m->seen, sizeof(m->seen), "%s", cur ? cur : "-");
     if (m->calls++ == 0)
-        raw_cmd("SET %s %s", m->key, m->other);
+        raw_do("SET %s %s", m->key, m->other);
     size_t n = strlen(m->seen) + 2;
     *out = shop_xmalloc(n);
     snprintf(*out, n, "%s+", m->seen);
@@ -97,7 +83,7 @@ static void check_meddled(const char *what, const char *start)
     struct shop_err err;
     key_name(key, sizeof(key), what);
     if (start)
-        raw_cmd("SET %s %s", key, start);
+        raw_do("SET %s %s", key, start);
     struct meddle m = {.key = key, .other = "theirs"};
     CHECK(shop_redis_update(key, 60, meddle_fn, &m, &err) == 0);
     CHECK(m.calls == 2);         /* the conflict made it read again */
@@ -105,17 +91,6 @@ static void check_meddled(const char *what, const char *start)
     CHECK(shop_redis_get(key, &val, &len, &err) == 1);
     CHECK_STR(val, "theirs+"); /* nothing the other client wrote is lost */
     free(val);
-}
-
-/* fn that adds one to a decimal counter (absent: 0). */
-static int add_one(const char *cur, size_t len, void *ud, char **out)
-{
-    (void)len;
-    (void)ud;
-    long long n = cur ? atoll(cur) : 0;
-    *out = shop_xmalloc(24);
-    snprintf(*out, 24, "%lld", n + 1);
-    return 0;
 }
 
 /* fn that declines: the key stays as it is. */
@@ -238,7 +213,7 @@ static void test_sha_written_right(void)
     CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
     CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
     CHECK(shop_redis_incr_append(counter, key, "ids", "", 4, 60, &n, &err) == SHOP_REDIS_NOT_DOC);
-    raw_cmd("CONFIG RESETSTAT", NULL, NULL);
+    raw_do("CONFIG RESETSTAT", NULL, NULL);
     CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
     CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
     CHECK(shop_redis_incr_append(counter, key, "ids", "", 4, 60, &n, &err) == SHOP_REDIS_NOT_DOC);
@@ -297,7 +272,7 @@ static void incr_append_writes(void)
     struct shop_err err;
     key_name(counter, sizeof(counter), "ia-counter");
     key_name(key, sizeof(key), "ia-doc");
-    raw_cmd(
+    raw_do(
         "SET %s %s EX 1000", key,
         "{\"ids\":[\"a\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,\"\\u00e9\",null]},\"t\":true}");
     CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
@@ -313,7 +288,7 @@ static void incr_append_writes(void)
     CHECK(n == 4);
     check_doc(key, "{\"ids\":[\"p-2\",\"p-3\",\"p-4\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,"
                    "\"\\u00e9\",null]},\"t\":true}");
-    raw_cmd("SET %s %s", key, "{\"ids\":[]}"); /* an empty array is one */
+    raw_do("SET %s %s", key, "{\"ids\":[]}"); /* an empty array is one */
     CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
           SHOP_REDIS_APPENDED);
     check_value(key, "{\"ids\":[\"p-5\"]}");
@@ -340,19 +315,19 @@ static void incr_append_leaves_alone(void)
     CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) == SHOP_REDIS_NO_KEY);
     CHECK(n == 1 && ttl_of(key) == -2); /* -2: no such key */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        raw_cmd("SET %s %s", key, bad[i]);
+        raw_do("SET %s %s", key, bad[i]);
         CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
               SHOP_REDIS_NOT_DOC);
         CHECK(n == (long long)i + 2);
         check_value(key, bad[i]);
         CHECK(ttl_of(key) == -1); /* no TTL set either */
     }
-    raw_cmd("RPUSH %s %s", list, "x");
+    raw_do("RPUSH %s %s", list, "x");
     err = (struct shop_err){0};
     CHECK(shop_redis_incr_append(counter, list, "ids", "p-", 3, 60, &n, &err) == -1);
     CHECK(err.kind == SHOP_ERR_FAILED);
-    raw_cmd("SET %s %s", counter, "not-a-number");
-    raw_cmd("SET %s %s", key, "{\"ids\":[]}");
+    raw_do("SET %s %s", counter, "not-a-number");
+    raw_do("SET %s %s", key, "{\"ids\":[]}");
     err = (struct shop_err){0};
     CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) == -1);
     CHECK(err.kind == SHOP_ERR_FAILED);
@@ -379,7 +354,7 @@ static void incr_append_round_trips(void)
     struct shop_err err;
     key_name(counter, sizeof(counter), "rt-counter");
     key_name(key, sizeof(key), "rt-doc");
-    raw_cmd("SET %s %s", key, "{\"ids\":[]}");
+    raw_do("SET %s %s", key, "{\"ids\":[]}");
     CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 48, 60, &n, &err) == 1);
     for (int i = 0; i < 5; i++) { /* the fewest: another client of this Redis only adds reads */
         long long a = reads_processed(), b = reads_processed();
@@ -414,7 +389,7 @@ static void incr_append_loop(void)
 {
     char key[96];
     key_name(key, sizeof(key), "ia-loop");
-    raw_cmd("SET %s %s", key, "{\"ids\":[]}");
+    raw_do("SET %s %s", key, "{\"ids\":[]}");
     struct shop_loop *l = shop_loop_new();
     CHECK(l != NULL);
     if (!l)
@@ -457,23 +432,13 @@ static void test_incr_append(void)
 int main(void)
 {
     shop_log_set_level("error");
-    const char *host = getenv("REDIS_HOST"), *port = getenv("REDIS_PORT");
-    if (!host || !port) {
-        printf("redis_script: REDIS_HOST/REDIS_PORT not set: live tests not run\n");
+    if (!live_open("redis_script"))
         return check_report("redis_script");
-    }
-    shop_redis_init();
-    raw = redisConnect(host, atoi(port));
-    CHECK(raw && !raw->err);
-    if (!raw || raw->err)
-        return check_report("redis_script");
-    snprintf(prefix, sizeof(prefix), "unit-script-%d-%lld-", (int)getpid(), shop_now_ns());
     test_incr_store();
     test_update_blocking();
     test_update_loops();
     test_sha_written_right();
     test_incr_append();
-    redisFree(raw);
-    shop_redis_cleanup();
+    live_close();
     return check_report("redis_script");
 }

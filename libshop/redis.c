@@ -746,17 +746,6 @@ int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, st
     return set;
 }
 
-int shop_redis_expire(const char *key, long ttl, struct shop_err *err)
-{
-    redisReply *r;
-    int rc = cmd_typed(&r, REDIS_REPLY_INTEGER, "EXPIRE", "EXPIRE %s %ld", key, ttl);
-    if (rc != SHOP_REDIS_OK)
-        return to_err(rc, err);
-    int existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-    freeReplyObject(r);
-    return existed;
-}
-
 int shop_redis_rpush(const char *key, const char *val, size_t len, struct shop_err *err)
 {
     redisReply *r;

@@ -71,8 +71,6 @@ int shop_redis_incr_append(const char *counter, const char *key, const char *fie
 /* SET key val NX EX ttl: writes only when the key does not exist. Returns 1 when written,
  * 0 when the key existed (nothing changed), -1 with err set. */
 int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err);
-/* EXPIRE key ttl. Returns 1 when the key exists (its TTL is now ttl), 0 when not, -1. */
-int shop_redis_expire(const char *key, long ttl, struct shop_err *err);
 
 /* Lists (a queue of byte strings): RPUSH appends val; LINDEX reads the element at index
  * (1 with *val as shop_redis_get gives it, 0 past the end); LREM removes the first element

@@ -1,7 +1,15 @@
 /* log.c - one line per event, never interleaved between threads. Ordinary lines are written at
- * once; access lines (one per request, the bulk of the output) are gathered and written in
- * batches at most ACCESS_DELAY_MS after the first of a batch, which saves a write(2) per
- * request. Any ordinary line first writes out the pending batch, so the order stays true. */
+ * once; access lines (one per request, the bulk of the output) are gathered in one of two
+ * buffers, and a flusher thread writes a buffer out when it is half full or ACCESS_DELAY_MS after
+ * its first line, while requests go on filling the other: a request thread only copies its line
+ * under a lock and never waits for a write(2) unless both buffers are full. Any ordinary line
+ * first writes out the pending batch, so the order stays true.
+ *
+ * Access lines have a budget, SHOP_ACCESS_LOG_MAX a second (default 1000, 0: no limit): past it a
+ * request is counted, not formatted or written, and one ordinary line says how many went
+ * unlogged. At tens of thousands of requests a second every line would cost megabytes a second
+ * of file or journal writes, and the kernel time they take shows in every request's latency;
+ * journald would drop most of them anyway (RateLimitBurst). /metrics counts every request. */
 #include "libshop/log.h"
 #include "libshop/trace.h"
 #include "libshop/util.h"
@@ -9,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,21 +29,75 @@
 
 enum { ACCESS_DELAY_MS = 50, LINE_MAX_LEN = 2048 };
 
+enum { BATCH_SIZE = 65536, BATCH_WAKE = BATCH_SIZE / 2 };
+
+/* out_lock guards the filling buffer (cur) and the flusher's start; write_lock orders the
+ * writes: whoever holds it swaps the buffers and writes the full one, so batches leave in the
+ * order they were filled. */
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t out_pending = PTHREAD_COND_INITIALIZER;
-static char batch[16384];
-static size_t batch_len;
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t out_pending; /* CLOCK_MONOTONIC, set up with the flusher */
+static struct batch {
+    size_t len;
+    char data[BATCH_SIZE];
+} batches[2];
+static struct batch *cur = &batches[0];
 static bool flusher_tried, flusher_running;
 
 int shop_log_level = SHOP_LOG_INFO;
 static const char *log_service = "shop";
 static bool log_json; /* LOG_FORMAT=json */
 
+enum { ACCESS_MAX_DEFAULT = 1000 };
+static unsigned access_max = ACCESS_MAX_DEFAULT;
+static _Atomic long long access_second; /* the monotonic second being counted */
+static atomic_uint access_count;        /* access lines in that second */
+static atomic_ulong access_unlogged;    /* over the budget since the last report */
+
 void shop_log_init(const char *service)
 {
     log_service = service;
     const char *fmt = getenv("LOG_FORMAT");
     log_json = fmt && strcasecmp(fmt, "json") == 0;
+    const char *max = getenv("SHOP_ACCESS_LOG_MAX");
+    if (max && *max) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(max, &end, 10);
+        if (errno || *end || *max == '-' || v > 10000000)
+            shop_fatalx("config: SHOP_ACCESS_LOG_MAX=\"%s\" is not a number of lines a second "
+                        "(0 to 10000000; 0: every request)",
+                        max);
+        access_max = (unsigned)v;
+    }
+}
+
+void shop_log_set_access_max(unsigned per_second)
+{
+    access_max = per_second;
+}
+
+/* True when this request's access line fits the second's budget. The first request of a new
+ * second reports how many went unlogged before it. */
+static bool access_budget(void)
+{
+    if (access_max == 0)
+        return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    long long sec = ts.tv_sec, seen = atomic_load(&access_second);
+    if (sec != seen && atomic_compare_exchange_strong(&access_second, &seen, sec)) {
+        atomic_store(&access_count, 0);
+        unsigned long n = atomic_exchange(&access_unlogged, 0);
+        if (n > 0)
+            shop_log_info("access log: %lu requests not logged (over SHOP_ACCESS_LOG_MAX=%u "
+                          "lines a second; /metrics counts every request)",
+                          n, access_max);
+    }
+    if (atomic_fetch_add(&access_count, 1) < access_max)
+        return true;
+    atomic_fetch_add(&access_unlogged, 1);
+    return false;
 }
 
 int shop_log_set_level(const char *name)
@@ -69,35 +132,49 @@ static void write_all(const char *p, size_t n)
     }
 }
 
-/* Caller holds out_lock. */
-static void write_batch(void)
+/* Writes out the buffer being filled and then line (len 0: none), with out_lock held only for
+ * the swap, so requests go on filling the other buffer during the write. */
+static void drain(const char *line, size_t len)
 {
-    write_all(batch, batch_len);
-    batch_len = 0;
+    pthread_mutex_lock(&write_lock);
+    pthread_mutex_lock(&out_lock);
+    struct batch *full = cur;
+    cur = full == &batches[0] ? &batches[1] : &batches[0];
+    pthread_mutex_unlock(&out_lock);
+    write_all(full->data, full->len);
+    full->len = 0; /* before write_lock is let go: the next swap finds it empty */
+    write_all(line, len);
+    pthread_mutex_unlock(&write_lock);
 }
 
 void shop_log_flush(void)
 {
     int saved = errno;
-    pthread_mutex_lock(&out_lock);
-    write_batch();
-    pthread_mutex_unlock(&out_lock);
+    drain(NULL, 0);
     errno = saved;
 }
 
-/* The flusher sleeps until a batch starts, lets it gather for ACCESS_DELAY_MS, writes it. */
+/* The flusher sleeps until a batch starts, lets it gather until half full or ACCESS_DELAY_MS,
+ * and writes it. */
 static void *flusher(void *arg)
 {
     (void)arg;
-    const struct timespec delay = {0, ACCESS_DELAY_MS * 1000000L};
-    pthread_mutex_lock(&out_lock);
     for (;;) {
-        while (batch_len == 0)
-            pthread_cond_wait(&out_pending, &out_lock);
-        pthread_mutex_unlock(&out_lock);
-        nanosleep(&delay, NULL);
         pthread_mutex_lock(&out_lock);
-        write_batch();
+        while (cur->len == 0)
+            pthread_cond_wait(&out_pending, &out_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += ACCESS_DELAY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (cur->len < BATCH_WAKE &&
+               pthread_cond_timedwait(&out_pending, &out_lock, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&out_lock);
+        drain(NULL, 0);
     }
     return NULL;
 }
@@ -106,8 +183,16 @@ static void *flusher(void *arg)
 static void start_flusher(void)
 {
     sigset_t all, old;
+    pthread_condattr_t attr;
     pthread_t t;
     flusher_tried = true;
+    if (pthread_condattr_init(&attr) != 0)
+        return;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&out_pending, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* signals stay with the service's threads */
     flusher_running = pthread_create(&t, NULL, flusher, NULL) == 0;
@@ -198,15 +283,12 @@ static void vlog(int level, const char *suffix, const char *fmt, va_list ap)
     size_t len = format_line(line, sizeof(line), level, suffix, fmt, ap);
     if (len == 0)
         return;
-    pthread_mutex_lock(&out_lock);
-    write_batch();
-    write_all(line, len);
-    pthread_mutex_unlock(&out_lock);
+    drain(line, len);
 }
 
 void shop_log_access(const char *fmt, ...)
 {
-    if (SHOP_LOG_INFO > shop_log_level)
+    if (SHOP_LOG_INFO > shop_log_level || !access_budget())
         return;
     int saved = errno;
     char line[LINE_MAX_LEN];
@@ -217,17 +299,17 @@ void shop_log_access(const char *fmt, ...)
     pthread_mutex_lock(&out_lock);
     if (!flusher_tried)
         start_flusher();
-    if (!flusher_running || batch_len + len > sizeof(batch))
-        write_batch();
-    if (!flusher_running) {
-        write_all(line, len);
-    } else {
-        memcpy(batch + batch_len, line, len);
-        if (batch_len == 0)
+    bool fits = flusher_running && cur->len + len <= BATCH_SIZE;
+    if (fits) {
+        size_t was = cur->len;
+        memcpy(cur->data + was, line, len);
+        cur->len = was + len;
+        if (was == 0 || (was < BATCH_WAKE && cur->len >= BATCH_WAKE))
             pthread_cond_signal(&out_pending);
-        batch_len += len;
     }
     pthread_mutex_unlock(&out_lock);
+    if (!fits) /* no flusher, or both buffers full: this thread writes */
+        drain(line, len);
     errno = saved;
 }
 

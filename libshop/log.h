@@ -21,8 +21,11 @@ void shop_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 void shop_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shop_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shop_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* One access line (level info): batched, written within 50 ms (see log.c). */
+/* One access line (level info): batched, written within 50 ms; at most SHOP_ACCESS_LOG_MAX a
+ * second, the rest counted in one line (see log.c). */
 void shop_log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The access lines' budget a second (0: no limit); shop_log_init reads SHOP_ACCESS_LOG_MAX. */
+void shop_log_set_access_max(unsigned per_second);
 /* Writes out pending access lines now (also done at exit and before every ordinary line). */
 void shop_log_flush(void);
 void shop_fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

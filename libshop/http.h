@@ -36,8 +36,11 @@ struct shop_server_conf {
     bool options_bare;        /* OPTIONS: empty body, Allow with OPTIONS (Spring, Flask); else
                                  Express's: the method list as the body */
     int json_flags;           /* shop_json_flags for shop_reply_json */
-    bool loop; /* an event loop per worker thread: a handler waiting for Redis does not hold its
-                  thread (other backends' calls still block it); SHOP_LOOP=0/1 overrides */
+    bool per_core; /* handlers answer from memory and rarely block: by default one worker thread
+                    * per core (at least 2) instead of 4, since more threads than cores only
+                    * queue for them (SHOP_THREADS still decides) */
+    bool loop;     /* an event loop per worker thread: a handler waiting for Redis does not hold its
+                      thread (other backends' calls still block it); SHOP_LOOP=0/1 overrides */
 };
 
 /* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version, and blocks SIGTERM

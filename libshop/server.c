@@ -68,6 +68,16 @@ static struct MHD_Daemon *start_daemon(int port, unsigned threads, int fd, unsig
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_END);
 }
 
+/* 4 worker threads, or one per core (at least 2) for a service whose handlers answer from
+ * memory: on 2 cores, 4 busy workers beside the client doubled the p99 (docs/BENCHMARKS.md). */
+static long default_threads(const struct shop_server_conf *c)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!c->per_core)
+        return 4;
+    return cores < 2 ? 2 : cores > 256 ? 256 : cores;
+}
+
 /* The port the listening socket is bound to (also for a socket passed by systemd, where
  * libmicrohttpd only knows the port it was given). 0 when unknown. */
 static unsigned bound_port(struct MHD_Daemon *d)
@@ -244,7 +254,7 @@ int shop_server_run(const struct shop_server_conf *user_conf)
     shop_trace_metrics_register(); /* after the service's own metrics, which clients may read first
                                     */
 
-    unsigned threads = (unsigned)shop_conf_long("SHOP_THREADS", 4, 1, 256);
+    unsigned threads = (unsigned)shop_conf_long("SHOP_THREADS", default_threads(&conf), 1, 256);
     long drain_ms = shop_conf_long("SHOP_DRAIN_MS", 5000, 0, 600000);
     bool loop = shop_conf_bool("SHOP_LOOP", conf.loop);
 

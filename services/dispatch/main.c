@@ -27,6 +27,7 @@ int dispatch_main(int argc, char **argv)
 {
     struct shop_server_conf conf =
         SHOP_SERVICE_START(argc, argv, "dispatch", "DISPATCH_SERVER_PORT", routes);
+    conf.per_core = true; /* HTTP is /health and /metrics; orders run on the consumer's threads */
     struct shop_amqp_conf amqp;
     shop_amqp_conf_from_env(&amqp);
     /* SHOP_DRAIN_MS: how long in-flight orders may finish at a stop */

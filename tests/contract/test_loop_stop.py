@@ -247,7 +247,8 @@ def carts(n):
 def test_sigterm_under_load_drops_no_request(name, loop):
     paths = ["/cart/%s" % c for c in carts(4)] if name == "cart" else ["/uniqueid"]
     for _ in range(ROUNDS):
-        svc = SecondService(name, SHOP_LOOP=loop, SHOP_THREADS=2, LOG_LEVEL="info").wait_ready()
+        svc = SecondService(name, SHOP_LOOP=loop, SHOP_THREADS=2, LOG_LEVEL="info",
+                            SHOP_ACCESS_LOG_MAX="0").wait_ready()  # every answer in the log
         results, rc = stop_under_load(svc, paths)
         check_round(svc, results, rc)
 

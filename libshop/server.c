@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define DEFAULT_BODY (64 * 1024)
@@ -68,14 +69,16 @@ static struct MHD_Daemon *start_daemon(int port, unsigned threads, int fd, unsig
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_END);
 }
 
-/* 4 worker threads, or one per core (at least 2) for a service whose handlers answer from
- * memory: on 2 cores, 4 busy workers beside the client doubled the p99 (docs/BENCHMARKS.md). */
+/* 4 worker threads, or one per core this process may run on (at least 2, at most 16) for a
+ * service whose handlers answer from memory: on 2 cores, 4 busy workers beside the client
+ * doubled the p99 (docs/BENCHMARKS.md). */
 static long default_threads(const struct shop_server_conf *c)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
     if (!c->per_core)
         return 4;
-    return cores < 2 ? 2 : cores > 256 ? 256 : cores;
+    int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 2;
+    return cores < 2 ? 2 : cores > 16 ? 16 : cores;
 }
 
 /* The port the listening socket is bound to (also for a socket passed by systemd, where

@@ -1,7 +1,7 @@
-"""How many worker threads a service starts with (libshop/server.c): one per core (at least 2)
-where handlers answer from memory (shipping, dispatch's HTTP side, catalogue with its copy of
-the catalogue), 4 where they wait on backends (payment; catalogue with CATALOGUE_CACHE_MS=0),
-and SHOP_THREADS always decides. Read from the start-up line "listening port=... threads=N"."""
+"""How many worker threads a service starts with (libshop/server.c): one per core it may run on
+(at least 2, at most 16) where handlers answer from memory (shipping, dispatch's HTTP side,
+catalogue with its copy of the catalogue), 4 where they wait on backends (payment; catalogue with
+CATALOGUE_CACHE_MS=0), and SHOP_THREADS always decides. Read from the start-up line "listening port=... threads=N"."""
 import os
 import re
 
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SecondService, wait_for
 
-PER_CORE = max(2, os.sysconf("SC_NPROCESSORS_ONLN"))
+PER_CORE = min(16, max(2, len(os.sched_getaffinity(0))))
 
 
 def threads_of(name, **env):

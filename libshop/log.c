@@ -59,17 +59,6 @@ void shop_log_init(const char *service)
     log_service = service;
     const char *fmt = getenv("LOG_FORMAT");
     log_json = fmt && strcasecmp(fmt, "json") == 0;
-    const char *max = getenv("SHOP_ACCESS_LOG_MAX");
-    if (max && *max) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(max, &end, 10);
-        if (errno || *end || *max == '-' || v > 10000000)
-            shop_fatalx("config: SHOP_ACCESS_LOG_MAX=\"%s\" is not a number of lines a second "
-                        "(0 to 10000000; 0: every request)",
-                        max);
-        access_max = (unsigned)v;
-    }
 }
 
 void shop_log_set_access_max(unsigned per_second)

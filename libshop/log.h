@@ -24,7 +24,8 @@ void shop_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* One access line (level info): batched, written within 50 ms; at most SHOP_ACCESS_LOG_MAX a
  * second, the rest counted in one line (see log.c). */
 void shop_log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The access lines' budget a second (0: no limit); shop_log_init reads SHOP_ACCESS_LOG_MAX. */
+/* The access lines' budget a second (0: no limit; default 1000); shop_service_init sets it from
+ * SHOP_ACCESS_LOG_MAX. */
 void shop_log_set_access_max(unsigned per_second);
 /* Writes out pending access lines now (also done at exit and before every ordinary line). */
 void shop_log_flush(void);

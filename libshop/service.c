@@ -55,6 +55,8 @@ void shop_service_init(int argc, char **argv, const char *service)
     if (lvl && *lvl && shop_log_set_level(lvl) == -1)
         shop_fatalx("config: LOG_LEVEL=\"%s\" is not one of error, warn, info, debug", lvl);
     shop_log_info("starting version=%s pid=%d", SHOP_VERSION, (int)getpid());
+    /* access lines a second (D28); 0: every request */
+    shop_log_set_access_max((unsigned)shop_conf_long("SHOP_ACCESS_LOG_MAX", 1000, 0, 10000000));
     shop_trace_init(service);
 }
 

@@ -1,8 +1,9 @@
-/* client.c - outbound HTTP: a libcurl easy handle (and a URL buffer) kept per thread, so
- * connections to the same service are reused. */
+/* client.c - outbound HTTP: a libcurl easy handle kept per thread, so connections to the same
+ * service are reused; in a request's coroutine the call runs on an offload.h helper. */
 #include "libshop/client.h"
 #include "libshop/castore.h"
 #include "libshop/log.h"
+#include "libshop/offload.h"
 #include "libshop/trace.h"
 
 #include <curl/curl.h>
@@ -18,39 +19,19 @@ static void global_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* A thread's outbound state: its curl handle (keep-alive connections) and a URL buffer. */
-struct thread_client {
-    CURL *h;
-    struct shop_buf url;
-};
-
+/* A thread's curl handle: its keep-alive connections are reused by the thread's next calls. */
 static void *client_new(void)
 {
     pthread_once(&once, global_init);
-    CURL *h = curl_easy_init();
-    if (!h)
-        return NULL;
-    struct thread_client *c = shop_xmalloc(sizeof(*c));
-    c->h = h;
-    shop_buf_init(&c->url, 4096);
-    return c;
+    return curl_easy_init();
 }
 
-static void client_free(void *p)
+static void client_free(void *h)
 {
-    struct thread_client *c = p;
-    curl_easy_cleanup(c->h);
-    shop_buf_cleanup(&c->url);
-    free(c);
+    curl_easy_cleanup(h);
 }
 
 static struct shop_tls clients = SHOP_TLS(client_new, client_free);
-
-static CURL *thread_handle(void)
-{
-    struct thread_client *c = shop_tls_get(&clients);
-    return c ? c->h : NULL;
-}
 
 void shop_http_result_init(struct shop_http_result *res, size_t body_max)
 {
@@ -108,6 +89,21 @@ static struct curl_slist *add_cookie(struct curl_slist *hdrs, const char *cookie
 static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
                      const char *traceparent);
 
+/* One call as offload.h's job: in a request's coroutine it runs on a helper thread (its curl
+ * handle is that thread's), so a peer that hangs does not hold the worker's loop. */
+struct call_job {
+    const struct shop_http_call *call;
+    struct shop_http_result *res;
+    const char *traceparent;
+    int rc;
+};
+
+static void call_job_run(void *arg)
+{
+    struct call_job *j = arg;
+    j->rc = http_call(j->call, j->res, j->traceparent);
+}
+
 /* Every outbound call is a client span whose context travels in the traceparent header. */
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res)
 {
@@ -117,7 +113,9 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
     shop_trace_header(tp, sizeof(tp));
     shop_span_attr_str(&span, "http.request.method", call->method);
     shop_span_attr_str(&span, "url.full", call->url);
-    int rc = http_call(call, res, tp);
+    struct call_job job = {.call = call, .res = res, .traceparent = tp, .rc = -1};
+    shop_offload(call_job_run, &job);
+    int rc = job.rc;
     if (rc == 0)
         shop_span_attr_int(&span, "http.response.status_code", res->status);
     if (rc != 0 || res->status >= 500)
@@ -129,7 +127,7 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
 static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
                      const char *traceparent)
 {
-    CURL *h = thread_handle();
+    CURL *h = shop_tls_get(&clients);
     res->status = 0;
     res->err = (struct shop_err){0};
     shop_buf_reset(&res->body);
@@ -213,28 +211,20 @@ int shop_url_escape_segment(struct shop_buf *out, const char *segment)
 
 int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_result *res)
 {
-    struct thread_client *c = shop_tls_get(&clients);
-    if (!c) {
-        res->status = 0;
-        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "cannot create a curl handle");
-        shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
-                       peer->base, res->err.msg);
-        return -1;
-    }
-    struct shop_buf *url = &c->url;
-    shop_buf_reset(url);
-    int rc = shop_buf_printf(url, "%s/%s/", peer->base, peer->verb);
+    struct shop_buf url; /* the call's own: a coroutine's call may overlap another's */
+    shop_buf_init(&url, 4096);
+    int rc = shop_buf_printf(&url, "%s/%s/", peer->base, peer->verb);
     if (rc == 0)
-        rc = shop_url_escape_segment(url, peer->id);
+        rc = shop_url_escape_segment(&url, peer->id);
     if (rc == 0 && peer->query)
-        rc = shop_buf_printf(url, "?%s", peer->query);
+        rc = shop_buf_printf(&url, "?%s", peer->query);
     if (rc != 0) {
         res->status = 0;
         shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "URL too long");
     } else {
         struct shop_http_call call = {
             .method = peer->method,
-            .url = url->data,
+            .url = url.data,
             .content_type = peer->body ? "application/json" : NULL,
             .body = peer->body,
             .body_len = peer->body_len,
@@ -246,6 +236,7 @@ int shop_http_call_peer(const struct shop_peer_call *peer, struct shop_http_resu
     }
     if (rc != 0)
         shop_log_warnx("rid=%s %s %s: %s", peer->request_id ? peer->request_id : "-", peer->method,
-                       url->len ? url->data : peer->base, res->err.msg);
+                       url.len ? url.data : peer->base, res->err.msg);
+    shop_buf_cleanup(&url);
     return rc ? -1 : 0;
 }

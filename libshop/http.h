@@ -1,5 +1,6 @@
 /* http.h - the HTTP server every service runs: libmicrohttpd epoll thread pool (or, with
- * conf.loop, an event loop per worker thread whose handlers wait for Redis without holding it),
+ * conf.loop, an event loop per worker thread whose handlers wait for Redis and other services
+ * without holding it),
  * router with :param segments, bounded bodies, request ids, access log, per-route metrics,
  * graceful stop, sd_notify readiness and socket activation. */
 #ifndef SHOP_HTTP_H
@@ -14,7 +15,8 @@ struct shop_buf;
 
 /* A handler answers with exactly one shop_reply* call. Handlers run on worker threads
  * and may block on backends (the pool is sized for it); in loop mode a handler runs in a
- * coroutine, and its Redis calls let the thread serve other requests while they wait. */
+ * coroutine, and its Redis calls and its calls to other services (client.h) let the thread
+ * serve other requests while they wait. */
 typedef void (*shop_handler_fn)(struct shop_req *req);
 
 struct shop_route {
@@ -39,8 +41,9 @@ struct shop_server_conf {
     bool per_core; /* handlers answer from memory and rarely block: by default one worker thread
                     * per core (at least 2) instead of 4, since more threads than cores only
                     * queue for them (SHOP_THREADS still decides) */
-    bool loop;     /* an event loop per worker thread: a handler waiting for Redis does not hold its
-                      thread (other backends' calls still block it); SHOP_LOOP=0/1 overrides */
+    bool loop;     /* an event loop per worker thread: a handler waiting for Redis or for another
+                      service does not hold its thread (the calls to MongoDB, MariaDB and RabbitMQ
+                      still block it); SHOP_LOOP=0/1 overrides */
 };
 
 /* Handles --version/--help, LOG_LEVEL and SHOP_* knobs, logs the version, and blocks SIGTERM

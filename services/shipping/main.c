@@ -54,7 +54,8 @@ int shipping_main(int argc, char **argv)
     conf.text_type = "text/plain; charset=utf-8";
     conf.json_type = "application/json";
     conf.json_flags = SHIPPING_JSON_FLAGS;
-    conf.per_core = true;     /* answers from its index in memory; only /confirm calls cart */
+    conf.per_core = true; /* answers from its index in memory; only /confirm calls cart */
+    conf.loop = true;     /* /confirm waits for cart without holding a worker (SHOP_LOOP=0: off) */
     conf.options_bare = true; /* Spring's OPTIONS: Allow, no body (D23) */
     struct shop_mysql_conf db = {.host = "mysql",
                                  .port = 3306,

@@ -346,6 +346,47 @@ def test_confirm_cart_down_is_404(http, ship):
         assert wait_for(lambda: cart_up(http), 20)
 
 
+def test_hung_cart_holds_no_worker(http):
+    """/confirm's call to cart waits on a helper thread, not on a worker (loop mode, D29): while
+    cart hangs (it takes the connections and never answers), four /confirm calls wait on a
+    shipping of two workers, and /codes and /calc still answer at once. When cart gives up on
+    them, each /confirm answers, as a cart that is down gives (404)."""
+    hung = listener()  # the kernel completes the handshakes; the test takes them and stays silent
+    held = []
+    with listener() as sock:
+        url = url_of(sock)
+        env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url, SHOP_THREADS="2",
+                   CART_ENDPOINT="127.0.0.1:%d" % hung.getsockname()[1])
+        env.pop("SERVER_PORT", None)
+        env.pop("SHOP_LOOP", None)
+        proc = start_service("shipping", "/actuator/info", env, sock=sock)
+    try:
+        assert wait_for(lambda: requests.get(url + "/codes", timeout=10).status_code == 200, 120)
+        session = requests.Session()
+        body = quote(session, url, "gb", "london", "London")
+        cookies = session.cookies.get_dict()
+        paris = uuid_of(http, url, "fr", "paris", "Paris")
+        with ThreadPoolExecutor(4) as pool:
+            confirms = [pool.submit(requests.post, "%s/confirm/ship-hang-%d" % (url, i), json=body,
+                                    cookies=cookies, timeout=30) for i in range(4)]
+            hung.settimeout(10)
+            for _ in range(4):  # every /confirm is at cart: more than shipping has workers
+                held.append(hung.accept()[0])
+            for path in ("/codes", "/calc/%d" % paris):
+                t0 = time.monotonic()
+                r = requests.get(url + path, timeout=3)
+                assert r.status_code == 200 and time.monotonic() - t0 < 2, path
+            assert not any(f.done() for f in confirms)
+            for c in held:
+                c.close()
+            assert [f.result().status_code for f in confirms] == [404] * 4
+    finally:
+        for c in held:
+            c.close()
+        hung.close()
+        stop_service(proc)
+
+
 # ---- /memory and /free (D14) -------------------------------------------------------------------------
 
 def rss_kb(pid):
@@ -544,13 +585,16 @@ def test_codes_answered_while_its_refresh_is_stuck(http):
     """Without the in-memory index (SHIPPING_INDEX_CHECK_S=0, as before it is loaded), /codes is kept 1 s. When it expires, one request reads it again while the others answer
     the kept body (for up to another second), so a slow refresh stalls one worker, not all of
     them. Past 2 s the kept body is not served any more: a request then waits for that refresh.
-    The codes table is locked in MariaDB, whose process list shows the reads held by the lock."""
+    The codes table is locked in MariaDB, whose process list shows the reads held by the lock.
+    Worker threads without loops (SHOP_LOOP=0): in loop mode a loop never waits for another's
+    read, it reads by itself (kmemo.h; D29), so one read may wait per worker loop."""
     sock = os.environ.get("SHOP_MARIADB_SOCKET")
     if not sock or not os.path.exists(sock):
         pytest.skip("needs the local stack's MariaDB socket")
     with listener() as lsock:
         url = url_of(lsock)
-        env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url, SHIPPING_INDEX_CHECK_S="0")
+        env = dict(os.environ, LOG_LEVEL="warn", SHOP_TEST_URL=url, SHIPPING_INDEX_CHECK_S="0",
+                   SHOP_LOOP="0")
         env.pop("SERVER_PORT", None)
         proc = start_service("shipping", "/actuator/info", env, sock=lsock)
     locker = mariadb_root(sock, "cities", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

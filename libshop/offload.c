@@ -1,12 +1,19 @@
 /* offload.c - offload.h's helpers: one queue of jobs and up to SHOP_OFFLOAD_HELPERS threads
- * taking them; each loop that gives out jobs has a home, a loop source whose tick wakes the
- * coroutines whose jobs have finished. A job lives on its coroutine's stack. */
+ * taking them; each loop that gives out jobs has a home, a loop source with an eventfd of its
+ * own: a helper rings it when a job is back, and its ready hook wakes the coroutine during the
+ * poll, so the daemon's run that follows sends the answer. A job lives on its coroutine's
+ * stack. */
 #include "libshop/offload.h"
 #include "libshop/loop.h"
 #include "libshop/util.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 struct home;
 
@@ -23,6 +30,7 @@ struct job {
 struct home {
     struct shop_loop_source src;
     struct shop_loop *loop;
+    int efd; /* rung by a helper when a job is back */
     pthread_mutex_t lock;
     pthread_cond_t back; /* out went down */
     struct job *done;
@@ -45,7 +53,9 @@ static void hand_back(struct job *j)
     j->next = h->done;
     h->done = j;
     pthread_mutex_unlock(&h->lock);
-    shop_loop_notify(h->loop);
+    uint64_t one = 1;
+    while (write(h->efd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
     pthread_mutex_lock(&h->lock);
     h->out--;
     pthread_cond_broadcast(&h->back);
@@ -106,11 +116,14 @@ static bool give(struct job *j)
     return ok;
 }
 
-/* Every iteration: the coroutines whose jobs are back go on. */
-static void home_tick(void *arg, long long now)
+/* The bell rang: the coroutines whose jobs are back go on. */
+static void home_ready(void *arg, uint32_t events)
 {
-    (void)now;
+    (void)events;
     struct home *h = arg;
+    uint64_t rings;
+    while (read(h->efd, &rings, sizeof(rings)) < 0 && errno == EINTR) {
+    }
     pthread_mutex_lock(&h->lock);
     struct job *j = h->done;
     h->done = NULL;
@@ -131,13 +144,14 @@ static void home_stop(void *arg)
     while (h->out > 0)
         pthread_cond_wait(&h->back, &h->lock);
     pthread_mutex_unlock(&h->lock);
-    home_tick(h, 0);
+    home_ready(h, 0);
 }
 
 static void home_destroy(void *arg)
 {
     struct home *h = arg;
     home_stop(h);
+    close(h->efd);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->back);
     if (t_home == h)
@@ -153,10 +167,15 @@ static struct home *loop_home(void)
     struct home *h = shop_xcalloc(1, sizeof(*h));
     h->loop = shop_loop_current();
     h->src = (struct shop_loop_source){
-        .tick = home_tick, .stop = home_stop, .destroy = home_destroy, .arg = h};
+        .ready = home_ready, .stop = home_stop, .destroy = home_destroy, .arg = h};
+    h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->back, NULL);
-    if (shop_loop_add(h->loop, &h->src) == -1) {
+    if (h->efd < 0 || shop_loop_add(h->loop, &h->src) == -1 ||
+        shop_loop_watch(h->loop, &h->src, h->efd, EPOLLIN) == -1) {
+        shop_loop_remove(h->loop, &h->src);
+        if (h->efd >= 0)
+            close(h->efd);
         pthread_mutex_destroy(&h->lock);
         pthread_cond_destroy(&h->back);
         free(h);

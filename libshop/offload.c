@@ -25,7 +25,7 @@ struct job {
     struct job *next;
 };
 
-/* A loop's end of the helpers: the finished jobs for its tick to wake, and how many jobs are
+/* A loop's end of the helpers: the finished jobs for its ready hook to wake, and how many jobs are
  * still with a helper (the loop is not freed before they are back). */
 struct home {
     struct shop_loop_source src;

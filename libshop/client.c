@@ -1,37 +1,16 @@
-/* client.c - outbound HTTP: a libcurl easy handle kept per thread, so connections to the same
- * service are reused; in a request's coroutine the call runs on an offload.h helper. */
+/* client.c - outbound HTTP with libcurl: connections to the same service are reused (the
+ * thread's or the loop's, curlrun.h); in a request's coroutine the call waits without holding
+ * its loop. */
 #include "libshop/client.h"
 #include "libshop/castore.h"
+#include "libshop/curlrun.h"
 #include "libshop/log.h"
-#include "libshop/offload.h"
 #include "libshop/trace.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void global_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* A thread's curl handle: its keep-alive connections are reused by the thread's next calls. */
-static void *client_new(void)
-{
-    pthread_once(&once, global_init);
-    return curl_easy_init();
-}
-
-static void client_free(void *h)
-{
-    curl_easy_cleanup(h);
-}
-
-static struct shop_tls clients = SHOP_TLS(client_new, client_free);
 
 void shop_http_result_init(struct shop_http_result *res, size_t body_max)
 {
@@ -89,21 +68,6 @@ static struct curl_slist *add_cookie(struct curl_slist *hdrs, const char *cookie
 static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
                      const char *traceparent);
 
-/* One call as offload.h's job: in a request's coroutine it runs on a helper thread (its curl
- * handle is that thread's), so a peer that hangs does not hold the worker's loop. */
-struct call_job {
-    const struct shop_http_call *call;
-    struct shop_http_result *res;
-    const char *traceparent;
-    int rc;
-};
-
-static void call_job_run(void *arg)
-{
-    struct call_job *j = arg;
-    j->rc = http_call(j->call, j->res, j->traceparent);
-}
-
 /* Every outbound call is a client span whose context travels in the traceparent header. */
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res)
 {
@@ -113,9 +77,7 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
     shop_trace_header(tp, sizeof(tp));
     shop_span_attr_str(&span, "http.request.method", call->method);
     shop_span_attr_str(&span, "url.full", call->url);
-    struct call_job job = {.call = call, .res = res, .traceparent = tp, .rc = -1};
-    shop_offload(call_job_run, &job);
-    int rc = job.rc;
+    int rc = http_call(call, res, tp);
     if (rc == 0)
         shop_span_attr_int(&span, "http.response.status_code", res->status);
     if (rc != 0 || res->status >= 500)
@@ -124,19 +86,10 @@ int shop_http_call(const struct shop_http_call *call, struct shop_http_result *r
     return rc;
 }
 
-static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
-                     const char *traceparent)
+/* The call's header lines: no Expect, its content type, request id, cookie and traceparent. */
+static struct curl_slist *request_headers(const struct shop_http_call *call,
+                                          const char *traceparent)
 {
-    CURL *h = shop_tls_get(&clients);
-    res->status = 0;
-    res->err = (struct shop_err){0};
-    shop_buf_reset(&res->body);
-    if (!h) {
-        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "cannot create a curl handle");
-        return -1;
-    }
-    curl_easy_reset(h);
-    char errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
     char line[160];
     if (call->content_type) {
@@ -152,6 +105,12 @@ static int http_call(const struct shop_http_call *call, struct shop_http_result 
         snprintf(line, sizeof(line), "traceparent: %s", traceparent);
         hdrs = curl_slist_append(hdrs, line);
     }
+    return hdrs;
+}
+
+static void set_options(CURL *h, const struct shop_http_call *call, struct shop_http_result *res,
+                        struct curl_slist *hdrs, char *errbuf)
+{
     long connect_ms = call->timeout_ms < 2000 ? call->timeout_ms : 2000;
     curl_easy_setopt(h, CURLOPT_URL, call->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -175,11 +134,31 @@ static int http_call(const struct shop_http_call *call, struct shop_http_result 
         }
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method);
     }
-    CURLcode rc = curl_easy_perform(h);
+}
+
+static int http_call(const struct shop_http_call *call, struct shop_http_result *res,
+                     const char *traceparent)
+{
+    res->status = 0;
+    res->err = (struct shop_err){0};
+    shop_buf_reset(&res->body);
+    CURL *h = shop_curl_handle();
+    if (!h) {
+        shop_err_set(&res->err, SHOP_ERR_FAILED, 0, "cannot create a curl handle");
+        return -1;
+    }
+    curl_easy_reset(h);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = request_headers(call, traceparent);
+    set_options(h, call, res, hdrs, errbuf);
+    CURLcode rc = shop_curl_perform(h);
     /* the handle outlives this call: it must not keep pointers to the header list or errbuf */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(hdrs);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
+    shop_curl_release(h);
     if (rc != CURLE_OK) {
         if (res->err.kind == SHOP_ERR_NONE)
             shop_err_set(&res->err, transport_kind(rc), (long)rc, "%s",
@@ -187,7 +166,6 @@ static int http_call(const struct shop_http_call *call, struct shop_http_result 
         res->status = 0;
         return -1;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
     if (!res->body.data)
         shop_buf_append(&res->body, "", 0);
     return 0;

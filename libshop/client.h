@@ -31,9 +31,9 @@ struct shop_http_call {
     int follow_redirects;
 };
 
-/* Performs the call on the calling thread's handle. Returns 0 when an HTTP answer arrived
- * (any status; res->status and res->body set), -1 on a transport failure or timeout
- * (res->err says which). res must be initialised; its body is reset first. */
+/* Performs the call (in a coroutine of loop mode, waiting without holding the loop). Returns 0
+ * when an HTTP answer arrived (any status; res->status and res->body set), -1 on a transport
+ * failure or timeout (res->err says which). res must be initialised; its body is reset first. */
 int shop_http_call(const struct shop_http_call *call, struct shop_http_result *res);
 
 /* A call to another shop service's route with one parameter: base + "/" + verb + "/" + id. */

@@ -347,7 +347,7 @@ def test_confirm_cart_down_is_404(http, ship):
 
 
 def test_hung_cart_holds_no_worker(http):
-    """/confirm's call to cart waits on a helper thread, not on a worker (loop mode, D29): while
+    """/confirm's call to cart is driven by the loop and holds no worker (loop mode, D29): while
     cart hangs (it takes the connections and never answers), four /confirm calls wait on a
     shipping of two workers, and /codes and /calc still answer at once. When cart gives up on
     them, each /confirm answers, as a cart that is down gives (404)."""

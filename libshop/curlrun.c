@@ -29,17 +29,7 @@ static CURL *easy_new(void)
     return curl_easy_init();
 }
 
-static void *thread_handle_new(void)
-{
-    return easy_new();
-}
-
-static void thread_handle_free(void *h)
-{
-    curl_easy_cleanup(h);
-}
-
-static struct shop_tls thread_handles = SHOP_TLS(thread_handle_new, thread_handle_free);
+static struct shop_tls thread_handles = SHOP_TLS(easy_new, curl_easy_cleanup); /* CURL is void */
 
 /* A transfer on a hub: its coroutine, and its result once it ended. */
 struct transfer {

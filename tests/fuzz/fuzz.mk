@@ -17,7 +17,7 @@ FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/bin/%)
 # What every harness may link: the libshop modules with no backend, and the services' pure parts.
 FUZZ_LIB_SRC := libshop/util.c libshop/json.c libshop/http.c libshop/router.c libshop/body.c \
                 libshop/http_metrics.c libshop/server.c libshop/service.c libshop/err.c \
-                libshop/conf.c libshop/log.c libshop/metrics.c libshop/client.c libshop/trace.c \
+                libshop/conf.c libshop/log.c libshop/metrics.c libshop/client.c libshop/curlrun.c libshop/trace.c \
                 libshop/random.c libshop/sdnotify.c libshop/castore.c libshop/loop.c libshop/coswitch.c \
                 services/cart/cartcheck.c services/cart/cartcalc.c services/dispatch/work.c \
                 services/payment/order.c services/payment/idem.c services/catalogue/search.c services/shipping/calc.c \

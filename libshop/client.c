@@ -45,6 +45,7 @@ static enum shop_err_kind transport_kind(CURLcode rc)
     case CURLE_GOT_NOTHING:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK: /* curlrun.c: the loop stopped with the call in flight */
         return SHOP_ERR_UNAVAILABLE;
     default:
         return SHOP_ERR_FAILED;

@@ -49,6 +49,19 @@ def checkout(trace_id, parent):
     return r.json()["orderid"]
 
 
+def access_log_lines(needle, count=1, timeout=10):
+    """The lines of nginx's access log holding needle, once there are count of them. nginx writes a
+    request's line after it has sent the response, so the client may read the log before it is there."""
+    path = os.path.join(os.environ["SHOP_STATE_DIR"], "nginx", "logs", "access.log")
+    deadline = time.time() + timeout
+    while True:
+        with open(path) as f:
+            lines = [l for l in f if needle in l]
+        if len(lines) >= count or time.time() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def fetch_trace(trace_id, done, timeout=90):
     """Polls Jaeger until done(trace) holds; returns the trace (its spans with service names)."""
     deadline = time.time() + timeout
@@ -138,8 +151,7 @@ def test_checkout_is_one_trace():
     assert consume[0]["startTime"] >= publish[0]["startTime"]
 
     # the same trace id in nginx's access log and in the services' JSON logs
-    with open(os.path.join(os.environ["SHOP_STATE_DIR"], "nginx", "logs", "access.log")) as f:
-        assert sum("trace=" + trace_id in line for line in f) >= 6
+    assert len(access_log_lines("trace=" + trace_id, 6)) >= 6
     for service in SERVICES:
         lines = []
         with open(os.path.join(LOGS, service + ".log")) as f:
@@ -156,8 +168,9 @@ def test_gateway_starts_a_trace():
     is that trace's root and nginx's access log carries the same id."""
     r = requests.get(WEB + "/api/catalogue/categories", headers={"X-Request-Id": "trace-root-test"}, timeout=30)
     assert r.status_code == 200
-    with open(os.path.join(os.environ["SHOP_STATE_DIR"], "nginx", "logs", "access.log")) as f:
-        line = [l for l in f if "rid=trace-root-test" in l][-1]
+    lines = access_log_lines("rid=trace-root-test")
+    assert lines, "nginx logged no line for request id trace-root-test"
+    line = lines[-1]
     trace_id = line.rsplit("trace=", 1)[1].split()[0]
     assert len(trace_id) == 32
     t = fetch_trace(trace_id, lambda t: any(sp["service"] == "catalogue" for sp in t["spans"]))

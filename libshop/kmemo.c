@@ -1,6 +1,8 @@
 /* kmemo.c - a keyed memo (kmemo.h): a hash table of entries in use order behind one mutex; an
  * entry being loaded carries its flight, which its waiters share and the last one frees; a
- * failed flight may stay on its entry for fail_ms as the answer of every get. */
+ * failed flight may stay on its entry for fail_ms as the answer of every get. A thread waits
+ * for a flight on the memo's condition variable; a coroutine waits for a flight of its own loop
+ * as a coroutine (shop_co_wait), and the flight's end wakes it through its loop. */
 #include "libshop/kmemo.h"
 #include "libshop/loop.h"
 #include "libshop/util.h"
@@ -10,11 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A coroutine waiting for a flight of its loop (on its stack). */
+struct co_waiter {
+    struct shop_co *co;
+    struct co_waiter *next;
+};
+
 /* One load in flight for a key: its answer, for the callers that wait for it. */
 struct flight {
     unsigned refs; /* the loader's and each waiter's, under mu */
     bool done;
-    void *value; /* the answer, held once for the flight; NULL: err */
+    struct shop_loop *loop;       /* the loader's loop when it loads in a coroutine, else NULL */
+    struct co_waiter *co_waiters; /* coroutines of that loop waiting for the answer */
+    void *value;                  /* the answer, held once for the flight; NULL: err */
     struct shop_err err;
     long long ended_ns; /* when a failed load ended (for fail_ms) */
 };
@@ -156,6 +166,7 @@ static void *fill(struct shop_kmemo *m, struct shop_kmemo_entry *e, void *arg, s
 {
     struct flight *f = shop_xcalloc(1, sizeof(*f));
     f->refs = 1;
+    f->loop = shop_co_self() ? shop_loop_current() : NULL;
     e->flight = f;
     if (e->failed)
         flight_release(m, e->failed);
@@ -186,6 +197,8 @@ static void *fill(struct shop_kmemo *m, struct shop_kmemo_entry *e, void *arg, s
         entry_free(m, e);
     }
     pthread_cond_broadcast(&m->loaded);
+    for (struct co_waiter *w = f->co_waiters; w; w = w->next)
+        shop_co_wake_later(w->co); /* the loop switches into each once this coroutine waits */
     flight_release(m, f);
     pthread_mutex_unlock(&m->mu);
     if (old)
@@ -193,13 +206,9 @@ static void *fill(struct shop_kmemo *m, struct shop_kmemo_entry *e, void *arg, s
     return v;
 }
 
-/* Under mu, returns unlocked: waits for f's load and shares its answer. */
-static void *wait_flight(struct shop_kmemo *m, struct flight *f, struct shop_err *err)
+/* Under mu, returns unlocked: the answer of f (done), shared by a waiter. */
+static void *share(struct shop_kmemo *m, struct flight *f, struct shop_err *err)
 {
-    f->refs++;
-    m->waiting++;
-    while (!f->done)
-        pthread_cond_wait(&m->loaded, &m->mu);
     m->waiting--;
     void *v = f->value;
     if (v)
@@ -209,6 +218,30 @@ static void *wait_flight(struct shop_kmemo *m, struct flight *f, struct shop_err
     flight_release(m, f);
     pthread_mutex_unlock(&m->mu);
     return v;
+}
+
+/* Under mu, returns unlocked: a thread waits for f's load and shares its answer. */
+static void *wait_flight(struct shop_kmemo *m, struct flight *f, struct shop_err *err)
+{
+    f->refs++;
+    m->waiting++;
+    while (!f->done)
+        pthread_cond_wait(&m->loaded, &m->mu);
+    return share(m, f, err);
+}
+
+/* Under mu, returns unlocked: a coroutine of f's loop waits for f's load (the loop serves the
+ * others meanwhile) and shares its answer. */
+static void *co_wait_flight(struct shop_kmemo *m, struct flight *f, struct shop_err *err)
+{
+    struct co_waiter w = {.co = shop_co_self(), .next = f->co_waiters};
+    f->co_waiters = &w;
+    f->refs++;
+    m->waiting++;
+    pthread_mutex_unlock(&m->mu);
+    shop_co_wait(); /* until fill() has the answer */
+    pthread_mutex_lock(&m->mu);
+    return share(m, f, err);
 }
 
 /* Under mu, returns unlocked: e's value, held. */
@@ -244,9 +277,14 @@ void *shop_kmemo_get(struct shop_kmemo *m, const char *key, void *arg, struct sh
     if (e && e->flight) {
         if (e->value && (m->c.stale_ms < 0 || within(m, e->loaded_ns, m->c.ttl_ms + m->c.stale_ms)))
             return give(m, e);
-        if (!shop_loop_current())
+        struct shop_loop *l = shop_loop_current();
+        if (!l)
             return wait_flight(m, e->flight, err);
-        e = NULL; /* a loop thread must not wait: the load may be its own coroutine's */
+        if (e->flight->loop == l && shop_co_self())
+            return co_wait_flight(m, e->flight, err);
+        /* a loop thread must not block: the load may be its own coroutine's; another loop's
+         * would wake it from that loop's thread, which this one does not take */
+        e = NULL;
     } else if (!e) {
         e = insert(m, key, klen, hash); /* NULL: the table is full of loads */
     }

@@ -2,10 +2,11 @@
  * per SKU, D25; memo.h is a one-key kmemo). A value is used for ttl_ms after its load started,
  * then the next caller loads it again. Single-flight per key: callers that miss a key while
  * another caller loads it are given the expired value within stale_ms, else wait for that load
- * and share its answer, value or error (on a thread running a loop, libshop/loop.h, they load by
- * themselves instead: the load in flight may belong to another coroutine of the same thread,
- * which a wait would block forever). A failed load drops the key's value; its error is every
- * caller's answer for fail_ms. The table is bounded: at most max_keys entries, the least
+ * and share its answer, value or error. On a thread running a loop (libshop/loop.h) a coroutine
+ * waits as a coroutine, and only for a load of a coroutine of its own loop (woken through the
+ * loop when it ends); for any other load it loads by itself: blocking the thread would stop its
+ * loop, and with it perhaps the load itself. A failed load drops the key's value; its error is
+ * every caller's answer for fail_ms. The table is bounded: at most max_keys entries, the least
  * recently used one evicted for a new key, and a value larger than max_value bytes is given to
  * its callers but not kept; memory is at most max_keys x (about 100 B + key + max_value, or about
  * 400 B for a kept error). A hit takes the mutex for a lookup and hands out a reference (hold),

@@ -40,7 +40,8 @@ struct shop_co {
     bool waited;   /* fn waited at least once: done() is due when it finishes */
     struct shop_span *span;
     void *slot;
-    struct shop_co *next; /* free list */
+    struct shop_co *next;  /* free list */
+    struct shop_co *later; /* the loop's wake-later list */
 #ifdef LOOP_TSAN
     void *fiber;
 #endif
@@ -53,6 +54,8 @@ struct shop_loop {
     unsigned nsrc;
     shop_ctx main;
     struct shop_co *cur, *free;
+    struct shop_co *later, **later_tail; /* to wake at the next tick (shop_co_wake_later) */
+    bool hurry; /* the last tick woke coroutines after the sources' ticks: poll without waiting */
     unsigned nfree, busy;
     unsigned starts; /* coroutines started in this pass (since the last tick) */
     unsigned quiet;  /* passes in a row, of those that started any, that started one */
@@ -230,6 +233,31 @@ void shop_co_wake(struct shop_co *co)
     settle(l, co, true);
 }
 
+void shop_co_wake_later(struct shop_co *co)
+{
+    struct shop_loop *l = t_loop;
+    co->later = NULL;
+    if (l->later)
+        *l->later_tail = co;
+    else
+        l->later = co;
+    l->later_tail = &co->later;
+}
+
+/* From the loop's stack: wakes the coroutines asked to be woken later, and those asked while they
+ * run. Returns how many. */
+static unsigned wake_later_all(struct shop_loop *l)
+{
+    unsigned n = 0;
+    while (l->later) {
+        struct shop_co *co = l->later;
+        l->later = co->later;
+        shop_co_wake(co);
+        n++;
+    }
+    return n;
+}
+
 struct shop_co *shop_co_self(void)
 {
     return t_loop ? t_loop->cur : NULL;
@@ -295,6 +323,7 @@ void shop_loop_stop_sources(struct shop_loop *l)
     for (unsigned i = 0; i < l->nsrc; i++)
         if (l->src[i]->stop)
             l->src[i]->stop(l->src[i]->arg);
+    wake_later_all(l); /* e.g. those that waited for a load a stopped source ended */
 }
 
 void shop_loop_free(struct shop_loop *l)
@@ -388,9 +417,12 @@ int shop_loop_watch(struct shop_loop *l, struct shop_loop_source *s, int fd, uin
     return 0;
 }
 
-/* Milliseconds until the nearest source deadline, at most max_ms. */
+/* Milliseconds until the nearest source deadline, at most max_ms; 0 while coroutines wait to be
+ * woken later. */
 static int wait_ms(struct shop_loop *l, int max_ms)
 {
+    if (l->later || l->hurry)
+        return 0;
     long long now = shop_now_ns(), ms = max_ms;
     for (unsigned i = 0; i < l->nsrc; i++) {
         long long d = l->src[i]->deadline ? l->src[i]->deadline(l->src[i]->arg) : 0;
@@ -407,6 +439,7 @@ int shop_loop_poll(struct shop_loop *l, int max_ms)
 {
     struct epoll_event evs[MAX_SRC + 1];
     int n = epoll_wait(l->ep, evs, MAX_SRC + 1, wait_ms(l, max_ms));
+    l->hurry = false;
     int ready = 0;
     for (int i = 0; i < n; i++) {
         uint32_t k = evs[i].data.u32;
@@ -429,9 +462,16 @@ void shop_loop_tick(struct shop_loop *l)
         l->quiet = l->starts > 1 ? 0 : l->quiet < QUIET ? l->quiet + 1 : QUIET;
         l->starts = 0;
     }
+    /* before the sources' ticks (which write what the woken queued) and after them (which may
+     * have woken the coroutine whose answer others wait for): none is left waiting a pass. What
+     * the woken answered is sent by the daemon's next run: the next poll does not wait. */
+    unsigned woken = wake_later_all(l);
     for (unsigned i = 0; i < l->nsrc; i++)
         if (l->src[i]->tick)
             l->src[i]->tick(l->src[i]->arg, now);
+    woken += wake_later_all(l);
+    if (woken > 0)
+        l->hurry = true;
 }
 
 void shop_loop_notify(struct shop_loop *l)

@@ -56,6 +56,10 @@ struct shop_co *shop_co_start(void (*fn)(void *), void (*done)(void *), void *ar
 void shop_co_wait(void);
 /* From the loop (never from a coroutine): switches into co until it waits again or finishes. */
 void shop_co_wake(struct shop_co *co);
+/* From a coroutine of the calling thread's loop (or its own stack): co, a waiting coroutine of
+ * the same loop, is woken at the loop's next tick (or when its sources stop), in the order
+ * asked. For an answer that another coroutine of the loop produced. */
+void shop_co_wake_later(struct shop_co *co);
 /* The running coroutine, or NULL on the loop's own stack or a thread without a loop. */
 struct shop_co *shop_co_self(void);
 /* The running coroutine's one pointer of request state (NULL outside a coroutine). What is

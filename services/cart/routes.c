@@ -208,8 +208,8 @@ static json_t *product_of(const char *text, size_t len)
 }
 
 /* The catalogue's product answers by SKU (D25): a fresh answer is used again without asking,
- * concurrent adds of one SKU ask once, only product answers of at most PRODUCT_BODY_MAX bytes
- * are kept, at most PRODUCT_KEYS of them (about 2 MiB). */
+ * concurrent adds of one SKU ask once (once per worker loop in loop mode), only product answers of
+ * at most PRODUCT_BODY_MAX bytes are kept, at most PRODUCT_KEYS of them (about 2 MiB). */
 #define PRODUCT_KEYS     512
 #define PRODUCT_BODY_MAX 4096 /* the catalogue's are ~300 B */
 static struct shop_kmemo products;

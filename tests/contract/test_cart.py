@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -532,6 +533,8 @@ class FakeCatalogue(QuietHandler):
             FakeCatalogue.held -= 1
             self.close_connection = True  # the cart gave up long ago: no reply
             return
+        if key.startswith("LAGGING-"):
+            time.sleep(0.5)  # a slow catalogue: concurrent adds of the SKU come meanwhile
         if key == "RISING":
             FakeCatalogue.rising += 10
             self.replies[key] = (200, '{"sku":"RISING","name":"r","price":%d,"instock":1}' % self.rising)
@@ -713,6 +716,28 @@ def test_product_cache_bounds_staleness(fake_catalogue):
         before = FakeCatalogue.fetches[sku]
         assert [price(url) for _ in range(3)] == [20] * 3
         assert FakeCatalogue.fetches[sku] == before + 3
+    finally:
+        stop_cart(proc)
+
+
+def test_concurrent_adds_ask_once_per_loop(fake_catalogue):
+    """Concurrent adds of a SKU the cart has not asked for yet make one catalogue call per worker
+    loop (D25, D29): the adds that miss while another request of the same loop loads the SKU wait
+    for that load as coroutines and share its answer. One loop (SHOP_THREADS=1), 12 adds at once
+    while the catalogue takes 0.5 s to answer: one fetch, and every cart has the product."""
+    sku = "LAGGING-%s" % uuid.uuid4().hex[:8]
+    FakeCatalogue.replies[sku] = (200, '{"sku":"%s","name":"l","price":7,"instock":1}' % sku)
+    proc, url = start_cart(CATALOGUE_HOST="127.0.0.1:%d" % fake_catalogue, SHOP_THREADS="1",
+                           SHOP_LOOP=None, CART_PRODUCT_CACHE_MS="60000")
+    try:
+        def add(i):
+            return requests.get("%s/add/%s/%s/1" % (url, cid("lag-%d" % i), sku), timeout=30)
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(add, range(12)))
+        assert [r.status_code for r in answers] == [200] * 12
+        assert all(r.json()["items"][0]["price"] == 7 for r in answers)
+        assert FakeCatalogue.fetches[sku] == 1
     finally:
         stop_cart(proc)
 

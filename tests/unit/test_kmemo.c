@@ -3,8 +3,10 @@
  * threads missing one key at once make one load and share its value or its error; the table
  * never holds more than max_keys entries and evicts the least recently used; a value stays
  * alive while a caller holds it, and every value is freed in the end (counted, and ASan); in a
- * coroutine of a loop a miss of a key being loaded by another coroutine loads by itself
- * instead of waiting (which would never end). */
+ * coroutine of a loop a miss of a key being loaded by another coroutine of the same loop waits
+ * as a coroutine (the loop goes on) and shares that load's value or error, woken at the loop's
+ * next tick or when its sources stop; a load of another thread's loop is not waited for (that
+ * thread could not wake this loop's coroutine): the miss loads by itself. */
 #include "libshop/kmemo.h"
 #include "libshop/loop.h"
 #include "libshop/util.h"
@@ -244,7 +246,8 @@ static void test_single_flight(void)
 }
 
 /* Coroutines of one loop: the first's load waits on the loop (as a backend call does); the
- * second misses the same key meanwhile and must load by itself, not wait for the first. */
+ * others miss the same key meanwhile and wait for that load as coroutines, not as threads (which
+ * would block the loop, and with it the load, forever). */
 static void co_get(void *arg)
 {
     struct racer *r = arg;
@@ -252,29 +255,90 @@ static void co_get(void *arg)
 }
 
 static int yielding_loads;
+static struct shop_co *parked; /* the coroutine whose load waits */
 
 static void *yielding_load(void *ud, const char *key, void *arg, struct shop_err *err)
 {
-    if (yielding_loads++ == 0)
+    if (yielding_loads++ == 0) {
+        parked = shop_co_self();
         shop_co_wait();
+    }
     return load(ud, key, arg, err);
 }
 
-static void test_loop_does_not_wait(void)
+static void test_loop_waits_as_coroutine(bool fail)
 {
     memo_init(60000, 16, 0);
     memo.c.load = yielding_load;
+    yielding_loads = 0;
     struct shop_loop *l = shop_loop_new();
     CHECK(l != NULL);
-    struct racer first = {.key = "co"}, second = {.key = "co"};
+    struct racer first = {.key = "co"}, second = {.key = "co"}, third = {.key = "co"};
     struct shop_co *co = shop_co_start(co_get, NULL, &first);
-    CHECK(co != NULL);                                   /* its load waits on the loop */
-    CHECK(shop_co_start(co_get, NULL, &second) == NULL); /* loaded by itself, done */
-    CHECK_STR(second.got, "co#1");
-    shop_co_wake(co);
-    CHECK_STR(first.got, "co#2");
+    CHECK(co != NULL && parked == co);           /* its load waits on the loop */
+    CHECK(shop_co_start(co_get, NULL, &second)); /* both wait for that load */
+    CHECK(shop_co_start(co_get, NULL, &third));
+    unsigned waiting = 0;
+    shop_kmemo_count(&memo, &waiting);
+    CHECK(waiting == 2);
+    CHECK(yielding_loads == 1);
+    atomic_store(&fail_next, fail);
+    shop_co_wake(co); /* the load ends; the others are woken by the loop, not inside it */
+    CHECK_STR(first.got, fail ? "down" : "co#1");
+    CHECK(second.got[0] == '\0' && third.got[0] == '\0');
+    if (fail)
+        shop_loop_stop_sources(l); /* a stopping loop wakes them too */
+    else
+        shop_loop_tick(l);
+    CHECK_STR(second.got, fail ? "down" : "co#1");
+    CHECK_STR(third.got, fail ? "down" : "co#1");
+    CHECK(atomic_load(&loads) == 1 && shop_loop_busy() == 0);
+    shop_kmemo_count(&memo, &waiting);
+    CHECK(waiting == 0);
+    shop_loop_free(l);
+    memo_done();
+}
+
+/* A coroutine whose key is being loaded by a coroutine of another thread's loop loads by itself. */
+static atomic_int other_step; /* 1: the other loop's load is in flight; 2: it may end */
+static struct racer other = {.key = "x"};
+static bool other_parked; /* checked after the join: CHECK is for the main thread */
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    struct shop_loop *l = shop_loop_new();
+    struct shop_co *co = shop_co_start(co_get, NULL, &other);
+    other_parked = co != NULL; /* its load waits */
+    atomic_store(&other_step, 1);
+    while (atomic_load(&other_step) != 2)
+        shop_sleep_ms(1);
+    if (co)
+        shop_co_wake(co);
+    shop_loop_free(l);
+    return NULL;
+}
+
+static void test_other_loop_not_waited_for(void)
+{
+    memo_init(60000, 16, 0);
+    memo.c.load = yielding_load;
+    yielding_loads = 0;
+    atomic_store(&other_step, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, other_thread, NULL) == 0);
+    while (atomic_load(&other_step) != 1)
+        shop_sleep_ms(1);
+    struct shop_loop *l = shop_loop_new();
+    struct racer mine = {.key = "x"};
+    CHECK(shop_co_start(co_get, NULL, &mine) == NULL); /* loaded by itself, done */
+    CHECK_STR(mine.got, "x#1");
+    atomic_store(&other_step, 2);
+    pthread_join(t, NULL);
+    CHECK(other_parked);
+    CHECK_STR(other.got, "x#2");
     char a[48];
-    CHECK_STR(get("co", a), "co#2"); /* the owner's load is the one kept */
+    CHECK_STR(get("x", a), "x#2"); /* the flight's owner keeps its value */
     shop_loop_free(l);
     memo_done();
 }
@@ -285,6 +349,8 @@ int main(void)
     test_errors_and_size_not_kept();
     test_eviction();
     test_single_flight();
-    test_loop_does_not_wait();
+    test_loop_waits_as_coroutine(false);
+    test_loop_waits_as_coroutine(true);
+    test_other_loop_not_waited_for();
     return check_report("kmemo");
 }

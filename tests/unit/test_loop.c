@@ -2,9 +2,11 @@
  * shop_co_start; waiting ones go on, each on its own stack, in the order they are woken; done()
  * runs once per waited coroutine; the per-coroutine slot and the tracer's current span stay with
  * their coroutine across switches; a source's ready, tick and deadline hooks are called; stop
- * and destroy run at shop_loop_free. */
+ * and destroy run at shop_loop_free; coroutines asked to be woken later (by a coroutine) run at
+ * the next tick, in the order asked, and the poll after it does not wait. */
 #include "libshop/loop.h"
 #include "libshop/trace.h"
+#include "libshop/util.h"
 #include "tests/unit/check.h"
 
 #include <stdlib.h>
@@ -196,11 +198,46 @@ static void test_alone(void)
     shop_loop_free(l);
 }
 
+/* A coroutine that asks for the others to be woken later, in its order. */
+static struct shop_co *later_order[3];
+
+static void waker_fn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        shop_co_wake_later(later_order[i]);
+}
+
+static void test_wake_later(void)
+{
+    struct shop_loop *l = shop_loop_new();
+    int log[16];
+    size_t nlog = 0;
+    struct job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (struct job){.id = i + 1, .steps = 1, .log = log, .nlog = &nlog};
+        jobs[i].co = shop_co_start(job_fn, job_done, &jobs[i]);
+        CHECK(jobs[i].co != NULL);
+    }
+    later_order[0] = jobs[2].co, later_order[1] = jobs[0].co, later_order[2] = jobs[1].co;
+    CHECK(shop_co_start(waker_fn, NULL, NULL) == NULL);
+    CHECK(nlog == 3); /* asked, not woken: not from inside a coroutine */
+    shop_loop_tick(l);
+    CHECK(nlog == 6 && log[3] == 3 && log[4] == 1 && log[5] == 2);
+    CHECK(jobs[0].done == 1 && jobs[1].done == 1 && jobs[2].done == 1 && shop_loop_busy() == 0);
+    /* woken in the tick: what they answered is sent at once, the next poll does not wait */
+    long long t0 = shop_now_ns();
+    shop_loop_poll(l, 2000);
+    CHECK(shop_now_ns() - t0 < 1000000000LL);
+    shop_loop_free(l);
+}
+
 int main(void)
 {
     shop_co_slot_free_fn(slot_free);
     test_coroutines();
     test_sources();
     test_alone();
+    test_wake_later();
     return check_report("loop");
 }

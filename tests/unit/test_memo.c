@@ -2,8 +2,8 @@
  * loading, an expired one is loaded again by one caller while the others get the kept value
  * within the staleness bound and wait for that load past it (sharing its answer), a failure
  * drops the value and is remembered for fail_ms, forget drops the value; in a coroutine of a
- * loop a get while another coroutine of the same loop loads loads by itself instead of waiting
- * (which would never end). */
+ * loop a get while another coroutine of the same loop loads waits for that load as a coroutine
+ * (a thread's wait would never end) and is woken by the loop's next tick. */
 #include "libshop/loop.h"
 #include "libshop/memo.h"
 #include "libshop/util.h"
@@ -141,7 +141,7 @@ static void memo_init(void *(*load_fn)(void *, struct shop_err *))
 }
 
 /* Coroutines of one loop: the first's load waits on the loop (as a backend call does); the
- * second asks meanwhile, with no value kept, and must load by itself, not wait for the first. */
+ * second asks meanwhile, with no value kept, and waits for the first's load as a coroutine. */
 static void co_get(void *out)
 {
     get(out);
@@ -156,20 +156,23 @@ static void *yielding_load(void *ud, struct shop_err *err)
     return load(ud, err);
 }
 
-static void test_loop_does_not_wait(void)
+static void test_loop_waits_as_coroutine(void)
 {
-    char first[16], second[16], a[16];
+    char first[16], second[16] = "", a[16];
     memo_init(yielding_load);
     atomic_store(&loads, 0);
     struct shop_loop *l = shop_loop_new();
     CHECK(l != NULL);
     struct shop_co *co = shop_co_start(co_get, NULL, first);
-    CHECK(co != NULL);                                  /* its load waits on the loop */
-    CHECK(shop_co_start(co_get, NULL, second) == NULL); /* loaded by itself, done */
-    CHECK_STR(second, "v1");
+    CHECK(co != NULL);                          /* its load waits on the loop */
+    CHECK(shop_co_start(co_get, NULL, second)); /* waits for that load */
     shop_co_wake(co);
-    CHECK_STR(first, "v2");
-    CHECK_STR(get(a), "v2"); /* the owner's load is the one kept */
+    CHECK_STR(first, "v1");
+    CHECK(second[0] == '\0'); /* woken by the loop, not inside the first */
+    shop_loop_tick(l);
+    CHECK_STR(second, "v1");
+    CHECK(atomic_load(&loads) == 1);
+    CHECK_STR(get(a), "v1");
     shop_loop_free(l);
     shop_memo_cleanup(&memo);
 }
@@ -180,6 +183,6 @@ int main(void)
     test_fresh_and_stale();
     test_failure();
     shop_memo_cleanup(&memo);
-    test_loop_does_not_wait();
+    test_loop_waits_as_coroutine();
     return check_report("memo");
 }

@@ -162,8 +162,10 @@ def test_index_notices_changes_periodically_and_on_sighup(http):
         for proc, _ in procs:
             stop_service(proc)
         # the stack's own shipping may have loaded the row meanwhile: have it read the tables again
+        # (a periodic check that read them before the DELETE may end first: the load SIGHUP forces
+        # comes after it)
         ship = service_url("shipping")
         loads = index_loads(ship)
         os.kill(int(service_pid("shipping")), signal.SIGHUP)
         assert wait_for(lambda: index_loads(ship) > loads, 120)
-        assert requests.get(ship + "/match/gb/" + name, timeout=10).json() == []
+        assert wait_for(lambda: requests.get(ship + "/match/gb/" + name, timeout=10).json() == [], 120)

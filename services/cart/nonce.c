@@ -26,18 +26,6 @@ static char *nonce_key(const char *id)
     return key;
 }
 
-static void nonce_new(char out[NONCE_HEX + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char rnd[NONCE_HEX / 2];
-    shop_random_bytes(rnd, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        out[2 * i] = hex[rnd[i] >> 4];
-        out[2 * i + 1] = hex[rnd[i] & 15];
-    }
-    out[NONCE_HEX] = '\0';
-}
-
 /* A nonce lives as long as its cart may, and a day after. */
 static long nonce_ttl(void)
 {
@@ -46,7 +34,7 @@ static long nonce_ttl(void)
 
 void cart_nonce_new(const char *id, struct cart_nonce *n)
 {
-    nonce_new(n->val);
+    shop_random_hex(n->val, NONCE_HEX / 2);
     n->key = nonce_key(id);
     n->write = (struct shop_redis_write){
         .key = n->key, .val = n->val, .len = NONCE_HEX, .ttl = nonce_ttl()};
@@ -65,7 +53,7 @@ int cart_nonce_copy(const char *from, const char *to, struct shop_err *err)
     int rc = shop_redis_get(fkey, &val, &len, err);
     if (rc == 0) {
         val = shop_xmalloc(NONCE_HEX + 1);
-        nonce_new(val);
+        shop_random_hex(val, NONCE_HEX / 2);
         len = NONCE_HEX;
     }
     if (rc != -1)
@@ -105,7 +93,7 @@ static int nonce_read(const char *id, char **val, size_t *len, char **cart, size
         rc = 0;
     if (rc == 1 && !*val) { /* a cart stored before nonces */
         char n[NONCE_HEX + 1];
-        nonce_new(n);
+        shop_random_hex(n, NONCE_HEX / 2);
         rc = shop_redis_set_nx(key, n, strlen(n), nonce_ttl(), err);
         if (rc != -1)
             rc = shop_redis_get(key, val, len, err);

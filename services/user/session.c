@@ -68,18 +68,6 @@ static bool req_token(struct shop_req *req, char tok[OWNER_TOKEN_LEN + 1])
     return owner_cookie_token(shop_req_header(req, "Cookie"), tok);
 }
 
-static void new_token(char tok[OWNER_TOKEN_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[OWNER_TOKEN_LEN / 2];
-    shop_random_bytes(raw, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        tok[2 * i] = hex[raw[i] >> 4];
-        tok[2 * i + 1] = hex[raw[i] & 15];
-    }
-    tok[OWNER_TOKEN_LEN] = '\0';
-}
-
 /* Set-Cookie for tok on the coming reply (max_age 0 clears it). Secure when the gateway says the
  * client came over HTTPS. */
 static void set_cookie(struct shop_req *req, const char *tok, long max_age)
@@ -96,7 +84,7 @@ static void set_cookie(struct shop_req *req, const char *tok, long max_age)
 static int store_new(struct shop_req *req, json_t *doc, long ttl, struct shop_err *err)
 {
     char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
-    new_token(tok);
+    shop_random_hex(tok, OWNER_TOKEN_LEN / 2);
     session_key(key, tok);
     char *text = json_dumps(doc, JSON_COMPACT);
     int rc = text ? shop_redis_set(key, text, strlen(text), ttl, err) : -1;
@@ -165,7 +153,7 @@ static int anonymous_template(void)
 static int new_anonymous(struct shop_req *req, long long *n, struct shop_err *err)
 {
     char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
-    new_token(tok);
+    shop_random_hex(tok, OWNER_TOKEN_LEN / 2);
     session_key(key, tok);
     int rc =
         shop_redis_incr_store(ANON_COUNTER, key, g_new_ttl, g_anon_before, g_anon_after, n, err);

@@ -1,6 +1,7 @@
 /* test_random.c - shop_random_bytes: successive draws differ, small and large requests are
  * filled, threads draw different bytes, and a forked child does not repeat its parent's next
- * bytes (the per-thread generator reseeds after a fork). */
+ * bytes (the per-thread generator reseeds after a fork); shop_random_hex writes exactly 2n
+ * lower-case hex digits and a NUL, different each time. */
 #include "libshop/random.h"
 #include "tests/unit/check.h"
 
@@ -47,5 +48,14 @@ int main(void)
     CHECK(memcmp(a, b, sizeof(a)) != 0); /* the child reseeded */
     close(fds[0]);
     close(fds[1]);
+
+    char h1[66], h2[66];
+    memset(h1, 'x', sizeof(h1));
+    shop_random_hex(h1, 32);
+    CHECK(strlen(h1) == 64 && strspn(h1, "0123456789abcdef") == 64 && h1[65] == 'x');
+    shop_random_hex(h2, 32);
+    CHECK(strcmp(h1, h2) != 0);
+    shop_random_hex(h2, 0);
+    CHECK(h2[0] == '\0');
     return check_report("random");
 }

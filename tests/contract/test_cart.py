@@ -7,6 +7,7 @@ misbehaving catalogue, to reach the error paths the real catalogue never produce
 import concurrent.futures
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -738,6 +739,57 @@ def test_concurrent_adds_ask_once_per_loop(fake_catalogue):
         assert [r.status_code for r in answers] == [200] * 12
         assert all(r.json()["items"][0]["price"] == 7 for r in answers)
         assert FakeCatalogue.fetches[sku] == 1
+    finally:
+        stop_cart(proc)
+
+
+def read_answers(sock, n):
+    """The status lines and bodies of n HTTP/1.1 answers read from sock (Content-Length bodies)."""
+    data, answers = b"", []
+    while len(answers) < n:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = data[:head_end].decode()
+            length = int(re.search(r"(?im)^content-length: *(\d+)", head).group(1))
+            if len(data) >= head_end + 4 + length:
+                answers.append((head.split("\r\n")[0], data[head_end + 4:head_end + 4 + length]))
+                data = data[head_end + 4 + length:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, "the cart closed the connection after %d answers" % len(answers)
+        data += chunk
+    return answers
+
+
+def test_suspended_connection_events(fake_catalogue):
+    """What a client does while its request waits (the connection suspended, loop mode; the socket
+    stays in the loop's epoll set, deps/patches/libmicrohttpd-suspend-keep-epoll.patch) is not
+    lost and breaks nothing: a request pipelined behind an add that waits 0.5 s for the catalogue
+    is answered after it, in order; a client that sends an add and hangs up at once leaves a cart
+    that goes on serving and stops cleanly."""
+    sku = "LAGGING-%s" % uuid.uuid4().hex[:8]
+    FakeCatalogue.replies[sku] = (200, '{"sku":"%s","name":"l","price":3,"instock":1}' % sku)
+    gone = "LAGGING-%s" % uuid.uuid4().hex[:8]
+    FakeCatalogue.replies[gone] = (200, '{"sku":"%s","name":"g","price":4,"instock":1}' % gone)
+    proc, url = start_cart(CATALOGUE_HOST="127.0.0.1:%d" % fake_catalogue, SHOP_THREADS="1",
+                           SHOP_LOOP=None)
+    try:
+        host, port = url.split("//")[1].split(":")
+        c = cid("susp-" + uuid.uuid4().hex[:6])
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(("GET /add/%s/%s/1 HTTP/1.1\r\nHost: x\r\n\r\n" % (c, sku)).encode())
+            time.sleep(0.2)  # the add waits for the catalogue: its connection is suspended
+            s.sendall(("GET /cart/%s HTTP/1.1\r\nHost: x\r\n\r\n" % c).encode())
+            (st1, add), (st2, cart) = read_answers(s, 2)
+        assert " 200 " in st1 and " 200 " in st2
+        assert json.loads(add)["items"][0]["sku"] == sku
+        assert json.loads(cart) == json.loads(add)
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(("GET /add/%s/%s/1 HTTP/1.1\r\nHost: x\r\n\r\n" % (cid("gone"), gone)).encode())
+        time.sleep(0.8)  # the catalogue answers, the cart replies to a closed socket
+        r = requests.get("%s/cart/%s" % (url, c), timeout=10)
+        assert r.status_code == 200 and r.json() == json.loads(add)
+        assert FakeCatalogue.fetches[gone] == 1
     finally:
         stop_cart(proc)
 

@@ -60,16 +60,11 @@ void shop_random_bytes(void *buf, size_t n)
 
 void shop_random_hex(char *out, size_t nbytes)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char raw[SMALL];
     if (nbytes > sizeof(raw))
         shop_fatalx("shop_random_hex: %zu bytes asked, at most %zu", nbytes, sizeof(raw));
     shop_random_bytes(raw, nbytes);
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = digits[raw[i] >> 4];
-        out[2 * i + 1] = digits[raw[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
+    sodium_bin2hex(out, 2 * nbytes + 1, raw, nbytes); /* lower-case, NUL-terminated */
 }
 
 uint32_t shop_random_uniform(uint32_t upper)

@@ -12,13 +12,12 @@ import (
 	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
-	_ "github.com/coredns/coredns/plugin/log"
 	_ "github.com/coredns/coredns/plugin/ready"
 )
 
 // The plugins in the order upstream's list (core/dnsserver/zdirectives.go) runs them.
 func init() {
-	dnsserver.Directives = []string{"ready", "health", "errors", "log", "cache", "kubernetes", "forward"}
+	dnsserver.Directives = []string{"ready", "health", "errors", "cache", "kubernetes", "forward"}
 }
 
 func main() {

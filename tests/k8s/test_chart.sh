@@ -25,7 +25,7 @@ find_helm() {
 }
 HELM=$(find_helm)
 if [[ -z $HELM || ! -x $HELM ]]; then
-    bad "no helm binary (set HELM=, or build it: GOBIN=DIR go install helm.sh/helm/v4/cmd/helm@v4.3.2)"
+    bad "no helm binary (set HELM=, or build it: GOBIN=DIR go install helm.sh/helm/v4/cmd/helm@v4.0.4)"
     finish
 fi
 echo "helm: $HELM ($("$HELM" version --short 2>/dev/null))"

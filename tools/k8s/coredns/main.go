@@ -1,6 +1,8 @@
 // Command coredns is the test cluster's DNS server (tools/k8s/cluster): upstream CoreDNS's own
 // coremain with only the plugins the cluster's Corefile names, so the build compiles none of the
-// cloud providers' SDKs, tracers and backends the full command links in (tools/k8s/build).
+// cloud providers' SDKs, tracers and backends the full command links in. tools/k8s/build copies
+// this file into the Kubernetes module's source as cmd/shop-coredns and builds it there, beside
+// Kubernetes and Helm, against the same libraries.
 package main
 
 import (

@@ -686,55 +686,6 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err)
     return integer_answer(rc, r, "INCR", value, err);
 }
 
-/* Sends the two commands cmds (freed here) in one round trip on c; the answer of cmds[value] is
- * the string value (nil or string) returned in *val, the other one's must not be an error. OK or a
- * failure (nothing returned). */
-static int run_pair(struct conn *c, char **cmds, const int *lens, int value, const char *key,
-                    redisReply **val)
-{
-    redisReply *rep[2] = {NULL, NULL}, *other = NULL;
-    int rc = SHOP_REDIS_ERROR;
-    *val = NULL;
-    if (lens[0] > 0 && lens[1] > 0)
-        rc = run(c, 2, (const char *const *)cmds, lens, rep, true);
-    if (rc == SHOP_REDIS_OK) {
-        rc = classify(rep[1 - value], &other); /* consumes it */
-        if (other)
-            freeReplyObject(other);
-        if (rc == SHOP_REDIS_OK)
-            rc = classify(rep[value], val); /* consumes it */
-        else
-            freeReplyObject(rep[value]);
-    }
-    if (rc == SHOP_REDIS_OK && (*val)->type != REDIS_REPLY_NIL &&
-        (*val)->type != REDIS_REPLY_STRING) {
-        set_err("key %s holds a non-string value", key);
-        freeReplyObject(*val);
-        *val = NULL;
-        rc = SHOP_REDIS_ERROR;
-    }
-    redisFreeCommand(cmds[0]);
-    redisFreeCommand(cmds[1]);
-    return rc;
-}
-
-/* GET and EXPIRE pipelined. Returns OK with *val (the GET reply: nil or string) or a failure. */
-static int get_expire(const char *key, long ttl, redisReply **val)
-{
-    char *cmds[2] = {NULL, NULL};
-    int lens[2];
-    lens[0] = redisFormatCommand(&cmds[0], "GET %s", key);
-    lens[1] = redisFormatCommand(&cmds[1], "EXPIRE %s %ld", key, ttl);
-    return run_pair(thread_conn(), cmds, lens, 0, key, val);
-}
-
-int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err)
-{
-    redisReply *r;
-    int rc = get_expire(key, ttl, &r);
-    return take_string(rc, r, val, len, err);
-}
-
 int shop_redis_set_nx(const char *key, const char *val, size_t len, long ttl, struct shop_err *err)
 {
     redisReply *r;
@@ -812,16 +763,6 @@ struct script {
                       * libcrypto into services that use nothing else of it (+1.9 MB idle) */
 };
 
-/* The /uniqueid step (shop_redis_incr_store): the counter, and the new key holding its value. A
- * resend after a lost reply is harmless: the counter skips a value nobody saw, and the key (a
- * fresh name only this caller knows) is written again with the newer value. */
-static struct script incr_store_script = {
-    .text = "local n = redis.call('INCR', KEYS[1])\n"
-            "redis.call('SETEX', KEYS[2], ARGV[1], ARGV[2] .. string.format('%d', n) .. ARGV[3])\n"
-            "return n\n",
-    .retry_safe = true,
-    .sha = "915e8f66d56633311ff0e02a7d7927a2b1d5cdbc"};
-
 /* The optimistic update's write: key becomes ARGV[4] (TTL ARGV[3]) only while it still holds
  * ARGV[2] (ARGV[1] = "1"), or is still absent (ARGV[1] = "0"). 1 when written, 0 on a conflict.
  * Not resent: if a lost reply hid a write, the retry would see a conflict and apply fn twice. */
@@ -881,79 +822,6 @@ static int script_run(struct script *s, int nkeys, int nargs, const char **args,
     int rc = script_send(c, s, true, nkeys, nargs, args, lens, reply);
     if (rc == SHOP_REDIS_ERROR && strncmp(last_err, "NOSCRIPT", 8) == 0)
         rc = script_send(c, s, false, nkeys, nargs, args, lens, reply);
-    return rc;
-}
-
-int shop_redis_incr_store(const char *counter, const char *key, long ttl, const char *before,
-                          const char *after, long long *value, struct shop_err *err)
-{
-    char ttl_s[24];
-    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
-    const char *args[] = {counter, key, ttl_s, before, after};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(args[i]);
-    redisReply *r;
-    int rc = script_run(&incr_store_script, 2, 5, args, lens, &r);
-    return integer_answer(rc, r, "INCR script", value, err);
-}
-
-/* The /uniqueid step with a session (shop_redis_incr_append): INCR KEYS[1] = n; when KEYS[2] holds
- * a JSON object whose field ARGV[1] is an array, ARGV[2]..n is appended to it, its oldest elements
- * dropped beyond ARGV[3], and the document written back with TTL ARGV[4]. Answers {n, 1}, {n, 0}
- * when KEYS[2] does not exist, {n, 2} when it holds no such document (left alone). cjson keeps the
- * other fields (in another order, "/" as "\/"; an empty array in them comes back as {}, since
- * Redis 7.0's cjson cannot tell the two apart). The user service's session document, whose shape
- * is services/user/owner.c's, is what it is written for. Only the commands INCR, GET and SETEX
- * (the user service's Redis ACL). A resend after a lost reply appends one more value nobody was
- * given (the counter never gives it again): the document owns one unused value more. */
-static struct script incr_append_script = {
-    .text = "local n = redis.call('INCR', KEYS[1])\n"
-            "local cur = redis.call('GET', KEYS[2])\n"
-            "if not cur then return {n, 0} end\n"
-            "local ok, doc = pcall(cjson.decode, cur)\n"
-            "local arr = ok and type(doc) == 'table' and doc[ARGV[1]]\n"
-            "if type(arr) ~= 'table' then return {n, 2} end\n"
-            "local count = 0\n"
-            "for _ in pairs(arr) do count = count + 1 end\n"
-            "if count ~= #arr then return {n, 2} end\n"
-            "arr[#arr + 1] = ARGV[2] .. string.format('%d', n)\n"
-            "while #arr > tonumber(ARGV[3]) do table.remove(arr, 1) end\n"
-            "local done, text = pcall(cjson.encode, doc)\n"
-            "if not done then return {n, 2} end\n"
-            "redis.call('SETEX', KEYS[2], ARGV[4], text)\n"
-            "return {n, 1}\n",
-    .retry_safe = true,
-    .sha = "b0d3ccae32421402d17861353a5d714749794be4"};
-
-int shop_redis_incr_append(const char *counter, const char *key, const char *field,
-                           const char *prefix, long cap, long ttl, long long *value,
-                           struct shop_err *err)
-{
-    char cap_s[24], ttl_s[24];
-    snprintf(cap_s, sizeof(cap_s), "%ld", cap);
-    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
-    const char *args[] = {counter, key, field, prefix, cap_s, ttl_s};
-    size_t lens[6];
-    for (int i = 0; i < 6; i++)
-        lens[i] = strlen(args[i]);
-    redisReply *r;
-    int rc = script_run(&incr_append_script, 2, 6, args, lens, &r);
-    if (rc != SHOP_REDIS_OK)
-        return to_err(rc, err);
-    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-              r->element[0]->type == REDIS_REPLY_INTEGER &&
-              r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer >= 0 &&
-              r->element[1]->integer <= 2;
-    if (ok) {
-        *value = r->element[0]->integer;
-        rc = (int)r->element[1]->integer;
-    }
-    freeReplyObject(r);
-    if (!ok) {
-        set_err("INCR append script: unexpected answer");
-        return to_err(SHOP_REDIS_ERROR, err);
-    }
     return rc;
 }
 
@@ -1269,4 +1137,190 @@ int shop_redis_del_expire(const char *key, const char *other, long ttl, struct s
         shop_log_warnx("redis: EXPIRE %s after DEL %s: %s", other, key, reps[1]->str);
     free_replies(2, reps);
     return rc == SHOP_REDIS_OK ? existed : to_err(rc, err);
+}
+
+/* ---- sorted sets: the user service's sessions ------------------------------------------------ */
+
+/* shop_redis_incr_zadd: INCR KEYS[1] = n; when the sorted set KEYS[2] exists, ARGV[1]<n> added to
+ * it with score n, its ARGV[2] highest-scored members kept, TTL ARGV[3]. Answers {n, 1}, {n, 0}
+ * (absent: EXPIRE found nothing) or {n, 2} (another type: ZADD refused, nothing changed but the
+ * TTL). Only INCR, EXPIRE, ZADD and ZREMRANGEBYRANK (the user service's Redis ACL). A resend after
+ * a lost reply adds one more member nobody was given (the counter never gives its value again),
+ * which the cap drops in time: harmless. */
+static struct script incr_zadd_script = {
+    .text = "local n = redis.call('INCR', KEYS[1])\n"
+            "if redis.call('EXPIRE', KEYS[2], ARGV[3]) == 0 then return {n, 0} end\n"
+            "local r = redis.pcall('ZADD', KEYS[2], n, ARGV[1] .. string.format('%d', n))\n"
+            "if type(r) == 'table' and r.err then return {n, 2} end\n"
+            "redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[2]) - 1)\n"
+            "return {n, 1}\n",
+    .retry_safe = true,
+    .sha = "4a8a3731946318f6c7731660672fc9ad1bba92ca"};
+
+/* shop_redis_incr_zadd with create, a new session's: INCR KEYS[1] = n, ARGV[1]<n> added to KEYS[2]
+ * (a fresh name only this caller knows) with score n, TTL ARGV[3]. Answers {n, 1}. A resend adds
+ * one more member nobody was given: harmless. */
+static struct script incr_znew_script = {
+    .text = "local n = redis.call('INCR', KEYS[1])\n"
+            "redis.call('ZADD', KEYS[2], n, ARGV[1] .. string.format('%d', n))\n"
+            "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+            "return {n, 1}\n",
+    .retry_safe = true,
+    .sha = "7c873f57d88d5f037dff5f267179d57b080e0259"};
+
+/* shop_redis_zmove_top: KEYS[2] := KEYS[1]'s members but those scored +inf, plus ARGV[1] at +inf,
+ * TTL ARGV[2]; KEYS[1] deleted. 1, 0 (KEYS[1] absent) or 2 (another type, left alone). A resend
+ * after a lost reply finds KEYS[1] gone and adds ARGV[1] to KEYS[2] again: harmless. */
+static struct script zmove_top_script = {
+    .text = "local t = redis.call('TYPE', KEYS[1]).ok\n"
+            "if t == 'zset' then\n"
+            "  redis.call('ZUNIONSTORE', KEYS[2], 1, KEYS[1])\n"
+            "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '+inf', '+inf')\n"
+            "  redis.call('DEL', KEYS[1])\n"
+            "end\n"
+            "redis.call('ZADD', KEYS[2], '+inf', ARGV[1])\n"
+            "redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
+            "if t == 'zset' then return 1 elseif t == 'none' then return 0 end\n"
+            "return 2\n",
+    .retry_safe = true,
+    .sha = "1f6495b3ed59d3be6fd0f86c2b7ac1a7e626a9c7"};
+
+/* shop_redis_json_to_zset: the string KEYS[1], a JSON object whose field ARGV[1] is an array,
+ * becomes a sorted set of the array's strings (scores 1, 2, ...) and of its string field ARGV[2]
+ * (score +inf), TTL ARGV[3]. 1 when replaced, 0 when left alone. A resend finds a sorted set and
+ * leaves it alone. */
+static struct script json_to_zset_script = {
+    .text = "if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end\n"
+            "local ok, doc = pcall(cjson.decode, redis.call('GET', KEYS[1]))\n"
+            "if not ok or type(doc) ~= 'table' or type(doc[ARGV[1]]) ~= 'table' then return 0 end\n"
+            "local add = {}\n"
+            "for i, v in ipairs(doc[ARGV[1]]) do\n"
+            "  if type(v) == 'string' then add[#add + 1] = i; add[#add + 1] = v end\n"
+            "end\n"
+            "if type(doc[ARGV[2]]) == 'string' then\n"
+            "  add[#add + 1] = '+inf'; add[#add + 1] = doc[ARGV[2]]\n"
+            "end\n"
+            "redis.call('DEL', KEYS[1])\n"
+            "if #add > 0 then\n"
+            "  redis.call('ZADD', KEYS[1], unpack(add))\n"
+            "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+            "end\n"
+            "return 1\n",
+    .retry_safe = true,
+    .sha = "447aa15f52f4445417652b1b361c7c26cddda053"};
+
+/* Runs a script whose answer is an integer 0..max (or, with pair, {counter, 0..max}): the
+ * integer in *code, the counter in *value. 0 or -1 with err set. */
+static int script_code(struct script *s, int nkeys, int nargs, const char **args, bool pair,
+                       int max, int *code, long long *value, struct shop_err *err)
+{
+    size_t lens[SCRIPT_MAX_ARGS];
+    for (int i = 0; i < nargs && i < SCRIPT_MAX_ARGS; i++)
+        lens[i] = strlen(args[i]);
+    redisReply *r;
+    int rc = script_run(s, nkeys, nargs, args, lens, &r);
+    if (rc != SHOP_REDIS_OK)
+        return to_err(rc, err);
+    bool ok = pair ? r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                         r->element[0]->type == REDIS_REPLY_INTEGER
+                   : true;
+    const redisReply *c = pair && ok ? r->element[1] : r;
+    ok = ok && c->type == REDIS_REPLY_INTEGER && c->integer >= 0 && c->integer <= max;
+    if (ok) {
+        *code = (int)c->integer;
+        if (pair)
+            *value = r->element[0]->integer;
+    }
+    freeReplyObject(r);
+    if (!ok) {
+        set_err("redis script: unexpected answer");
+        return to_err(SHOP_REDIS_ERROR, err);
+    }
+    return 0;
+}
+
+int shop_redis_incr_zadd(const char *counter, const char *key, const char *prefix, long cap,
+                         long ttl, bool create, long long *value, struct shop_err *err)
+{
+    char cap_s[24], ttl_s[24];
+    snprintf(cap_s, sizeof(cap_s), "%ld", cap > 0 ? cap : 1);
+    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
+    const char *args[] = {counter, key, prefix, cap_s, ttl_s};
+    int code;
+    if (script_code(create ? &incr_znew_script : &incr_zadd_script, 2, 5, args, true, 2, &code,
+                    value, err) == -1)
+        return -1;
+    return code;
+}
+
+int shop_redis_zmove_top(const char *src, const char *dst, const char *top, long ttl,
+                         struct shop_err *err)
+{
+    char ttl_s[24];
+    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
+    const char *args[] = {src ? src : dst, dst, top, ttl_s};
+    int code;
+    if (script_code(&zmove_top_script, 2, 4, args, false, 2, &code, NULL, err) == -1)
+        return -1;
+    return code;
+}
+
+int shop_redis_json_to_zset(const char *key, const char *field, const char *top, long ttl,
+                            struct shop_err *err)
+{
+    char ttl_s[24];
+    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
+    const char *args[] = {key, field, top, ttl_s};
+    int code;
+    if (script_code(&json_to_zset_script, 1, 4, args, false, 1, &code, NULL, err) == -1)
+        return -1;
+    return code;
+}
+
+/* The replies of zhas_touch's n ZSCOREs and its EXPIRE (reps[n]): OK with *result (the call's
+ * answer, found[] filled) or a failure. */
+static int zhas_answer(int n, redisReply **reps, bool *found, int *result)
+{
+    for (int i = 0; i < n; i++) {
+        if (reps[i]->type == REDIS_REPLY_ERROR && strncmp(reps[i]->str, "WRONGTYPE", 9) == 0) {
+            *result = SHOP_REDIS_WRONG_TYPE;
+            return SHOP_REDIS_OK;
+        }
+        int rc = reply_rc(reps[i]);
+        if (rc != SHOP_REDIS_OK)
+            return rc;
+        found[i] = reps[i]->type == REDIS_REPLY_STRING;
+    }
+    int rc = reply_rc(reps[n]);
+    if (rc == SHOP_REDIS_OK && reps[n]->type != REDIS_REPLY_INTEGER) {
+        set_err("EXPIRE: unexpected answer type %d", reps[n]->type);
+        rc = SHOP_REDIS_ERROR;
+    }
+    if (rc == SHOP_REDIS_OK)
+        *result = reps[n]->integer ? SHOP_REDIS_DONE : SHOP_REDIS_NO_KEY;
+    return rc;
+}
+
+int shop_redis_zhas_touch(const char *key, long ttl, int n, const char *const *members, bool *found,
+                          struct shop_err *err)
+{
+    char *cmds[SHOP_REDIS_ZHAS_MAX + 1];
+    int lens[SHOP_REDIS_ZHAS_MAX + 1];
+    redisReply *reps[SHOP_REDIS_ZHAS_MAX + 1];
+    if (n < 1 || n > SHOP_REDIS_ZHAS_MAX) {
+        set_err("redis: %d members to look up at once", n);
+        return to_err(SHOP_REDIS_ERROR, err);
+    }
+    for (int i = 0; i < n; i++)
+        lens[i] = redisFormatCommand(&cmds[i], "ZSCORE %s %s", key, members[i]);
+    lens[n] = redisFormatCommand(&cmds[n], "EXPIRE %s %ld", key, ttl);
+    int result = SHOP_REDIS_NO_KEY;
+    int rc = run_formatted(n + 1, cmds, lens, reps, true);
+    if (rc == SHOP_REDIS_OK)
+        rc = zhas_answer(n, reps, found, &result);
+    free_replies(n + 1, reps);
+    if (rc != SHOP_REDIS_OK || result != SHOP_REDIS_DONE)
+        for (int i = 0; i < n; i++)
+            found[i] = false;
+    return rc == SHOP_REDIS_OK ? result : to_err(rc, err);
 }

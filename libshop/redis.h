@@ -51,22 +51,43 @@ int shop_redis_incr(const char *key, long long *value, struct shop_err *err);
  * more: "refreshed on use"). Returns as shop_redis_get. */
 int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err);
 
-/* INCR counter into *value and, in the same round trip (a server-side script), SETEX key ttl
- * before<value>after: a new record that names the number it was given. Returns 0 or -1 with
- * err set. */
-int shop_redis_incr_store(const char *counter, const char *key, long ttl, const char *before,
-                          const char *after, long long *value, struct shop_err *err);
+/* ---- sorted sets: the user service's sessions (D18) ---------------------------------------- */
 
-/* INCR counter into *value and, in the same round trip (a server-side script), append
- * "<prefix><value>" to the array field of the JSON object stored at key, keeping its newest cap
- * elements, and write the document back with TTL ttl (its other fields kept). Returns
- * SHOP_REDIS_APPENDED, SHOP_REDIS_NO_KEY (nothing written), SHOP_REDIS_NOT_DOC (key holds no JSON
- * object with an array field: left alone), or -1 with err set. The counter is incremented
- * whenever the call does not fail. */
-enum { SHOP_REDIS_NO_KEY = 0, SHOP_REDIS_APPENDED = 1, SHOP_REDIS_NOT_DOC = 2 };
-int shop_redis_incr_append(const char *counter, const char *key, const char *field,
-                           const char *prefix, long cap, long ttl, long long *value,
-                           struct shop_err *err);
+/* What a call on a sorted set found at its key. */
+enum { SHOP_REDIS_NO_KEY = 0, SHOP_REDIS_DONE = 1, SHOP_REDIS_WRONG_TYPE = 2 };
+
+/* INCR counter into *value and, in the same round trip (a server-side script), ZADD key <value>
+ * "<prefix><value>", keep the cap members of key with the highest scores and EXPIRE key ttl; an
+ * absent key stays absent. With create, key is a new name (a fresh random one): the set is made
+ * with that member and TTL ttl. Returns SHOP_REDIS_DONE, SHOP_REDIS_NO_KEY (nothing written),
+ * SHOP_REDIS_WRONG_TYPE (key holds no sorted set: left alone, its TTL aside), or -1 with err set.
+ * The counter is incremented whenever the call does not fail. */
+int shop_redis_incr_zadd(const char *counter, const char *key, const char *prefix, long cap,
+                         long ttl, bool create, long long *value, struct shop_err *err);
+
+#define SHOP_REDIS_ZHAS_MAX 4
+
+/* Whether each of the n members (1 to SHOP_REDIS_ZHAS_MAX) is in the sorted set at key
+ * (found[i]), and EXPIRE key ttl, in one round trip (ZSCOREs and EXPIRE, pipelined). Returns
+ * SHOP_REDIS_DONE when the key exists (its TTL refreshed), SHOP_REDIS_NO_KEY when not (found all
+ * false), SHOP_REDIS_WRONG_TYPE when it holds no sorted set, or -1 with err set. */
+int shop_redis_zhas_touch(const char *key, long ttl, int n, const char *const *members, bool *found,
+                          struct shop_err *err);
+
+/* In one server-side script: dst becomes the sorted set at src without its members scored +inf,
+ * plus top scored +inf, with TTL ttl, and src is deleted. When src is NULL, absent or holds
+ * another type, top is added to dst (src left as it is). Returns SHOP_REDIS_DONE (src was a
+ * sorted set), SHOP_REDIS_NO_KEY, SHOP_REDIS_WRONG_TYPE, or -1 with err set. */
+int shop_redis_zmove_top(const char *src, const char *dst, const char *top, long ttl,
+                         struct shop_err *err);
+
+/* Replaces a JSON object stored at key as a string, {"<field>": [strings...], "<top>": string,
+ * ...}, by a sorted set in one server-side script: the array's strings scored 1, 2, ... in
+ * order, the string top (when present) scored +inf, other fields dropped; TTL ttl. Returns 1
+ * when it was replaced, 0 when key holds no such document (absent, another type, not that JSON:
+ * left alone), or -1 with err set. */
+int shop_redis_json_to_zset(const char *key, const char *field, const char *top, long ttl,
+                            struct shop_err *err);
 
 /* SET key val NX EX ttl: writes only when the key does not exist. Returns 1 when written,
  * 0 when the key existed (nothing changed), -1 with err set. */

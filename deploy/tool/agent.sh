@@ -408,8 +408,9 @@ redis_acl() {
     echo "user admin on resetpass >$CRED_REDIS_ADMIN ~* &* +@all"
     # cart: carts (raw ids, D11) and their nonces (cart/nonce/<id>, D21)
     echo "user cart on resetpass >$CRED_REDIS_CART resetkeys ~* resetchannels -@all +get +set +setex +expire +del +watch +unwatch +multi +exec +eval +evalsha +ping +select"
-    # user: the anonymous-id counter and the sessions (session:<token>, D18)
-    echo "user user on resetpass >$CRED_REDIS_USER resetkeys ~anonymous-counter ~session:* resetchannels -@all +incr +get +setex +expire +del +watch +unwatch +multi +exec +eval +evalsha +ping +select"
+    # user: the anonymous-id counter and the sessions (session:<token>, sorted sets, D18; GET and TYPE
+    # for a session the release before stored as JSON, converted on first use)
+    echo "user user on resetpass >$CRED_REDIS_USER resetkeys ~anonymous-counter ~session:* resetchannels -@all +incr +get +type +expire +del +zadd +zscore +zremrangebyrank +zremrangebyscore +zunionstore +eval +evalsha +ping +select"
     # payment: checkout records and the history outbox (payment/..., D21)
     echo "user payment on resetpass >$CRED_REDIS_PAYMENT resetkeys ~payment/* resetchannels -@all +get +set +setex +expire +del +rpush +lindex +lrem +llen +ping +select"
     # dispatch: one record per order (dispatch:order:<id>, D21)

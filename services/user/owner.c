@@ -1,59 +1,8 @@
-/* owner.c - the pure logic of sessions (D18), no I/O: the session document {"ids": [...],
- * "user": name} and what it owns, the session token in a Cookie header, and the ids an
- * id-bearing gateway call names ("METHOD /api/<svc>/<route>/<id>..."). */
+/* owner.c - the pure logic of sessions (D18), no I/O: the session token in a Cookie header, and
+ * the ids an id-bearing gateway call names ("METHOD /api/<svc>/<route>/<id>..."). */
 #include "services/user/owner.h"
 
 #include <string.h>
-
-/* ---- the session document ------------------------------------------------------------------ */
-
-json_t *owner_doc_parse(const char *text)
-{
-    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
-    if (!doc || !json_is_object(doc) || !json_is_array(json_object_get(doc, "ids"))) {
-        json_decref(doc);
-        return NULL;
-    }
-    return doc;
-}
-
-json_t *owner_doc_new(void)
-{
-    return json_pack("{s:[]}", "ids");
-}
-
-bool owner_owns(const json_t *doc, const char *id)
-{
-    const char *user = json_string_value(json_object_get(doc, "user"));
-    if (user && strcmp(user, id) == 0)
-        return true;
-    const json_t *ids = json_object_get(doc, "ids");
-    for (size_t i = 0; i < json_array_size(ids); i++) {
-        const char *s = json_string_value(json_array_get(ids, i));
-        if (s && strcmp(s, id) == 0)
-            return true;
-    }
-    return false;
-}
-
-int owner_add_id(json_t *doc, const char *id)
-{
-    json_t *ids = json_object_get(doc, "ids");
-    if (!json_is_array(ids))
-        return -1;
-    if (owner_owns(doc, id))
-        return 0;
-    if (json_array_append_new(ids, json_string(id)) == -1)
-        return -1;
-    while (json_array_size(ids) > OWNER_IDS_MAX)
-        json_array_remove(ids, 0); /* the oldest goes first */
-    return 0;
-}
-
-int owner_set_user(json_t *doc, const char *user)
-{
-    return json_object_set_new(doc, "user", json_string(user));
-}
 
 /* ---- the cookie ---------------------------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /* session.c - sessions that own ids (D18): the session cookie that /uniqueid, /login and
- * /register give, its state in Redis ("session:<token>" -> the owner document of owner.h), the
- * gateway's one ownership check (GET /auth, called by nginx's auth_request for every id-bearing
- * route) and /logout. A token a client makes up is never stored: sessions are only created here,
- * with a fresh random token. SHOP_AUTH=off is lab mode: no cookie, every check passes. */
+ * /register give, its state in Redis ("session:<token>": a sorted set of the ids it owns, each
+ * anonymous id scored by its counter value, the user's name by +inf), the gateway's one
+ * ownership check (GET /auth, called by nginx's auth_request for every id-bearing route) and
+ * /logout. A token a client makes up is never stored: sessions are only created here, with a
+ * fresh random token. SHOP_AUTH=off is lab mode: no cookie, every check passes. */
 #include "services/user/session.h"
 #include "libshop/conf.h"
 #include "libshop/http.h"
@@ -32,8 +33,6 @@ static const struct shop_err_reply redis_error = {
 static const struct shop_err_reply login_error = {
     .down = "database not available", .failed = "redis error", .failed_json = true};
 
-static int anonymous_template(void);
-
 void session_init(void)
 {
     g_auth = shop_conf_bool("SHOP_AUTH", true);
@@ -47,8 +46,6 @@ void session_init(void)
     g_new_ttl = shop_conf_long("SHOP_SESSION_NEW_TTL", 1800, 10, 100L * 365 * 24 * 3600);
     if (g_new_ttl > g_ttl)
         g_new_ttl = g_ttl;
-    if (g_auth && anonymous_template() == -1)
-        shop_fatalx("sessions: out of memory");
     if (!g_auth)
         shop_log_warnx("SHOP_AUTH=off: LAB MODE, carts, histories and payments are open to anyone "
                        "who knows an id (no session cookie, no ownership check)");
@@ -80,20 +77,11 @@ static void set_cookie(struct shop_req *req, const char *tok, long max_age)
     shop_reply_add_header(req, "Set-Cookie", v);
 }
 
-/* Stores doc as a new session with a fresh token, ttl seconds, and sets its cookie. 0 or -1. */
-static int store_new(struct shop_req *req, json_t *doc, long ttl, struct shop_err *err)
+/* A new token in tok and its key. */
+static void new_token(char tok[OWNER_TOKEN_LEN + 1], char key[KEY_SIZE])
 {
-    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
     shop_random_hex(tok, OWNER_TOKEN_LEN / 2);
     session_key(key, tok);
-    char *text = json_dumps(doc, JSON_COMPACT);
-    int rc = text ? shop_redis_set(key, text, strlen(text), ttl, err) : -1;
-    if (!text)
-        shop_err_set(err, SHOP_ERR_FAILED, 0, "session: out of memory");
-    free(text);
-    if (rc == 0)
-        set_cookie(req, tok, g_ttl);
-    return rc;
 }
 
 /* The next anonymous id: ANON_PREFIX and the counter's new value n. */
@@ -102,50 +90,13 @@ static void anon_id(char id[SESSION_ID_SIZE], long long n)
     snprintf(id, SESSION_ID_SIZE, ANON_PREFIX "%lld", n);
 }
 
-/* /uniqueid with a session token: the counter's next value appended to that session's ids (its
- * newest OWNER_IDS_MAX kept, TTL refreshed) by one server-side script, in one round trip; the
- * document it edits is owner.c's {"ids": [...], "user"?: name}. A new session owning the id when
- * the token's is gone, or holds no such document (left alone, as owner_doc_parse's NULL). */
-static int add_anonymous(struct shop_req *req, const char *tok, long long *n, struct shop_err *err)
+/* A session a release before this one stored (a JSON document {"ids": [...], "user": name}) made
+ * the sorted set it is now, the first time a call finds it; the call is then made again. */
+static void upgrade(const char *key)
 {
-    char key[KEY_SIZE], id[SESSION_ID_SIZE];
-    session_key(key, tok);
-    int rc =
-        shop_redis_incr_append(ANON_COUNTER, key, "ids", ANON_PREFIX, OWNER_IDS_MAX, g_ttl, n, err);
-    if (rc == -1 || rc == SHOP_REDIS_APPENDED)
-        return rc == -1 ? -1 : 0;
-    json_t *doc = owner_doc_new(); /* expired or unknown: a new one, short-lived until it is used */
-    anon_id(id, *n);
-    rc = owner_add_id(doc, id) == 0 ? store_new(req, doc, g_new_ttl, err) : -1;
-    if (rc == -1 && err->kind == SHOP_ERR_NONE)
-        shop_err_set(err, SHOP_ERR_FAILED, 0, "session: out of memory");
-    json_decref(doc);
-    return rc;
-}
-
-/* The text of a new session owning the id ANON_PREFIX<n>, split where <n> goes: made once by
- * session_init. */
-static char *g_anon_before, *g_anon_after;
-
-static int anonymous_template(void)
-{
-    json_t *doc = owner_doc_new();
-    char *text = owner_add_id(doc, ANON_PREFIX) == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_t *id = json_string(ANON_PREFIX);
-    char *quoted = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL; /* the id as it is stored */
-    json_decref(id);
-    json_decref(doc);
-    char *at = text && quoted ? strstr(text, quoted) : NULL;
-    if (at) {
-        size_t cut = (size_t)(at - text) + strlen(quoted) - 1; /* before the closing quote */
-        g_anon_after = shop_xstrdup(text + cut);
-        text[cut] = '\0';
-        g_anon_before = text;
-        text = NULL;
-    }
-    free(text);
-    free(quoted);
-    return at ? 0 : -1;
+    struct shop_err err = {0};
+    if (shop_redis_json_to_zset(key, "ids", "user", g_ttl, &err) == -1)
+        shop_log_warnx("session: an old session not converted: %s", err.msg);
 }
 
 /* /uniqueid without a session token: the counter's next value and a new session owning it, in
@@ -153,13 +104,33 @@ static int anonymous_template(void)
 static int new_anonymous(struct shop_req *req, long long *n, struct shop_err *err)
 {
     char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
-    shop_random_hex(tok, OWNER_TOKEN_LEN / 2);
+    new_token(tok, key);
+    int rc = shop_redis_incr_zadd(ANON_COUNTER, key, ANON_PREFIX, OWNER_IDS_MAX, g_new_ttl, true, n,
+                                  err);
+    if (rc == SHOP_REDIS_DONE)
+        set_cookie(req, tok, g_ttl);
+    else if (rc != -1) /* a fresh random key that exists: never seen */
+        shop_err_set(err, SHOP_ERR_FAILED, 0, "session: new session not made (%d)", rc);
+    return rc == SHOP_REDIS_DONE ? 0 : -1;
+}
+
+/* /uniqueid with a session token: the counter's next value added to that session (its newest
+ * OWNER_IDS_MAX ids kept, TTL refreshed) by one server-side script, in one round trip. A new
+ * session owning a new id when the token's is gone or unreadable (left alone). */
+static int add_anonymous(struct shop_req *req, const char *tok, long long *n, struct shop_err *err)
+{
+    char key[KEY_SIZE];
     session_key(key, tok);
     int rc =
-        shop_redis_incr_store(ANON_COUNTER, key, g_new_ttl, g_anon_before, g_anon_after, n, err);
-    if (rc == 0)
-        set_cookie(req, tok, g_ttl);
-    return rc;
+        shop_redis_incr_zadd(ANON_COUNTER, key, ANON_PREFIX, OWNER_IDS_MAX, g_ttl, false, n, err);
+    if (rc == SHOP_REDIS_WRONG_TYPE) {
+        upgrade(key);
+        rc = shop_redis_incr_zadd(ANON_COUNTER, key, ANON_PREFIX, OWNER_IDS_MAX, g_ttl, false, n,
+                                  err);
+    }
+    if (rc == -1 || rc == SHOP_REDIS_DONE)
+        return rc == -1 ? -1 : 0;
+    return new_anonymous(req, n, err); /* the counter's value n is skipped: nobody was given it */
 }
 
 bool session_uniqueid(struct shop_req *req, char id[SESSION_ID_SIZE])
@@ -182,37 +153,40 @@ bool session_uniqueid(struct shop_req *req, char id[SESSION_ID_SIZE])
     return true;
 }
 
+/* The session of a login: a new token owning the old session's ids (old_key, NULL when there is
+ * none) and the user; the old one is deleted. 0 or -1. */
+static int move_to_new(struct shop_req *req, const char *old_key, const char *user,
+                       struct shop_err *err)
+{
+    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    new_token(tok, key);
+    int rc = shop_redis_zmove_top(old_key, key, user, g_ttl, err);
+    if (rc == SHOP_REDIS_WRONG_TYPE && old_key) {
+        upgrade(old_key);
+        rc = shop_redis_zmove_top(old_key, key, user, g_ttl, err);
+    }
+    if (rc == SHOP_REDIS_WRONG_TYPE && old_key &&
+        shop_redis_del(old_key, err) == -1) /* unreadable */
+        shop_log_warnx("rid=%s session: old session not deleted: %s", shop_req_id(req), err->msg);
+    if (rc != -1)
+        set_cookie(req, tok, g_ttl);
+    return rc == -1 ? -1 : 0;
+}
+
 bool session_login(struct shop_req *req, const char *user)
 {
     if (!g_auth)
         return true;
-    char tok[OWNER_TOKEN_LEN + 1], key[KEY_SIZE];
+    char tok[OWNER_TOKEN_LEN + 1], old_key[KEY_SIZE];
     struct shop_err err = {0};
-    json_t *doc = NULL;
-    int rc = 0;
-    bool had = req_token(req, tok);
-    if (had) { /* carry the ids over to a new token; the old one stops working */
-        char *val;
-        size_t len;
-        session_key(key, tok);
-        rc = shop_redis_get(key, &val, &len, &err);
-        if (rc == 1)
-            doc = owner_doc_parse(val);
-        free(val);
-    }
-    if (rc != -1) {
-        if (!doc)
-            doc = owner_doc_new();
-        rc = owner_set_user(doc, user) == 0 ? store_new(req, doc, g_ttl, &err) : -1;
-        if (rc == -1 && err.kind == SHOP_ERR_NONE)
-            shop_err_set(&err, SHOP_ERR_FAILED, 0, "session: out of memory");
-    }
-    json_decref(doc);
-    if (rc == 0 && had && shop_redis_del(key, &err) == -1) /* the new session stands */
-        shop_log_warnx("rid=%s session: old session not deleted: %s", shop_req_id(req), err.msg);
-    if (rc == -1)
+    bool had = req_token(req, tok); /* its ids carried over; the old token stops working */
+    if (had)
+        session_key(old_key, tok);
+    if (move_to_new(req, had ? old_key : NULL, user, &err) == -1) {
         shop_reply_err(req, &err, &login_error);
-    return rc == 0;
+        return false;
+    }
+    return true;
 }
 
 bool session_name_reserved(const char *name)
@@ -229,27 +203,28 @@ static void refuse(struct shop_req *req, int status)
 /* Answers the check of ids against the session stored under tok: 204, 401 or 403. */
 static void check_owner(struct shop_req *req, const char *tok, const char **ids, int nids)
 {
-    char key[KEY_SIZE], *val;
-    size_t len;
-    struct shop_err err;
+    char key[KEY_SIZE];
+    bool found[2];
+    struct shop_err err = {0};
     session_key(key, tok);
-    int rc = shop_redis_get_touch(key, g_ttl, &val, &len, &err);
+    int rc = shop_redis_zhas_touch(key, g_ttl, nids, ids, found, &err);
+    if (rc == SHOP_REDIS_WRONG_TYPE) {
+        upgrade(key);
+        rc = shop_redis_zhas_touch(key, g_ttl, nids, ids, found, &err);
+    }
     if (rc == -1) {
         shop_reply_err(req, &err, &redis_error);
         return;
     }
-    json_t *doc = owner_doc_parse(val);
-    free(val);
-    bool owns = doc != NULL;
-    for (int i = 0; owns && i < nids; i++)
-        owns = owner_owns(doc, ids[i]);
-    if (!doc)
-        refuse(req, 401);
+    bool owns = true;
+    for (int i = 0; i < nids; i++)
+        owns = owns && found[i];
+    if (rc != SHOP_REDIS_DONE)
+        refuse(req, 401); /* gone, or unreadable */
     else if (!owns)
         refuse(req, 403);
     else
         shop_reply(req, 204, NULL, "", 0);
-    json_decref(doc);
 }
 
 void route_auth(struct shop_req *req)

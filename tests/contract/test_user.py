@@ -237,33 +237,68 @@ def redis_cli(*args):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60).stdout.rstrip("\n")
 
 
-def test_uniqueid_keeps_the_session_document(user):
-    """/uniqueid appends to the session document in Redis (a script re-encodes it there): its user
-    and any other field come back unchanged, and the service still reads it (the user is owned).
-    A session holding no document is left alone and the caller gets a new session, as a gone one."""
+def test_session_layout(user):
+    """A session is a sorted set in Redis (D18): each anonymous id scored by its counter value, the
+    user's name by +inf; a login moves the ids to the new session and adds the user; past 48 ids
+    the oldest anonymous ones go, never the user."""
     s = session_of(user)
     if not s:
         pytest.skip("sessions are off (SHOP_AUTH=off)")
     r = post(user + "/login", json={"name": "stan", "password": "bigbrain"}, headers={"Cookie": s[0]})
     cookie = r.headers.get("Set-Cookie", "").split(";")[0]
     key = "session:" + cookie.split("=", 1)[1]
-    doc = json.loads(redis_cli("get", key))
-    doc["extra"] = {"a/b": [1, 2.5, "\u00e9", None, True], "n": "x/y"}
+    assert redis_cli("type", key) == "zset"
+    assert redis_cli("exists", "session:" + s[0].split("=", 1)[1]) == "0"
+    n = int(s[1].split("-")[1])
+    assert redis_cli("zrange", key, "0", "-1", "withscores").split("\n") == [s[1], str(n), "stan", "inf"]
+    ids = [get(user + "/uniqueid", headers={"Cookie": cookie}).json()["uuid"] for _ in range(48)]
+    assert redis_cli("zrange", key, "0", "-1").split("\n") == ids[1:] + ["stan"]
+    assert owned(user, cookie, [s[1], ids[0], ids[1], ids[-1], "stan"]) == [403, 403, 204, 204, 204]
+
+
+def old_document(key, ids, user=None):
+    """key as the release before this layout stored a session: a JSON document."""
+    doc = {"ids": ids, "extra": {"a/b": [1, 2.5, "\u00e9", None]}}
+    if user:
+        doc["user"] = user
+    redis_cli("del", key)
     redis_cli("set", key, json.dumps(doc), "ex", "100")
-    uid = get(user + "/uniqueid", headers={"Cookie": cookie}).json()["uuid"]
-    after = json.loads(redis_cli("get", key))
-    assert after == dict(doc, ids=doc["ids"] + [uid])
+
+
+def test_sessions_of_the_release_before_keep_working(user):
+    """After an upgrade the sessions the release before stored (a JSON document {"ids": [...],
+    "user": name}) keep their ids and user: whichever call finds one first (/uniqueid, the gateway's
+    /auth, /login) makes it a sorted set and answers as for any session, with no new cookie. A key
+    holding anything else is no session: 401, or a new session, and the key is left alone."""
+    s = session_of(user)
+    if not s:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    key = "session:" + s[0].split("=", 1)[1]
+    old_document(key, [s[1]], "stan")
+    r = get(user + "/uniqueid", headers={"Cookie": s[0]})
+    assert r.status_code == 200 and "Set-Cookie" not in r.headers
+    uid = r.json()["uuid"]
+    assert redis_cli("type", key) == "zset"
+    assert redis_cli("zrange", key, "0", "-1").split("\n") == [s[1], uid, "stan"]
     assert int(redis_cli("ttl", key)) > 100  # refreshed to the session TTL
-    assert owned(user, cookie, [s[1], uid]) == [204, 204]
-    assert requests.get(user + "/auth", timeout=10, headers={
-        "Cookie": cookie, "X-Shop-Call": "GET /api/cart/cart/stan"}).status_code == 204
+    old_document(key, [s[1], "anonymous-0"])
+    assert owned(user, s[0], [s[1], "anonymous-0", "stan"]) == [204, 204, 403]
+    assert redis_cli("type", key) == "zset"
+    old_document(key, [s[1]])
+    r = post(user + "/login", json={"name": "stan", "password": "bigbrain"}, headers={"Cookie": s[0]})
+    assert r.status_code == 200
+    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
+    assert owned(user, cookie, [s[1], "stan"]) == [204, 204]
+    assert redis_cli("exists", key) == "0"
+    new_key = "session:" + cookie.split("=", 1)[1]
     for bad in ("not json", '{"ids": "x", "user": "stan"}'):
-        redis_cli("set", key, bad)
+        redis_cli("set", new_key, bad)
+        assert owned(user, cookie, ["stan"]) == [401]
         r = get(user + "/uniqueid", headers={"Cookie": cookie})
         assert r.status_code == 200
         fresh = r.headers.get("Set-Cookie", "").split(";")[0]
         assert fresh.startswith("shop_session=") and fresh != cookie
-        assert redis_cli("get", key) == bad
+        assert redis_cli("get", new_key) == bad
         assert owned(user, fresh, [r.json()["uuid"]]) == [204]
 
 
@@ -281,7 +316,7 @@ def redis_reads():
 
 
 def test_uniqueid_with_a_session_takes_one_round_trip(user):
-    """/uniqueid with a session: one server-side script INCRs the counter and appends its id to the
+    """/uniqueid with a session: one server-side script INCRs the counter and adds its id to the
     session: one round trip to Redis (it was two: INCR with the session's GET, then a
     compare-and-set). Counted as the read events Redis processes during the call (a pipelined
     round trip is one read), the fewest over a few calls (another client of this Redis only

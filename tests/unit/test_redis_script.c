@@ -4,7 +4,9 @@
  * optimistic update's compare-and-set - a write made by someone else between its read and its
  * write (present or absent key) is seen as a conflict and the update recomputed from the new
  * value, on the blocking connection and from coroutines of an event loop sharing its pipeline;
- * and the counter with an append to a JSON document's array in one call (shop_redis_incr_append).
+ * and the sorted-set calls of the user service's sessions: the counter added to a set in one call
+ * (shop_redis_incr_zadd), members looked up with the TTL refreshed, a set moved to a new key with
+ * a new top member, and a JSON document of the release before turned into a set.
  */
 #include "libshop/log.h"
 #include "libshop/loop.h"
@@ -14,7 +16,6 @@
 #include "tests/unit/redis_live.h"
 
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,31 +29,6 @@
 #define UPDATES    20 /* each, one after the other: the key is contended all along */
 
 static atomic_int jobs_ok;
-
-static void test_incr_store(void)
-{
-    char counter[96], key[96], *val;
-    size_t len;
-    long long a = 0, b = 0;
-    struct shop_err err;
-    key_name(counter, sizeof(counter), "counter");
-    key_name(key, sizeof(key), "rec");
-    CHECK(shop_redis_incr_store(counter, key, 60, "{\"id\":\"x-", "\"}", &a, &err) == 0);
-    CHECK(a == 1);
-    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
-    CHECK_STR(val, "{\"id\":\"x-1\"}");
-    free(val);
-    raw_do("SCRIPT FLUSH", NULL, NULL); /* EVALSHA answers NOSCRIPT: EVAL takes over */
-    CHECK(shop_redis_incr_store(counter, key, 60, "n=", "", &b, &err) == 0);
-    CHECK(b == 2);
-    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
-    CHECK_STR(val, "n=2");
-    free(val);
-    redisReply *r = redisCommand(raw, "TTL %s", key);
-    CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && r->integer <= 60);
-    if (r)
-        freeReplyObject(r);
-}
 
 /* An update fn that appends "+" and, on its first call, lets another client write the key
  * between the update's read and its write. */
@@ -201,32 +177,7 @@ static void test_update_loops(void)
     free(val);
 }
 
-/* The SHA-1s written in redis.c are the scripts' own: once Redis has the scripts (EVAL taught
- * it any it lacked), every call is one EVALSHA and none falls back to EVAL. */
-static void test_sha_written_right(void)
-{
-    char counter[96], key[96];
-    long long n;
-    struct shop_err err;
-    key_name(counter, sizeof(counter), "sha-counter");
-    key_name(key, sizeof(key), "sha-count");
-    CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
-    CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
-    CHECK(shop_redis_incr_append(counter, key, "ids", "", 4, 60, &n, &err) == SHOP_REDIS_NOT_DOC);
-    raw_do("CONFIG RESETSTAT", NULL, NULL);
-    CHECK(shop_redis_incr_store(counter, key, 60, "", "", &n, &err) == 0);
-    CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
-    CHECK(shop_redis_incr_append(counter, key, "ids", "", 4, 60, &n, &err) == SHOP_REDIS_NOT_DOC);
-    redisReply *r = redisCommand(raw, "INFO commandstats");
-    CHECK(r && r->type == REDIS_REPLY_STRING);
-    const char *stats = r && r->str ? r->str : "";
-    CHECK(strstr(stats, "cmdstat_evalsha:calls=3,") != NULL);
-    CHECK(strstr(stats, "cmdstat_eval:") == NULL);
-    if (r)
-        freeReplyObject(r);
-}
-
-/* ---- shop_redis_incr_append ---- */
+/* ---- sorted sets ---- */
 
 static void check_value(const char *key, const char *want)
 {
@@ -235,22 +186,6 @@ static void check_value(const char *key, const char *want)
     struct shop_err err;
     CHECK(shop_redis_get(key, &val, &len, &err) == 1);
     CHECK_STR(val, want);
-    free(val);
-}
-
-/* key holds a JSON document equal to want's (key order and escapes aside). */
-static void check_doc(const char *key, const char *want)
-{
-    char *val = NULL;
-    size_t len;
-    struct shop_err err;
-    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
-    json_t *got = val ? json_loads(val, 0, NULL) : NULL, *exp = json_loads(want, 0, NULL);
-    CHECK(got != NULL && exp != NULL && json_equal(got, exp));
-    if (!(got && exp && json_equal(got, exp)))
-        printf("  got %s\n  want %s\n", val ? val : "(none)", want);
-    json_decref(got);
-    json_decref(exp);
     free(val);
 }
 
@@ -263,75 +198,75 @@ static long long ttl_of(const char *key)
     return t;
 }
 
-/* The counter's value appended with its prefix, the oldest dropped past the cap, the TTL
- * refreshed, and every other field (a user, a "/", nested values, non-ASCII text) kept. */
-static void incr_append_writes(void)
+/* The sorted set at key, lowest score first, as "member:score member:score ...". */
+static void check_set(const char *key, const char *want)
+{
+    char got[4096] = "";
+    size_t used = 0;
+    redisReply *r = redisCommand(raw, "ZRANGE %s 0 -1 WITHSCORES", key);
+    CHECK(r && r->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        used += (size_t)snprintf(got + used, used < sizeof(got) ? sizeof(got) - used : 0, "%s%s:%s",
+                                 i ? " " : "", r->element[i]->str, r->element[i + 1]->str);
+    CHECK_STR(got, want);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* The counter's value added with its prefix (a new set made only when asked), the lowest scores
+ * dropped past the cap (a member at +inf stays), the TTL set, EVAL when Redis lacks the script. */
+static void incr_zadd_writes(void)
 {
     char counter[96], key[96];
     long long n = 0;
     struct shop_err err;
-    key_name(counter, sizeof(counter), "ia-counter");
-    key_name(key, sizeof(key), "ia-doc");
-    raw_do(
-        "SET %s %s EX 1000", key,
-        "{\"ids\":[\"a\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,\"\\u00e9\",null]},\"t\":true}");
-    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
-          SHOP_REDIS_APPENDED);
+    key_name(counter, sizeof(counter), "iz-counter");
+    key_name(key, sizeof(key), "iz-set");
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, true, &n, &err) == SHOP_REDIS_DONE);
     CHECK(n == 1);
-    check_doc(key,
-              "{\"ids\":[\"a\",\"p-1\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,\"\\u00e9\",null]},"
-              "\"t\":true}");
+    check_set(key, "p-1:1");
     CHECK(ttl_of(key) > 0 && ttl_of(key) <= 60);
+    raw_do("ZADD %s +inf %s", key, "us/er");
+    raw_do("EXPIRE %s 1000", key, NULL);
+    raw_do("SCRIPT FLUSH", NULL, NULL); /* EVALSHA answers NOSCRIPT: EVAL takes over */
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, false, &n, &err) == SHOP_REDIS_DONE);
+    CHECK(n == 2 && ttl_of(key) <= 60);
+    check_set(key, "p-1:1 p-2:2 us/er:inf");
     for (int i = 0; i < 3; i++)
-        CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
-              SHOP_REDIS_APPENDED);
-    CHECK(n == 4);
-    check_doc(key, "{\"ids\":[\"p-2\",\"p-3\",\"p-4\"],\"user\":\"us/er\",\"x\":{\"l\":[1,2.5,"
-                   "\"\\u00e9\",null]},\"t\":true}");
-    raw_do("SET %s %s", key, "{\"ids\":[]}"); /* an empty array is one */
-    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
-          SHOP_REDIS_APPENDED);
-    check_value(key, "{\"ids\":[\"p-5\"]}");
+        CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, false, &n, &err) == SHOP_REDIS_DONE);
+    CHECK(n == 5);
+    check_set(key, "p-4:4 p-5:5 us/er:inf");
+    raw_do("SET %s %s", counter, "123456789012345"); /* past Lua's %.14g: written whole */
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, false, &n, &err) == SHOP_REDIS_DONE);
+    check_set(key, "p-5:5 p-123456789012346:123456789012346 us/er:inf");
 }
 
-/* An absent key is not created, a value that is no JSON object with that array field is left
- * alone; the counter counts all the same. A key or counter Redis cannot use is an error. */
-static void incr_append_leaves_alone(void)
+/* Without create an absent key stays absent; a key of another type is left alone (TTL aside);
+ * the counter counts all the same. A counter Redis cannot increment is an error. */
+static void incr_zadd_leaves_alone(void)
 {
-    static const char *const bad[] = {"nope",
-                                      "[\"ids\"]",
-                                      "\"ids\"",
-                                      "{\"ids\":\"x\"}",
-                                      "{\"ids\":{\"a\":1}}",
-                                      "{\"other\":[]}",
-                                      "{\"ids\":[1e400]}",
-                                      "{\"ids\":[1,2"};
     char counter[96], key[96], list[96];
     long long n = 0;
     struct shop_err err;
-    key_name(counter, sizeof(counter), "ial-counter");
-    key_name(key, sizeof(key), "ial-doc");
-    key_name(list, sizeof(list), "ial-list");
-    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) == SHOP_REDIS_NO_KEY);
+    key_name(counter, sizeof(counter), "izl-counter");
+    key_name(key, sizeof(key), "izl-doc");
+    key_name(list, sizeof(list), "izl-list");
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, false, &n, &err) == SHOP_REDIS_NO_KEY);
     CHECK(n == 1 && ttl_of(key) == -2); /* -2: no such key */
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        raw_do("SET %s %s", key, bad[i]);
-        CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) ==
-              SHOP_REDIS_NOT_DOC);
-        CHECK(n == (long long)i + 2);
-        check_value(key, bad[i]);
-        CHECK(ttl_of(key) == -1); /* no TTL set either */
-    }
-    raw_do("RPUSH %s %s", list, "x");
-    err = (struct shop_err){0};
-    CHECK(shop_redis_incr_append(counter, list, "ids", "p-", 3, 60, &n, &err) == -1);
-    CHECK(err.kind == SHOP_ERR_FAILED);
-    raw_do("SET %s %s", counter, "not-a-number");
     raw_do("SET %s %s", key, "{\"ids\":[]}");
-    err = (struct shop_err){0};
-    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 3, 60, &n, &err) == -1);
-    CHECK(err.kind == SHOP_ERR_FAILED);
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, false, &n, &err) ==
+          SHOP_REDIS_WRONG_TYPE);
+    CHECK(n == 2);
     check_value(key, "{\"ids\":[]}");
+    raw_do("RPUSH %s %s", list, "x");
+    CHECK(shop_redis_incr_zadd(counter, list, "p-", 3, 60, false, &n, &err) ==
+          SHOP_REDIS_WRONG_TYPE);
+    raw_do("SET %s %s", counter, "not-a-number");
+    raw_do("DEL %s", key, NULL);
+    err = (struct shop_err){0};
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 3, 60, true, &n, &err) == -1);
+    CHECK(err.kind == SHOP_ERR_FAILED);
+    CHECK(ttl_of(key) == -2);
     check_value(counter, "not-a-number");
 }
 
@@ -347,20 +282,19 @@ static long long reads_processed(void)
     return n;
 }
 
-static void incr_append_round_trips(void)
+static void incr_zadd_round_trips(void)
 {
     char counter[96], key[96];
     long long n = 0, idle = 1000, trips = 1000;
     struct shop_err err;
     key_name(counter, sizeof(counter), "rt-counter");
-    key_name(key, sizeof(key), "rt-doc");
-    raw_do("SET %s %s", key, "{\"ids\":[]}");
-    CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 48, 60, &n, &err) == 1);
+    key_name(key, sizeof(key), "rt-set");
+    CHECK(shop_redis_incr_zadd(counter, key, "p-", 48, 60, true, &n, &err) == SHOP_REDIS_DONE);
     for (int i = 0; i < 5; i++) { /* the fewest: another client of this Redis only adds reads */
         long long a = reads_processed(), b = reads_processed();
         idle = b - a < idle ? b - a : idle; /* the INFO itself */
         a = reads_processed();
-        CHECK(shop_redis_incr_append(counter, key, "ids", "p-", 48, 60, &n, &err) == 1);
+        CHECK(shop_redis_incr_zadd(counter, key, "p-", 48, 60, false, &n, &err) == SHOP_REDIS_DONE);
         b = reads_processed();
         trips = b - a - idle < trips ? b - a - idle : trips;
     }
@@ -368,28 +302,29 @@ static void incr_append_round_trips(void)
     CHECK(trips == 1);
 }
 
-static void append_job(void *arg)
+static void zadd_job(void *arg)
 {
     struct job *j = arg;
     char counter[96];
     struct shop_err err;
     long long n;
-    key_name(counter, sizeof(counter), "ia-loop-counter");
+    key_name(counter, sizeof(counter), "iz-loop-counter");
     j->rc = 0;
     for (int i = 0; i < UPDATES && j->rc == 0; i++)
-        j->rc = shop_redis_incr_append(counter, j->key, "ids", "", 100000, 60, &n, &err) ==
-                        SHOP_REDIS_APPENDED
+        j->rc = shop_redis_incr_zadd(counter, j->key, "", 100000, 60, false, &n, &err) ==
+                        SHOP_REDIS_DONE
                     ? 0
                     : -1;
     j->finished = true;
 }
 
-/* Coroutines of one loop appending to one document through its pipeline: none lost, none fails. */
-static void incr_append_loop(void)
+/* Coroutines of one loop adding to one set through its pipeline: none lost, none fails; each
+ * member is the counter value it is scored by, each value once. */
+static void incr_zadd_loop(void)
 {
     char key[96];
-    key_name(key, sizeof(key), "ia-loop");
-    raw_do("SET %s %s", key, "{\"ids\":[]}");
+    key_name(key, sizeof(key), "iz-loop");
+    raw_do("ZADD %s +inf %s", key, "top");
     struct shop_loop *l = shop_loop_new();
     CHECK(l != NULL);
     if (!l)
@@ -397,7 +332,7 @@ static void incr_append_loop(void)
     struct job jobs[COROUTINES];
     for (int i = 0; i < COROUTINES; i++) {
         jobs[i] = (struct job){.key = key, .rc = -9};
-        shop_co_start(append_job, NULL, &jobs[i]);
+        shop_co_start(zadd_job, NULL, &jobs[i]);
     }
     run_loop(l);
     int ok = 0;
@@ -405,28 +340,136 @@ static void incr_append_loop(void)
         ok += jobs[i].finished && jobs[i].rc == 0;
     CHECK(ok == COROUTINES);
     shop_loop_free(l);
-    char *val = NULL;
-    size_t len;
-    struct shop_err err;
-    CHECK(shop_redis_get(key, &val, &len, &err) == 1);
-    json_t *doc = val ? json_loads(val, 0, NULL) : NULL;
-    json_t *ids = json_object_get(doc, "ids");
-    CHECK(json_array_size(ids) == COROUTINES * UPDATES);
-    bool in_order = true; /* the counter's values, each once, in the order they were given */
-    for (size_t i = 0; i < json_array_size(ids); i++)
-        in_order = in_order && json_string_value(json_array_get(ids, i)) &&
-                   atoll(json_string_value(json_array_get(ids, i))) == (long long)i + 1;
+    redisReply *r = redisCommand(raw, "ZRANGE %s 0 -1 WITHSCORES", key);
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 * (COROUTINES * UPDATES + 1));
+    bool in_order = true;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 2 < r->elements; i += 2)
+        in_order = in_order && atoll(r->element[i]->str) == (long long)i / 2 + 1 &&
+                   strcmp(r->element[i]->str, r->element[i + 1]->str) == 0;
     CHECK(in_order);
-    json_decref(doc);
-    free(val);
+    if (r)
+        freeReplyObject(r);
 }
 
-static void test_incr_append(void)
+static void test_incr_zadd(void)
 {
-    incr_append_writes();
-    incr_append_leaves_alone();
-    incr_append_round_trips();
-    incr_append_loop();
+    incr_zadd_writes();
+    incr_zadd_leaves_alone();
+    incr_zadd_round_trips();
+    incr_zadd_loop();
+}
+
+/* The SHA-1s written in redis.c are the scripts' own: once Redis has the scripts (EVAL taught
+ * it any it lacked), every call is one EVALSHA and none falls back to EVAL. */
+static void test_sha_written_right(void)
+{
+    char counter[96], key[96], set[96], moved[96];
+    long long n;
+    struct shop_err err;
+    key_name(counter, sizeof(counter), "sha-counter");
+    key_name(key, sizeof(key), "sha-count");
+    key_name(set, sizeof(set), "sha-set");
+    key_name(moved, sizeof(moved), "sha-moved");
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            raw_do("CONFIG RESETSTAT", NULL, NULL);
+        CHECK(shop_redis_incr_zadd(counter, set, "", 4, 60, true, &n, &err) == SHOP_REDIS_DONE);
+        CHECK(shop_redis_incr_zadd(counter, set, "", 4, 60, false, &n, &err) == SHOP_REDIS_DONE);
+        CHECK(shop_redis_update(key, 60, add_one, NULL, &err) == 0);
+        CHECK(shop_redis_zmove_top(set, moved, "u", 60, &err) == SHOP_REDIS_DONE);
+        CHECK(shop_redis_json_to_zset(moved, "ids", "user", 60, &err) == 0);
+    }
+    redisReply *r = redisCommand(raw, "INFO commandstats");
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    const char *stats = r && r->str ? r->str : "";
+    CHECK(strstr(stats, "cmdstat_evalsha:calls=5,") != NULL);
+    CHECK(strstr(stats, "cmdstat_eval:") == NULL);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Members looked up and the TTL refreshed in one call; an absent key or another type told apart. */
+static void test_zhas_touch(void)
+{
+    char key[96], str[96];
+    const char *m[] = {"a", "us/er", "b", "c"};
+    bool found[4];
+    struct shop_err err;
+    key_name(key, sizeof(key), "zh-set");
+    key_name(str, sizeof(str), "zh-str");
+    raw_do("ZADD %s 1 %s", key, "a");
+    raw_do("ZADD %s +inf %s", key, "us/er");
+    CHECK(shop_redis_zhas_touch(key, 60, 4, m, found, &err) == SHOP_REDIS_DONE);
+    CHECK(found[0] && found[1] && !found[2] && !found[3]);
+    CHECK(ttl_of(key) > 0 && ttl_of(key) <= 60);
+    CHECK(shop_redis_zhas_touch(key, 60, 1, &m[2], found, &err) == SHOP_REDIS_DONE && !found[0]);
+    raw_do("DEL %s", key, NULL);
+    found[0] = true;
+    CHECK(shop_redis_zhas_touch(key, 60, 2, m, found, &err) == SHOP_REDIS_NO_KEY);
+    CHECK(!found[0] && !found[1] && ttl_of(key) == -2);
+    raw_do("SET %s %s", str, "a");
+    CHECK(shop_redis_zhas_touch(str, 60, 1, m, found, &err) == SHOP_REDIS_WRONG_TYPE);
+    check_value(str, "a");
+    err = (struct shop_err){0};
+    CHECK(shop_redis_zhas_touch(key, 60, 0, m, found, &err) == -1 && err.kind == SHOP_ERR_FAILED);
+    CHECK(shop_redis_zhas_touch(key, 60, SHOP_REDIS_ZHAS_MAX + 1, m, found, &err) == -1);
+}
+
+/* A set moved to a new key: its +inf member replaced by the new top, the old key gone. Without a
+ * set to move (absent, NULL, another type) the new key holds the top alone. */
+static void test_zmove_top(void)
+{
+    char src[96], dst[96], dst2[96], str[96];
+    struct shop_err err;
+    key_name(src, sizeof(src), "zm-src");
+    key_name(dst, sizeof(dst), "zm-dst");
+    key_name(dst2, sizeof(dst2), "zm-dst2");
+    key_name(str, sizeof(str), "zm-str");
+    raw_do("ZADD %s 7 %s", src, "a-7");
+    raw_do("ZADD %s 9 %s", src, "a-9");
+    raw_do("ZADD %s +inf %s", src, "old");
+    CHECK(shop_redis_zmove_top(src, dst, "new", 60, &err) == SHOP_REDIS_DONE);
+    check_set(dst, "a-7:7 a-9:9 new:inf");
+    CHECK(ttl_of(dst) > 0 && ttl_of(dst) <= 60 && ttl_of(src) == -2);
+    CHECK(shop_redis_zmove_top(src, dst, "new", 60, &err) == SHOP_REDIS_NO_KEY); /* a resend */
+    check_set(dst, "a-7:7 a-9:9 new:inf");
+    CHECK(shop_redis_zmove_top(NULL, dst2, "u", 60, &err) == SHOP_REDIS_NO_KEY);
+    check_set(dst2, "u:inf");
+    CHECK(ttl_of(dst2) > 0 && ttl_of(dst2) <= 60);
+    raw_do("DEL %s", dst2, NULL);
+    raw_do("SET %s %s", str, "x");
+    CHECK(shop_redis_zmove_top(str, dst2, "u", 60, &err) == SHOP_REDIS_WRONG_TYPE);
+    check_value(str, "x");
+    check_set(dst2, "u:inf");
+}
+
+/* The document of the release before becomes a set: ids in order, the user at +inf, the rest
+ * dropped; anything else is left alone. */
+static void test_json_to_zset(void)
+{
+    static const char *const bad[] = {
+        "nope", "[\"ids\"]", "\"ids\"", "{\"ids\":\"x\"}", "{\"other\":[]}", "{\"ids\":[1,2"};
+    char key[96], set[96];
+    struct shop_err err;
+    key_name(key, sizeof(key), "jz-doc");
+    key_name(set, sizeof(set), "jz-set");
+    raw_do("SET %s %s", key,
+           "{\"ids\":[\"anonymous-3\",5,\"anonymous-9\"],\"user\":\"st/an\",\"x\":{\"l\":[1]}}");
+    CHECK(shop_redis_json_to_zset(key, "ids", "user", 60, &err) == 1);
+    check_set(key, "anonymous-3:1 anonymous-9:3 st/an:inf");
+    CHECK(ttl_of(key) > 0 && ttl_of(key) <= 60);
+    CHECK(shop_redis_json_to_zset(key, "ids", "user", 60, &err) == 0); /* a set: left alone */
+    check_set(key, "anonymous-3:1 anonymous-9:3 st/an:inf");
+    raw_do("SET %s %s", key, "{\"ids\":[],\"user\":7}");
+    CHECK(shop_redis_json_to_zset(key, "ids", "user", 60, &err) == 1);
+    CHECK(ttl_of(key) == -2); /* owned nothing: gone */
+    CHECK(shop_redis_json_to_zset(key, "ids", "user", 60, &err) == 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        raw_do("SET %s %s", key, bad[i]);
+        CHECK(shop_redis_json_to_zset(key, "ids", "user", 60, &err) == 0);
+        check_value(key, bad[i]);
+        CHECK(ttl_of(key) == -1);
+    }
 }
 
 int main(void)
@@ -434,11 +477,13 @@ int main(void)
     shop_log_set_level("error");
     if (!live_open("redis_script"))
         return check_report("redis_script");
-    test_incr_store();
+    test_incr_zadd();
     test_update_blocking();
     test_update_loops();
     test_sha_written_right();
-    test_incr_append();
+    test_zhas_touch();
+    test_zmove_top();
+    test_json_to_zset();
     live_close();
     return check_report("redis_script");
 }

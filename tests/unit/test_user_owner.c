@@ -1,49 +1,11 @@
-/* test_user_owner.c - sessions' pure logic (D18): what a session document owns, the bounded id
- * list, the token in a Cookie header, and the ids of a gateway call (fail closed on any other
- * shape). */
+/* test_user_owner.c - sessions' pure logic (D18): the token in a Cookie header and the ids of a
+ * gateway call (fail closed on any other shape). What a session owns is in Redis: see
+ * test_redis_script.c and the contract tests. */
 #include "services/user/owner.c"
 #include "tests/unit/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-static void test_doc(void)
-{
-    json_t *doc = owner_doc_new();
-    CHECK(!owner_owns(doc, "anonymous-1"));
-    CHECK(owner_add_id(doc, "anonymous-1") == 0);
-    CHECK(owner_add_id(doc, "anonymous-1") == 0); /* kept once */
-    CHECK(json_array_size(json_object_get(doc, "ids")) == 1);
-    CHECK(owner_owns(doc, "anonymous-1"));
-    CHECK(!owner_owns(doc, "anonymous-10"));
-    CHECK(!owner_owns(doc, "anonymous-"));
-    CHECK(!owner_owns(doc, "stan"));
-    CHECK(owner_set_user(doc, "stan") == 0);
-    CHECK(owner_owns(doc, "stan"));
-    CHECK(!owner_owns(doc, "Stan"));
-    char id[32];
-    for (int i = 2; i <= 100; i++) {
-        snprintf(id, sizeof(id), "anonymous-%d", i);
-        CHECK(owner_add_id(doc, id) == 0);
-    }
-    CHECK(json_array_size(json_object_get(doc, "ids")) == OWNER_IDS_MAX);
-    CHECK(owner_owns(doc, "anonymous-100")); /* the newest are kept */
-    CHECK(!owner_owns(doc, "anonymous-1"));
-    CHECK(owner_owns(doc, "stan")); /* the user is never dropped */
-    char *text = json_dumps(doc, JSON_COMPACT);
-    json_t *back = owner_doc_parse(text);
-    CHECK(back && owner_owns(back, "anonymous-99") && owner_owns(back, "stan"));
-    json_decref(back);
-    free(text);
-    json_decref(doc);
-    CHECK(owner_doc_parse(NULL) == NULL);
-    CHECK(owner_doc_parse("not json") == NULL);
-    CHECK(owner_doc_parse("[]") == NULL);
-    CHECK(owner_doc_parse("{\"user\":\"stan\"}") == NULL); /* no ids array: not a session */
-    json_t *odd = owner_doc_parse("{\"ids\":[1,null,\"anonymous-3\"],\"user\":5}");
-    CHECK(odd && owner_owns(odd, "anonymous-3") && !owner_owns(odd, "5"));
-    json_decref(odd);
-}
 
 static void test_cookie(void)
 {
@@ -115,7 +77,6 @@ static void test_call_ids(void)
 
 int main(void)
 {
-    test_doc();
     test_cookie();
     test_call_ids();
     return check_report("user_owner");

@@ -47,9 +47,6 @@ int shop_redis_set(const char *key, const char *val, size_t len, long ttl, struc
 int shop_redis_del(const char *key, struct shop_err *err);
 /* INCR key into *value. Returns 0 or -1 with err set. */
 int shop_redis_incr(const char *key, long long *value, struct shop_err *err);
-/* GET key and, in the same round trip, EXPIRE key ttl (a key that exists is kept ttl seconds
- * more: "refreshed on use"). Returns as shop_redis_get. */
-int shop_redis_get_touch(const char *key, long ttl, char **val, size_t *len, struct shop_err *err);
 
 /* ---- sorted sets: the user service's sessions (D18) ---------------------------------------- */
 

@@ -256,6 +256,28 @@ def test_session_layout(user):
     assert owned(user, cookie, [s[1], ids[0], ids[1], ids[-1], "stan"]) == [403, 403, 204, 204, 204]
 
 
+def test_session_lifetimes(user):
+    """D18's lifetimes: a session /uniqueid made and nothing used since lives SHOP_SESSION_NEW_TTL (1800 s
+    by default); each use, an ownership check, another /uniqueid or a login, sets it to SHOP_SESSION_TTL (the
+    cart TTL, 3600 s by default), counted again from that use."""
+    s = session_of(user)
+    if not s:
+        pytest.skip("sessions are off (SHOP_AUTH=off)")
+    key = "session:" + s[0].split("=", 1)[1]
+    assert 0 < int(redis_cli("ttl", key)) <= 1800
+    assert owned(user, s[0], [s[1]]) == [204]
+    assert int(redis_cli("ttl", key)) > 1800
+    redis_cli("expire", key, "100")
+    assert "Set-Cookie" not in get(user + "/uniqueid", headers={"Cookie": s[0]}).headers
+    assert int(redis_cli("ttl", key)) > 1800
+    redis_cli("expire", key, "100")
+    assert owned(user, s[0], [s[1]]) == [204]
+    assert int(redis_cli("ttl", key)) > 1800
+    r = post(user + "/login", json={"name": "stan", "password": "bigbrain"}, headers={"Cookie": s[0]})
+    cookie = r.headers.get("Set-Cookie", "").split(";")[0]
+    assert int(redis_cli("ttl", "session:" + cookie.split("=", 1)[1])) > 1800
+
+
 def old_document(key, ids, user=None):
     """key as the release before this layout stored a session: a JSON document."""
     doc = {"ids": ids, "extra": {"a/b": [1, 2.5, "\u00e9", None]}}

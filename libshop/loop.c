@@ -51,6 +51,7 @@ struct shop_loop {
     int ep, evfd;
     struct shop_loop_source *src[MAX_SRC];
     int src_fd[MAX_SRC];
+    uint32_t src_ev[MAX_SRC]; /* the events src_fd is watched for */
     unsigned nsrc;
     shop_ctx main;
     struct shop_co *cur, *free;
@@ -380,6 +381,7 @@ void shop_loop_remove(struct shop_loop *l, struct shop_loop_source *s)
     for (unsigned k = (unsigned)i; k + 1 < l->nsrc; k++) {
         l->src[k] = l->src[k + 1];
         l->src_fd[k] = l->src_fd[k + 1];
+        l->src_ev[k] = l->src_ev[k + 1];
     }
     l->nsrc--;
     /* the epoll data of the sources after i named their old index */
@@ -387,7 +389,7 @@ void shop_loop_remove(struct shop_loop *l, struct shop_loop_source *s)
         if (l->src_fd[k] >= 0) {
             struct epoll_event ev;
             epoll_ctl(l->ep, EPOLL_CTL_DEL, l->src_fd[k], NULL);
-            ev.events = EPOLLIN;
+            ev.events = l->src_ev[k];
             ev.data.u32 = k;
             epoll_ctl(l->ep, EPOLL_CTL_ADD, l->src_fd[k], &ev);
         }
@@ -409,11 +411,14 @@ int shop_loop_watch(struct shop_loop *l, struct shop_loop_source *s, int fd, uin
         l->src_fd[i] = -1;
         return 0;
     }
+    if (l->src_fd[i] == fd && l->src_ev[i] == events)
+        return 0;
     struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)i};
     int op = l->src_fd[i] == fd ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(l->ep, op, fd, &ev) != 0)
         return -1;
     l->src_fd[i] = fd;
+    l->src_ev[i] = events;
     return 0;
 }
 

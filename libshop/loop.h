@@ -33,7 +33,8 @@ void shop_loop_enter(struct shop_loop *l);
 struct shop_loop *shop_loop_current(void);
 
 /* Sources. add returns 0 or -1; the source struct must live until it is removed. fd may be -1
- * (no descriptor yet); shop_loop_watch sets or changes it (events 0: not watched). */
+ * (no descriptor yet); shop_loop_watch sets or changes it (events 0: not watched; the same fd
+ * and events again: no system call). A watched descriptor is unwatched before it is closed. */
 int shop_loop_add(struct shop_loop *l, struct shop_loop_source *s);
 void shop_loop_remove(struct shop_loop *l, struct shop_loop_source *s);
 int shop_loop_watch(struct shop_loop *l, struct shop_loop_source *s, int fd, uint32_t events);

@@ -229,7 +229,8 @@ struct pipe {
     struct shop_loop_source src;
     struct shop_loop *loop;
     struct conn c; /* connected and handshaken blocking, then driven non-blocking */
-    bool pending;  /* commands appended and not yet all written */
+    bool pending;  /* commands appended and not yet all written (by the loop's next tick) */
+    bool blocked;  /* the socket took part of them: the rest goes once it is writable */
     struct waiter *head, *tail;
     struct turn *turns;  /* the keys this loop's coroutines are updating (one turn each) */
     struct turn *handed; /* turns handed over, their coroutines to be woken by the loop */
@@ -250,7 +251,7 @@ static _Thread_local struct pipe *t_pipe;
 
 static void pipe_watch(struct pipe *p)
 {
-    if (shop_loop_watch(p->loop, &p->src, p->c.ctx->fd, EPOLLIN | (p->pending ? EPOLLOUT : 0)))
+    if (shop_loop_watch(p->loop, &p->src, p->c.ctx->fd, EPOLLIN | (p->blocked ? EPOLLOUT : 0)))
         shop_log_warn("redis: cannot watch the connection");
 }
 
@@ -260,7 +261,7 @@ static void pipe_drop(struct pipe *p)
         shop_loop_watch(p->loop, &p->src, -1, 0);
         drop(&p->c);
     }
-    p->pending = false;
+    p->pending = p->blocked = false;
 }
 
 static void waiter_fail(struct waiter *w, const char *why, bool timeout)
@@ -328,8 +329,8 @@ static void pipe_ready(void *arg, uint32_t events)
 static long long pipe_deadline(void *arg)
 {
     struct pipe *p = arg;
-    if (p->handed)
-        return 1; /* long past: the loop does not sleep before its tick wakes them */
+    if (p->handed || (p->pending && !p->blocked))
+        return 1; /* long past: the loop does not sleep before its tick wakes or writes them */
     return p->head ? p->head->deadline : 0;
 }
 
@@ -362,12 +363,9 @@ static void pipe_tick(void *arg, long long now)
         pipe_fail(p, p->c.ctx->errstr[0] ? p->c.ctx->errstr : "connection lost", false);
         return;
     }
-    if (done) {
-        p->pending = false;
-        pipe_watch(p);
-    } else {
-        pipe_watch(p); /* wait until the socket takes more */
-    }
+    p->pending = !done;
+    p->blocked = !done; /* then wait until the socket takes more */
+    pipe_watch(p);
 }
 
 static void pipe_stop(void *arg)
@@ -497,10 +495,7 @@ static int pipe_round_trip(struct pipe *p, int n, const char *const *cmds, const
         if (!p->pending && !p->head && shop_loop_alone()) {
             pipe_direct(p, &w);
         } else {
-            if (!p->pending) {
-                p->pending = true;
-                pipe_watch(p);
-            }
+            p->pending = true; /* written by the loop's tick, with whatever else is queued */
             if (p->tail)
                 p->tail->next = &w;
             else

@@ -794,6 +794,83 @@ def test_suspended_connection_events(fake_catalogue):
         stop_cart(proc)
 
 
+def server_socket_fd(pid, client):
+    """The descriptor in process pid of the accepted TCP socket whose peer is the client socket."""
+    port = client.getsockname()[1]
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        with open("/proc/%d/net/%s" % (pid, table)) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if int(cols[2].rsplit(":", 1)[1], 16) == port:  # the remote end is the client
+                    inodes.add(cols[9])
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if re.fullmatch(r"socket:\[(\d+)\]", os.readlink("/proc/%d/fd/%s" % (pid, fd))).group(1) in inodes:
+                return int(fd)
+        except (OSError, AttributeError):
+            continue
+    raise AssertionError("no socket of %d has the client's port %d as its peer" % (pid, port))
+
+
+def traced(pid):
+    """Every thread of pid has a tracer attached."""
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+            if re.search(r"^TracerPid:\s+0$", f.read(), re.M):
+                return False
+    return True
+
+
+def test_resumed_connection_reads_only_what_came(fake_catalogue, tmp_path):
+    """A request that waited (its connection suspended, loop mode) costs no read that finds nothing
+    once it is answered: the daemon remembers what happened on the socket while it was suspended
+    and reads again only when the client sent more (deps/patches/libmicrohttpd-suspend-keep-epoll.patch;
+    before, every resumed connection made one recv() that failed with EAGAIN). Six clients add one
+    SKU the cart has not seen at once, twice; all but the first of each round wait for the first
+    one's catalogue call (0.5 s) with their connections suspended. strace counts the cart's reads
+    on the clients' connections that found nothing: none."""
+    skus = ["LAGGING-%s" % uuid.uuid4().hex[:8] for _ in range(2)]
+    for sku in skus:
+        FakeCatalogue.replies[sku] = (200, '{"sku":"%s","name":"l","price":3,"instock":1}' % sku)
+    proc, url = start_cart(CATALOGUE_HOST="127.0.0.1:%d" % fake_catalogue, SHOP_THREADS="1",
+                           SHOP_LOOP=None)
+    log = tmp_path / "strace.txt"
+    tracer, socks = None, []
+    try:
+        host, port = url.split("//")[1].split(":")
+        for _ in range(6):
+            socks.append(socket.create_connection((host, int(port)), timeout=30))
+            socks[-1].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert " 200 " in read_answers(socks[-1], 1)[0][0]
+        fds = {server_socket_fd(proc.pid, s) for s in socks}
+        tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=recvfrom,read", "-e", "signal=none",
+                                   "-o", str(log), "-p", str(proc.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: traced(proc.pid), 10), "strace did not attach"
+        for sku in skus:
+            for i, s in enumerate(socks):
+                s.sendall(("GET /add/%s/%s/1 HTTP/1.1\r\nHost: x\r\n\r\n" % (cid("resumed-%d" % i), sku)).encode())
+            for s in socks:
+                assert " 200 " in read_answers(s, 1)[0][0]
+        time.sleep(0.2)  # what the cart does after its last answer is in the trace
+        tracer.terminate()
+        tracer.wait(10)
+        calls = [ln for ln in log.read_text().splitlines()
+                 if re.search(r"\b(recvfrom|read)\((\d+),", ln) and
+                 int(re.search(r"\b(recvfrom|read)\((\d+),", ln).group(2)) in fds]
+        assert len(calls) >= 12, "strace saw %d reads of the clients' connections %s" % (len(calls), sorted(fds))
+        empty = [ln for ln in calls if "EAGAIN" in ln]
+        assert not empty, "reads that found nothing on the clients' connections:\n" + "\n".join(empty)
+    finally:
+        if tracer and tracer.poll() is None:
+            tracer.kill()
+            tracer.wait()
+        for s in socks:
+            s.close()
+        stop_cart(proc)
+
+
 @pytest.mark.parametrize("var,value", [("CART_TTL_SECONDS", "soon"), ("CATALOGUE_PORT", "99999"),
                                        ("REDIS_URL", "http://x"), ("CART_SERVER_PORT", "x")])
 def test_bad_configuration_stops_with_its_name(var, value):

@@ -856,9 +856,8 @@ def test_resumed_connection_reads_only_what_came(fake_catalogue, tmp_path):
         time.sleep(0.2)  # what the cart does after its last answer is in the trace
         tracer.terminate()
         tracer.wait(10)
-        calls = [ln for ln in log.read_text().splitlines()
-                 if re.search(r"\b(recvfrom|read)\((\d+),", ln) and
-                 int(re.search(r"\b(recvfrom|read)\((\d+),", ln).group(2)) in fds]
+        reads = [(re.search(r"\b(?:recvfrom|read)\((\d+),", ln), ln) for ln in log.read_text().splitlines()]
+        calls = [ln for m, ln in reads if m and int(m.group(1)) in fds]
         assert len(calls) >= 12, "strace saw %d reads of the clients' connections %s" % (len(calls), sorted(fds))
         empty = [ln for ln in calls if "EAGAIN" in ln]
         assert not empty, "reads that found nothing on the clients' connections:\n" + "\n".join(empty)

@@ -2,8 +2,9 @@
  * shop_co_start; waiting ones go on, each on its own stack, in the order they are woken; done()
  * runs once per waited coroutine; the per-coroutine slot and the tracer's current span stay with
  * their coroutine across switches; a source's ready, tick and deadline hooks are called; stop
- * and destroy run at shop_loop_free; coroutines asked to be woken later (by a coroutine) run at
- * the next tick, in the order asked, and the poll after it does not wait. */
+ * and destroy run at shop_loop_free; a source keeps its events when one before it is removed;
+ * coroutines asked to be woken later (by a coroutine) run at the next tick, in the order asked, and
+ * the poll after it does not wait. */
 #include "libshop/loop.h"
 #include "libshop/trace.h"
 #include "libshop/util.h"
@@ -154,6 +155,42 @@ static void test_sources(void)
     close(st.fds[1]);
 }
 
+static uint32_t out_events;
+static void out_ready(void *arg, uint32_t ev)
+{
+    (void)arg;
+    out_events |= ev;
+}
+
+/* A source watched for writing keeps that interest when another source before it is removed
+ * (the loop renumbers the sources after the removed one and adds them to epoll again), and
+ * watching again with the same or other events does what it says. */
+static void test_watch_events(void)
+{
+    struct shop_loop *l = shop_loop_new();
+    struct src_state st = {0};
+    int out[2];
+    CHECK(pipe(st.fds) == 0 && pipe(out) == 0);
+    struct shop_loop_source first = {.ready = s_ready, .arg = &st};
+    struct shop_loop_source writer = {.ready = out_ready};
+    CHECK(shop_loop_add(l, &first) == 0 && shop_loop_add(l, &writer) == 0);
+    CHECK(shop_loop_watch(l, &first, st.fds[0], 0x001 /* EPOLLIN */) == 0);
+    CHECK(shop_loop_watch(l, &writer, out[1], 0x004 /* EPOLLOUT */) == 0);
+    CHECK(shop_loop_watch(l, &writer, out[1], 0x004) == 0); /* unchanged: still watched */
+    CHECK(shop_loop_poll(l, 5000) == 1 && (out_events & 0x004));
+    shop_loop_remove(l, &first);
+    out_events = 0;
+    CHECK(shop_loop_poll(l, 5000) == 1 && (out_events & 0x004));
+    CHECK(shop_loop_watch(l, &writer, out[1], 0x001) == 0); /* the write end never reads */
+    out_events = 0;
+    CHECK(shop_loop_poll(l, 0) == 0 && out_events == 0);
+    shop_loop_free(l);
+    close(st.fds[0]);
+    close(st.fds[1]);
+    close(out[0]);
+    close(out[1]);
+}
+
 /* A coroutine that records shop_loop_alone() when it starts, then waits once. */
 static bool alone_seen;
 static void alone_fn(void *arg)
@@ -237,6 +274,7 @@ int main(void)
     shop_co_slot_free_fn(slot_free);
     test_coroutines();
     test_sources();
+    test_watch_events();
     test_alone();
     test_wake_later();
     return check_report("loop");
